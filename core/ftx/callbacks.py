@@ -1,0 +1,114 @@
+"""Trainer callbacks the host attaches to every run (imports transformers: run time only).
+
+* :class:`MetricsLog` appends one JSON line per log step to ``metrics.jsonl`` and prints it;
+* :class:`FiniteGuard` stops at the first step whose gradients are not finite, before the
+  optimizer applies them, and prevents that state from being checkpointed;
+* :class:`StopOnSignal` turns SIGINT/SIGTERM into "finish this step, checkpoint, stop".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+KEEP = ("loss", "grad_norm", "learning_rate", "epoch", "num_tokens", "mean_token_accuracy")
+
+
+class MetricsLog(TrainerCallback):
+    """Write ``{"step", "loss", "learning_rate", ...}`` lines to ``path`` (rank 0 only)."""
+
+    def __init__(self, path: Path, console: Any = None, *, resume_step: int = 0) -> None:
+        self.path = path
+        self.console = console
+        self.last: dict[str, Any] = {}
+        if resume_step and path.exists():
+            # Keep the curve continuous: drop lines logged after the checkpoint we resume from.
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
+            path.write_text("".join(f"{line}\n" for line in kept))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        row = {"step": state.global_step, **{k: logs[k] for k in KEEP if k in logs}}
+        self.last = row
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.console is not None:
+            lr = row.get("learning_rate", 0.0)
+            self.console.print(
+                f"  step {state.global_step:>5}/{state.max_steps}  loss {row['loss']:.4f}"
+                f"  lr {lr:.2e}",
+                highlight=False,
+            )
+
+
+class FiniteGuard(TrainerCallback):
+    """Stop training at the first non-finite gradient; ``bad_step`` says where."""
+
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        import torch
+
+        if model is None or self.bad_step is not None:
+            return
+        for param in model.parameters():
+            if param.grad is not None and not torch.isfinite(param.grad).all():
+                self.bad_step = state.global_step + 1
+                control.should_training_stop = True
+                # Zero the poisoned gradients so the optimizer step leaves the weights as they were.
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.zero_()
+                return
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bad_step is not None:
+            control.should_save = False
+            control.should_training_stop = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if self.bad_step is None and isinstance(loss, float) and not math.isfinite(loss):
+            self.bad_step = state.global_step
+            control.should_training_stop = True
+            control.should_save = False
+
+
+class StopOnSignal(TrainerCallback):
+    """On SIGINT/SIGTERM: let the current step finish, save a checkpoint, stop training."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None:
+            # Second signal: the user insists; restore defaults and let it through.
+            self.uninstall()
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.signal_name is not None:
+            control.should_save = True
+            control.should_training_stop = True

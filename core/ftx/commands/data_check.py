@@ -1,0 +1,123 @@
+"""``ftx data check PATH``: what a data file holds and what training will see.
+
+The data are read and validated before any tokenizer is loaded, so a bad file fails fast with
+``error: <file>, <line/row>: <problem>`` on stderr and exit code 2. Importing this module imports
+neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ftx.errors import BadInput
+
+DATA_HELP = "Inspect and validate training data."
+
+
+@click.group("data", help=DATA_HELP)
+def data() -> None:
+    """``ftx data ...`` commands."""
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--model", "-m", default=None, help="Model whose tokenizer to use (default: demo).")
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tokens per example; longer rows are truncated (default: 512).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    help="auto | vicuna | openai | alpaca | prompt_completion | text",
+)
+@click.option(
+    "--template",
+    default="auto",
+    show_default=True,
+    help="auto (the tokenizer's chat template) | chat_template | vicuna_v1.1 | chatml",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def check(
+    path: str, model: str | None, max_length: int | None, fmt: str, template: str, as_json: bool
+) -> None:
+    """Detected format, rows, turns, token lengths, % truncated and % of tokens trained."""
+    from ftx.data import DEFAULT_MAX_LENGTH
+
+    try:
+        report = run_check(
+            path,
+            model=model,
+            max_length=max_length or DEFAULT_MAX_LENGTH,
+            fmt=fmt,
+            template=template,
+        )
+    except BadInput as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+
+
+def run_check(
+    path: str, *, model: str | None, max_length: int, fmt: str = "auto", template: str = "auto"
+) -> dict[str, Any]:
+    """Validate `path` (no model loaded yet), then load `model`'s tokenizer and measure."""
+    from ftx.data import data_check_report, load_conversations
+    from ftx.data.formats import check_format
+    from ftx.models import check_model_spec, load_tokenizer, resolve_model
+
+    check_format(fmt)
+    load_conversations(path, fmt)  # bad data fails before any model work
+    check_model_spec(model)
+    tokenizer = load_tokenizer(resolve_model(model))
+    report = data_check_report(path, tokenizer, max_length=max_length, fmt=fmt, template=template)
+    report["model"] = model or "demo"
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Render `report` (from `ftx.data.data_check_report`) as a table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    tokens, turns = report["tokens"], report["turns"]
+    table = Table(title=f"ftx data check: {report['path']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    rows = [
+        ("format", report["format"]),
+        ("files", str(len(report["files"]))),
+        ("template", f"{report['template']} (model: {report.get('model', '?')})"),
+        ("rows", str(report["rows"])),
+        ("assistant turns", f"mean {turns['mean']}, max {turns['max']}"),
+        ("tokens per row", f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}"),
+        (
+            f"truncated at {report['max_length']}",
+            f"{report['truncated']} rows ({report['truncated_pct']}%)",
+        ),
+        ("dropped (nothing left to train)", str(report["dropped"])),
+        ("tokens trained", f"{report['trained_pct']}% ({report['trained_tokens']} tokens)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+def _fail(err: BadInput) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True)
+    console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
+    if err.hint:
+        console.print(f"  [dim]hint:[/] {escape(err.hint)}", highlight=False, soft_wrap=True)
+    raise click.exceptions.Exit(2)

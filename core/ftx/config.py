@@ -1,0 +1,295 @@
+"""Run configuration: YAML file + CLI flags + ``--set section.key=value``, validated and resolved.
+
+A config has four sections:
+
+* ``model``: where the weights come from and how to load them (``name``, ``dtype``, …);
+* ``data``: the data files and how to turn them into tokens (``path``, ``eval``, ``max_length``, …);
+* ``train``: any TrainingArguments/SFTConfig field of the installed TRL, plus the seed's names
+  (``model_max_length``, ``max_seq_length``, ``warmup_ratio``, ``evaluation_strategy``, …) mapped
+  onto what the installed version expects;
+* ``method``: the selected plugin's own options, validated against what it declares.
+
+Precedence, lowest first: core defaults < plugin ``train_defaults`` < config file < CLI flags
+(``--model``, ``--data``) < ``--set``. Unknown keys are errors with a did-you-mean; values are
+coerced to the field's type (``--set train.learning_rate=1e-4`` is a float).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ftx.errors import BadInput
+from ftx.options import AUTO, Option, coerce, did_you_mean, resolve_options
+
+SECTIONS = ("model", "data", "train", "method")
+
+# name -> (type, default, help). Types as in ftx.options.coerce; "str?" = nullable string.
+MODEL_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "name": ("str?", None, "model: a HF directory, a .gguf file, a cached hub id; null = demo"),
+    "dtype": ("str", AUTO, "weights dtype: auto | float32 | bfloat16 | float16"),
+    "attn_implementation": ("str", AUTO, "auto | sdpa | eager | flash_attention_2"),
+    "trust_remote_code": ("bool", False, "run the model repository's own Python code (unsafe)"),
+    "allow_pickle": ("bool", False, "allow pickle (.bin) weights; safetensors only otherwise"),
+}
+DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "path": ("str?", None, "training data file or directory; null = the demo data"),
+    "eval": ("str?", None, "held-out file: scored before and after training"),
+    "eval_ratio": ("float", 0.0, "hold out this fraction of the training rows instead"),
+    "format": ("str", AUTO, "auto | vicuna | openai | alpaca | prompt_completion | text"),
+    "template": ("str", AUTO, "auto (the tokenizer's chat template) | vicuna_v1.1 | chatml"),
+    "max_length": ("int", 512, "tokens per example; longer ones are truncated"),
+    "packing": ("str", AUTO, "auto | true | false: padding-free batches"),
+    "train_on": ("str", "assistant", "assistant (mask everything else) | all"),
+    "eval_metric": ("str", "exact", "exact | json | loss"),
+    "eval_max_new_tokens": ("int", 64, "generation budget for exact/json scoring"),
+    "eval_limit": ("int?", None, "score only the first N held-out rows"),
+}
+CHOICES = {
+    ("model", "dtype"): (AUTO, "float32", "bfloat16", "float16"),
+    ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
+    ("data", "packing"): (AUTO, "true", "false"),
+    ("data", "train_on"): ("assistant", "all"),
+    ("data", "eval_metric"): ("exact", "json", "loss"),
+}
+
+# Seed / older-version names -> (section, key) in this version.
+TRAIN_ALIASES: dict[str, tuple[str, str]] = {
+    "model_max_length": ("data", "max_length"),
+    "max_seq_length": ("data", "max_length"),
+    "max_length": ("data", "max_length"),
+    "warmup_ratio": ("train", "warmup_steps"),
+    "evaluation_strategy": ("train", "eval_strategy"),
+    "packing": ("data", "packing"),
+    "gradient_checkpointing": ("train", "activation_checkpointing"),
+    "gradient_checkpointing_kwargs": ("train", "activation_checkpointing_kwargs"),
+}
+# Keys ftx sets itself; a user value would break the contract with the data layer / run dir.
+TRAIN_OWNED = {
+    "output_dir": "use --output",
+    "dataset_kwargs": "ftx tokenises the data itself",
+    "remove_unused_columns": "ftx passes only model inputs",
+    "padding_free": "use data.packing",
+    "completion_only_loss": "use data.train_on",
+    "assistant_only_loss": "use data.train_on",
+    "dataset_text_field": "use data.format",
+}
+
+CORE_TRAIN_DEFAULTS: dict[str, Any] = {
+    "num_train_epochs": 1.0,
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 2e-5,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,
+    "weight_decay": 0.0,
+    "logging_steps": 5,
+    "logging_first_step": True,
+    "save_strategy": "steps",
+    "save_steps": 50,
+    "save_total_limit": 2,
+    "seed": 42,
+    "report_to": "none",
+    "bf16": AUTO,
+    "activation_checkpointing": AUTO,
+    "dataloader_num_workers": 0,
+    "disable_tqdm": True,
+    "logging_nan_inf_filter": False,
+}
+
+
+@dataclasses.dataclass
+class ResolvedConfig:
+    """The outcome of resolution: the config to write to ``config.yaml``, plus derived parts."""
+
+    config: dict[str, Any]
+    options: dict[str, Any]
+    train_args: dict[str, Any]
+
+
+def load_file(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML config file into ``{section: {key: value}}``; BadInput on any problem.
+
+    An optional top-level ``plugin: NAME`` is returned under ``"plugin"`` (a run's saved
+    ``config.yaml`` has one, so it can be reused with ``--config``).
+    """
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BadInput(f"{path}{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    plugin = data.pop("plugin", None)
+    if plugin is not None and not isinstance(plugin, str):
+        raise BadInput(f"{path}: 'plugin' must be a plugin name, got {plugin!r}")
+    for section, body in data.items():
+        if section not in SECTIONS:
+            raise BadInput(
+                f"{path}: unknown section '{section}'{did_you_mean(str(section), SECTIONS)}; "
+                f"sections are {', '.join(SECTIONS)}"
+            )
+        if body is not None and not isinstance(body, dict):
+            raise BadInput(f"{path}: section '{section}' must be a mapping of key: value")
+    out: dict[str, Any] = {s: dict(data.get(s) or {}) for s in SECTIONS}
+    if plugin is not None:
+        out["plugin"] = plugin
+    return out
+
+
+def parse_set(expr: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value`` (value read as YAML) into ``(section, key, value)``."""
+    if "=" not in expr or "." not in expr.split("=", 1)[0]:
+        raise BadInput(f"--set {expr!r}: expected section.key=value, e.g. train.max_steps=50")
+    lhs, raw = expr.split("=", 1)
+    section, key = lhs.strip().split(".", 1)
+    if section not in SECTIONS:
+        raise BadInput(
+            f"--set {expr!r}: unknown section '{section}'{did_you_mean(section, SECTIONS)}"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return section, key.strip(), value
+
+
+def merge(file_cfg: dict[str, Any], flags: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Layer CLI flags (``{"model": {...}, "data": {...}}``) and ``--set``s over a file config."""
+    cfg = {s: dict(file_cfg.get(s) or {}) for s in SECTIONS}
+    for section, values in flags.items():
+        cfg[section].update({k: v for k, v in values.items() if v is not None})
+    for expr in sets:
+        section, key, value = parse_set(expr)
+        cfg[section][key] = value
+    return cfg
+
+
+def _check_fixed(section: str, table: dict[str, tuple[str, Any, str]], given: dict) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in table:
+            raise BadInput(
+                f"unknown key {section}.{key}{did_you_mean(key, table)}; "
+                f"known: {', '.join(sorted(table))}"
+            )
+        type_name, _, _ = table[key]
+        where = f"{section}.{key}"
+        if type_name.endswith("?"):
+            out[key] = None if value is None else coerce(value, type_name[:-1], where=where)
+        else:
+            out[key] = coerce(value, type_name, where=where)
+        choices = CHOICES.get((section, key))
+        if choices is not None:
+            if isinstance(out[key], bool):
+                out[key] = str(out[key]).lower()
+            if out[key] not in choices:
+                raise BadInput(f"{where}: {value!r} is not one of: {', '.join(choices)}")
+    return {**{k: v[1] for k, v in table.items()}, **out}
+
+
+def _apply_aliases(cfg: dict[str, Any]) -> None:
+    train = cfg["train"]
+    for old in [k for k in train if k in TRAIN_ALIASES]:
+        section, new = TRAIN_ALIASES[old]
+        value = train.pop(old)
+        if section == "train" and new in train:
+            raise BadInput(f"train.{old} and train.{new} both given: {old} is the old name of {new}")
+        cfg[section].setdefault(new, value)
+    layer_cls = train.pop("fsdp_transformer_layer_cls_to_wrap", None)
+    if layer_cls is not None:
+        fsdp_config = dict(train.get("fsdp_config") or {})
+        fsdp_config.setdefault("transformer_layer_cls_to_wrap", layer_cls)
+        train["fsdp_config"] = fsdp_config
+
+
+@functools.lru_cache(maxsize=1)
+def train_fields() -> dict[str, Any]:
+    """Field name -> type hint of the installed TRL ``SFTConfig`` (imports trl: not cheap)."""
+    from trl import SFTConfig
+
+    hints = typing.get_type_hints(SFTConfig)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(SFTConfig) if f.init}
+
+
+def _hint_types(hint: Any) -> list[str]:
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if is_union else (hint,)
+    names = {bool: "bool", int: "int", float: "float", str: "str"}
+    found = [names[a] for a in args if a in names]
+    return found if len(found) == len([a for a in args if a is not type(None)]) else []
+
+
+def coerce_train_value(key: str, value: Any, hint: Any) -> Any:
+    """Coerce a ``train.<key>`` value to the SFTConfig field's type; complex types pass through."""
+    if value is None:
+        return None
+    kinds = _hint_types(hint)
+    if not kinds:
+        return value
+    errors = []
+    for kind in sorted(kinds, key=["bool", "int", "float", "str"].index):
+        try:
+            return coerce(value, kind, where=f"train.{key}")
+        except BadInput as exc:
+            errors.append(exc)
+    raise BadInput(f"train.{key}: expected {' or '.join(kinds)}, got {value!r}")
+
+
+def resolve(
+    raw: dict[str, Any],
+    *,
+    declared_options: list[Option],
+    plugin: str,
+    plugin_train_defaults: dict[str, Any] | None,
+    device: Any,
+) -> ResolvedConfig:
+    """Validate and resolve a merged config for ``plugin`` on ``device`` (a DeviceInfo)."""
+    cfg = copy.deepcopy({s: dict(raw.get(s) or {}) for s in SECTIONS})
+    _apply_aliases(cfg)
+    model = _check_fixed("model", MODEL_FIELDS, cfg["model"])
+    data = _check_fixed("data", DATA_FIELDS, cfg["data"])
+    if not 0.0 <= data["eval_ratio"] < 1.0:
+        raise BadInput(f"data.eval_ratio: {data['eval_ratio']} must be in [0, 1)")
+    if data["max_length"] < 8:
+        raise BadInput(f"data.max_length: {data['max_length']} is too small (at least 8)")
+    options = resolve_options(declared_options, cfg["method"], plugin=plugin)
+
+    fields = train_fields()
+    for key in cfg["train"]:
+        if key in TRAIN_OWNED:
+            raise BadInput(f"train.{key} is managed by ftx: {TRAIN_OWNED[key]}")
+        if key not in fields:
+            raise BadInput(
+                f"unknown key train.{key}{did_you_mean(key, [*fields, *TRAIN_ALIASES])}",
+                hint="train takes TrainingArguments/SFTConfig fields of the installed TRL",
+            )
+    train = {**CORE_TRAIN_DEFAULTS, **(plugin_train_defaults or {}), **cfg["train"]}
+    if train.get("bf16") == AUTO:
+        train["bf16"] = bool(device.bf16)
+    if train.get("activation_checkpointing") == AUTO:
+        train["activation_checkpointing"] = bool(device.is_gpu)
+    train = {k: coerce_train_value(k, v, fields.get(k, Any)) for k, v in train.items()}
+    if train.get("bf16") and train.get("fp16"):
+        raise BadInput("train.bf16 and train.fp16 are both true; pick one")
+    config = {"model": model, "data": data, "train": train, "method": options}
+    return ResolvedConfig(config=config, options=options, train_args=dict(train))

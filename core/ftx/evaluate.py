@@ -1,0 +1,119 @@
+"""Scoring a model on held-out conversations: ``exact``, ``json`` and ``loss``.
+
+* ``exact``: greedy completion of the last assistant turn equals the reference after stripping
+  surrounding whitespace;
+* ``json``: both parse as JSON and are equal as values (an unparsable output scores 0);
+* ``loss``: mean cross-entropy over the assistant tokens (the tokens training would train), with
+  ``perplexity`` and ``tokens``; the KV cache is off, as in training.
+
+Used by ``ftx eval`` and by ``ftx run`` for the before/after scores, so the two always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ftx.errors import BadInput
+
+METRICS = ("exact", "json", "loss")
+
+
+def exact_match(output: str, reference: str) -> bool:
+    return output.strip() == reference.strip()
+
+
+def json_match(output: str, reference: str) -> bool:
+    try:
+        return json.loads(output.strip()) == json.loads(reference.strip())
+    except ValueError:
+        return False
+
+
+def generations(
+    model: Any,
+    tokenizer: Any,
+    convs: list[Any],
+    *,
+    template: str = "auto",
+    max_new_tokens: int = 64,
+    **sampling: Any,
+) -> list[dict[str, Any]]:
+    """Complete the last assistant turn of every conversation: rows of id/prompt/output/reference."""
+    from ftx.data import prompt_for_generation
+    from ftx.inference import generate
+
+    prompts, refs = [], []
+    for conv in convs:
+        ids, ref = prompt_for_generation(conv, tokenizer, template=template)
+        prompts.append(ids)
+        refs.append(ref)
+    outs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, **sampling)
+    return [
+        {
+            "id": conv.id if conv.id is not None else conv.source,
+            "prompt": tokenizer.decode(ids),
+            "output": out,
+            "reference": ref,
+        }
+        for conv, ids, out, ref in zip(convs, prompts, outs, refs, strict=True)
+    ]
+
+
+def score(
+    model: Any,
+    tokenizer: Any,
+    convs: list[Any],
+    *,
+    metric: str = "exact",
+    template: str = "auto",
+    max_new_tokens: int = 64,
+    max_length: int = 2048,
+) -> dict[str, Any]:
+    """Score ``convs`` with ``metric``; return ``{"metric", "score", "n", ...}``."""
+    if metric not in METRICS:
+        raise BadInput(f"unknown metric '{metric}'; choose one of {', '.join(METRICS)}")
+    if not convs:
+        raise BadInput("no held-out conversations to score")
+    if metric == "loss":
+        return _loss(model, tokenizer, convs, template=template, max_length=max_length)
+    rows = generations(model, tokenizer, convs, template=template, max_new_tokens=max_new_tokens)
+    match = exact_match if metric == "exact" else json_match
+    hits = sum(match(r["output"], r["reference"]) for r in rows)
+    return {
+        "metric": metric,
+        "score": hits / len(rows),
+        "n": len(rows),
+        "correct": hits,
+        "examples": rows[:3],
+    }
+
+
+def _loss(model: Any, tokenizer: Any, convs: list[Any], *, template: str, max_length: int) -> dict:
+    import torch
+
+    from ftx.data import tokenize_dataset
+
+    data = tokenize_dataset(convs, tokenizer, max_length=max_length, template=template)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ex in data.examples:
+            ids = torch.tensor([ex["input_ids"]], device=model.device)
+            labels = torch.tensor([ex["labels"]], device=model.device)
+            logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+            target = labels[:, 1:]
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                ignore_index=-100, reduction="sum",
+            )
+            total += float(nll)
+            count += int((target != -100).sum())
+    mean = total / max(count, 1)
+    return {
+        "metric": "loss",
+        "score": mean,
+        "n": len(data.examples),
+        "perplexity": math.exp(min(mean, 50.0)),
+        "tokens": count,
+    }

@@ -1,0 +1,55 @@
+"""Multi-process launching: ``ftx run --nproc N`` re-executes itself under torchrun.
+
+Every rank runs the same ``ftx run`` command line; ``--output`` is fixed before launching so all
+ranks agree on the run directory, and only rank 0 writes to it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def strip_option(argv: list[str], name: str) -> list[str]:
+    """Remove ``--name VALUE`` / ``--name=VALUE`` from ``argv``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == name:
+            skip = True
+            continue
+        if arg.startswith(f"{name}="):
+            continue
+        out.append(arg)
+    return out
+
+
+def has_option(argv: list[str], *names: str) -> bool:
+    return any(a in names or any(a.startswith(f"{n}=") for n in names) for a in argv)
+
+
+def torchrun_command(nproc: int, argv: list[str], *, output: str | None) -> list[str]:
+    """The torchrun command line that runs ``ftx <argv>`` on ``nproc`` local processes."""
+    args = strip_option(argv, "--nproc")
+    if output is not None and not has_option(args, "--output", "-o"):
+        args += ["--output", output]
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={nproc}", "-m", "ftx.cli", *args,
+    ]
+
+
+def relaunch(nproc: int, argv: list[str]) -> int:
+    """Run ``ftx <argv>`` under torchrun with ``nproc`` processes; return its exit code."""
+    from ftx.runner import default_output
+
+    plugin = None
+    for i, arg in enumerate(argv):
+        if arg in ("--plugin", "-p") and i + 1 < len(argv):
+            plugin = argv[i + 1]
+        elif arg.startswith("--plugin="):
+            plugin = arg.split("=", 1)[1]
+    output = str(default_output(plugin or "run"))
+    return subprocess.call(torchrun_command(nproc, argv, output=output))

@@ -1,0 +1,151 @@
+"""Plugin options: how a method plugin declares the keys of its ``method:`` config section.
+
+Declaring an option costs nothing at import time (no torch), so ``ftx plugins show`` and config
+validation stay fast. Values arrive from YAML or ``--set method.key=value`` and are coerced to the
+declared type; unknown keys get a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftx.errors import BadInput
+
+AUTO = "auto"
+"""Default meaning "decided from the hardware at run time"."""
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "any": object,
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One plugin option.
+
+    ``type`` is one of ``str``, ``int``, ``float``, ``bool``, ``list``, ``any``. ``default`` may be
+    ``"auto"`` (resolved by the plugin at run time). ``choices`` restricts the value; ``nullable``
+    allows ``null``. ``alternatives`` are extra accepted types (e.g. a layer selector that is a
+    string *or* a list).
+    """
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+    alternatives: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe_type(self) -> str:
+        names = [self.type, *self.alternatives]
+        if self.nullable:
+            names.append("null")
+        return " | ".join(names)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest known name, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def coerce(value: Any, type_name: str, *, where: str) -> Any:
+    """Coerce a YAML/CLI value to ``type_name``; raise BadInput naming ``where`` on failure.
+
+    YAML reads ``1e-4`` as a string and ``8`` as an int: strings that parse as the wanted number
+    are accepted, an int is accepted where a float is wanted, ``"true"/"false"`` for booleans.
+    """
+    if type_name == "any":
+        return value
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+            return value.lower() in {"true", "yes", "1"}
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+    elif type_name == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif type_name == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif type_name == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif type_name == "list":
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+    raise BadInput(f"{where}: expected {type_name}, got {value!r} ({type(value).__name__})")
+
+
+def resolve_options(
+    declared: list[Option], given: dict[str, Any] | None, *, plugin: str
+) -> dict[str, Any]:
+    """Validate ``given`` against ``declared``; return every option with its resolved value.
+
+    Unknown keys, wrong types and values outside ``choices`` raise BadInput naming
+    ``method.<key>``. ``"auto"`` is kept as the literal string for the plugin to resolve.
+    """
+    given = dict(given or {})
+    by_name = {o.name: o for o in declared}
+    for key in given:
+        if key not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise BadInput(
+                f"unknown option method.{key} for plugin '{plugin}'"
+                f"{did_you_mean(key, by_name)}; its options: {known}",
+                hint=f"see `ftx plugins show {plugin}`",
+            )
+    resolved: dict[str, Any] = {}
+    for opt in declared:
+        if opt.name not in given:
+            resolved[opt.name] = opt.default
+            continue
+        resolved[opt.name] = _coerce_option(opt, given[opt.name])
+    return resolved
+
+
+def _coerce_option(opt: Option, value: Any) -> Any:
+    where = f"method.{opt.name}"
+    if value is None and opt.nullable:
+        return None
+    if value == AUTO and opt.default == AUTO:
+        return AUTO
+    errors = []
+    for type_name in (opt.type, *opt.alternatives):
+        try:
+            out = coerce(value, type_name, where=where)
+        except BadInput as exc:
+            errors.append(exc)
+            continue
+        if opt.choices is not None and out not in opt.choices:
+            allowed = ", ".join(map(str, opt.choices))
+            raise BadInput(f"{where}: {value!r} is not one of: {allowed}")
+        return out
+    raise BadInput(f"{where}: expected {opt.describe_type()}, got {value!r}")

@@ -1,0 +1,88 @@
+"""Human-readable run outputs: ``loss.png`` (from ``metrics.jsonl``) and ``report.md``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ftx.artifacts import write_text
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: str) -> bool:
+    """Plot one loss curve per name into ``target`` (PNG); False when there is nothing to plot."""
+    if not any(curves.values()):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for name, rows in curves.items():
+        points = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=name, linewidth=1.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend()
+    fig.tight_layout()
+    tmp = target.with_name(f".tmp-{target.name}")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(target)
+    return True
+
+
+def _fmt_bytes(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "–"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _score(summary: dict[str, Any], key: str) -> str:
+    ev = summary.get(key)
+    return "–" if not ev else f"{ev['score']:.3f} ({ev['metric']}, n={ev['n']})"
+
+
+def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
+    """Write ``loss.png`` and ``report.md`` for a run (finished or not)."""
+    plotted = plot_losses(
+        {summary.get("plugin", "run"): read_metrics(run_dir)},
+        run_dir / "loss.png",
+        f"ftx {summary.get('plugin', '')}",
+    )
+    trainable, total = summary.get("trainable_params"), summary.get("total_params")
+    share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
+    lines = [
+        f"# ftx run: {summary.get('plugin')}",
+        "",
+        f"- status: **{summary.get('status')}**",
+        f"- model: `{summary.get('model')}` on {summary.get('device')} "
+        f"(dtype {summary.get('dtype')}, bf16 autocast {summary.get('bf16_autocast')}, "
+        f"attention {summary.get('attn_implementation')})",
+        f"- trainable parameters: {trainable if trainable is not None else '–'}{share} "
+        f"of {total if total is not None else '–'}",
+        f"- steps: {summary.get('steps', '–')}, tokens: {summary.get('tokens', '–')}, "
+        f"tokens/s: {summary.get('tokens_per_s', '–')}",
+        f"- wall time: {summary.get('wall_time_s', '–')} s, "
+        f"peak memory: {_fmt_bytes(summary.get('peak_memory_bytes'))}",
+        f"- final loss: {summary.get('final_loss', '–')}",
+        f"- held-out before: {_score(summary, 'eval_before')}",
+        f"- held-out after: {_score(summary, 'eval_after')}",
+    ]
+    if summary.get("error"):
+        lines.append(f"- error: {summary['error']}")
+    if plotted:
+        lines += ["", "![loss](loss.png)"]
+    write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -1,0 +1,61 @@
+"""ftx-fft: full fine-tuning — every weight trains (FastChat's recipe).
+
+Everything but distribution is the core default (load, all-trainable, TRL trainer, full export).
+This plugin adds the multi-process engines: FSDP (full shard, auto-wrap of the decoder blocks)
+or DeepSpeed, passed to the Trainer when the run is launched with ``ftx run --nproc N`` or by
+``torchrun``/``accelerate launch`` directly, and it records which engine actually ran.
+Importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftx import hookimpl
+from ftx.options import Option
+
+OPTIONS = [
+    Option("fsdp", "str", "off", "FSDP sharding when distributed",
+           choices=("off", "full_shard", "shard_grad_op", "hybrid_shard")),
+    Option("fsdp_offload", "bool", False, "offload FSDP parameters/optimizer state to the CPU"),
+    Option("deepspeed", "str", None, "path to a DeepSpeed JSON config (instead of FSDP)",
+           nullable=True),
+]
+
+
+@hookimpl
+def method_options() -> list[Option]:
+    return OPTIONS
+
+
+@hookimpl
+def train_defaults(device: Any) -> dict[str, Any]:
+    return {"learning_rate": 5e-5}
+
+
+@hookimpl
+def build_trainer(
+    run: Any,
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Any,
+    eval_dataset: Any,
+    data_collator: Any,
+    callbacks: list[Any],
+) -> Any:
+    from ftx.defaults import make_sft_trainer
+    from ftx_fft.engine import engine_arguments
+
+    overrides, engine = engine_arguments(run, model)
+    run.state.setdefault("summary", {})["engine"] = engine
+    run.log(f"engine: {engine}")
+    return make_sft_trainer(
+        run, model, tokenizer, train_dataset, eval_dataset, data_collator, callbacks, **overrides
+    )
+
+
+@hookimpl
+def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str] | None:
+    from ftx_fft.engine import export_sharded
+
+    return export_sharded(run, tokenizer, trainer)

@@ -1,0 +1,42 @@
+"""ftx-sft: supervised fine-tuning of only the layers you choose (the rest stays frozen).
+
+Hooks: ``select_trainable`` (freeze everything, unfreeze the selection, print what trains) and
+``train_defaults``. Loading, the TRL ``SFTTrainer`` and the full-model export are the core
+defaults. The selection logic lives in :mod:`ftx_sft.selection`; this module imports no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftx import hookimpl
+from ftx.options import Option
+
+DEFAULT_LAYERS = "last:4"
+
+OPTIONS = [
+    Option("layers", "str", DEFAULT_LAYERS,
+           "decoder blocks to train: last:N | first:N | 10-15 | 3,5,7 | a list of those",
+           alternatives=("int", "list")),
+    Option("modules", "list", None,
+           "glob patterns over parameter names inside the chosen blocks, e.g. ['mlp.*']",
+           nullable=True),
+    Option("extra", "list", [], "also train: embed_tokens, lm_head, norm (the final norm)"),
+]
+
+
+@hookimpl
+def method_options() -> list[Option]:
+    return OPTIONS
+
+
+@hookimpl
+def train_defaults(device: Any) -> dict[str, Any]:
+    return {"learning_rate": 1e-4}
+
+
+@hookimpl
+def select_trainable(run: Any, model: Any) -> Any:
+    from ftx_sft.selection import apply_selection
+
+    return apply_selection(run, model)

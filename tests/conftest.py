@@ -1,0 +1,22 @@
+"""Shared test setup: the ftx pytest plugin, a private cache, and the `slow` tier switch."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["ftx.testing.pytest_plugin"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the slow tier (real SmolLM2)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow") or os.environ.get("FTX_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow tier: pass --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

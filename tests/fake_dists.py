@@ -1,0 +1,17 @@
+"""Build throwaway plugin distributions on disk (dist-info + module) for discovery tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+
+def make_dist(root: Path, dist: str, plugin: str, module: str, source: str) -> Path:
+    """Write ``<module>.py`` and ``<dist>-0.1.dist-info`` registering it as ftx plugin ``plugin``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[ftx.plugins]\n{plugin} = {module}\n")
+    return root

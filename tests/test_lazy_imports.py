@@ -1,0 +1,30 @@
+"""Importing ftx, its CLI or a plugin's entry-point module must not import heavy libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
+LIGHT_MODULES = (
+    "ftx", "ftx.cli", "ftx.plugins", "ftx.hookspecs", "ftx.config", "ftx.data",
+    "ftx_fft", "ftx_sft", "ftx_qlora",
+)
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_light_modules_import_no_heavy_library():
+    mods = loaded_after("\n".join(f"import {m}" for m in LIGHT_MODULES))
+    assert not [h for h in HEAVY if h in mods]
+
+
+def test_plugins_listing_imports_no_heavy_library():
+    code = "from ftx.plugins import discover\nassert all(p.ok for p in discover())"
+    mods = loaded_after(code)
+    assert not [h for h in HEAVY if h in mods]

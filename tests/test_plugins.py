@@ -1,0 +1,122 @@
+"""Discovery, isolation and selection of method plugins (fake distributions on sys.path)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ftx.errors import BadInput
+from ftx.plugins import call_first, discover, get_plugin, manager_for
+from tests.fake_dists import make_dist
+
+GOOD = """
+from ftx import hookimpl
+from ftx.options import Option
+
+@hookimpl
+def method_options():
+    return [Option("alpha", "float", 0.5, "a knob")]
+
+@hookimpl
+def select_trainable(run, model):
+    return "selected-by-good"
+"""
+BROKEN = "raise RuntimeError('boom at import')\n"
+MISSIGNED = """
+from ftx import hookimpl
+
+@hookimpl
+def select_trainable(run, model, surprise):
+    return model
+"""
+TYPO = """
+from ftx import hookimpl
+
+@hookimpl
+def select_trainables(run, model):
+    return model
+"""
+
+
+@pytest.fixture
+def fake_plugins(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    make_dist(root, "ftx-good", "good", "ftx_good_mod", GOOD)
+    make_dist(root, "ftx-broken", "broken", "ftx_broken_mod", BROKEN)
+    make_dist(root, "ftx-missigned", "missigned", "ftx_missigned_mod", MISSIGNED)
+    make_dist(root, "ftx-typo", "typo", "ftx_typo_mod", TYPO)
+    monkeypatch.syspath_prepend(str(root))
+    return root
+
+
+def by_name(plugins):
+    return {p.name: p for p in plugins}
+
+
+def test_discovery_lists_each_plugin_with_status(fake_plugins):
+    found = by_name(discover())
+    assert found["good"].ok and found["good"].distribution == "ftx-good"
+    assert found["good"].hooks == ["method_options", "select_trainable"]
+    assert "RuntimeError: boom at import" in found["broken"].status
+    assert "surprise" in found["missigned"].status and "missigned" in found["missigned"].status
+    assert "select_trainables" in found["typo"].status
+    assert "did you mean 'select_trainable'" in found["typo"].status
+    # The built-in plugins are unaffected by the broken ones.
+    for name in ("fft", "sft", "qlora"):
+        assert found[name].ok, found[name].status
+
+
+def test_strict_mode_reraises(fake_plugins, monkeypatch):
+    monkeypatch.setenv("FTX_STRICT_PLUGINS", "1")
+    # The first broken plugin met (entry-point order) raises its own error.
+    with pytest.raises((RuntimeError, ValueError), match="boom|surprise|select_trainables"):
+        discover()
+
+
+def test_selection_registers_only_the_chosen_plugin(fake_plugins):
+    pm = manager_for(get_plugin("good"))
+    names = {pm.get_name(p) for p in pm.get_plugins()}
+    assert names == {"core", "good"}
+    result, who = call_first(pm, "select_trainable", run=None, model="m")
+    assert (result, who) == ("selected-by-good", "good")
+    # hook: method_options — the plugin's declaration is what the host sees.
+    options, who = call_first(pm, "method_options")
+    assert who == "good" and [o.name for o in options] == ["alpha"]
+    # A hook the plugin does not implement falls through to the core default.
+    assert [i.plugin_name for i in pm.hook.load_model.get_hookimpls()] == ["core"]
+
+
+def test_unknown_plugin_names_installed_and_pip_hint(fake_plugins):
+    with pytest.raises(BadInput) as err:
+        get_plugin("qlra")
+    assert "did you mean 'qlora'" in err.value.message
+    assert "fft" in err.value.message and "good" in err.value.message
+    assert err.value.hint == "pip install ftx-qlra"
+
+
+def test_broken_plugin_selected_is_bad_input(fake_plugins):
+    with pytest.raises(BadInput, match="failed to load"):
+        get_plugin("broken")
+
+
+def test_plugins_json_cli(fake_plugins, ftx_cli):
+    result = ftx_cli("plugins", "--json")
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    for name in ("fft", "sft", "qlora"):
+        assert rows[name]["status"] == "ok"
+        assert rows[name]["distribution"] == f"ftx-{name}"
+        assert rows[name]["version"]
+    assert rows["broken"]["status"] != "ok"
+
+
+def test_plugins_table_and_show(fake_plugins, ftx_cli):
+    result = ftx_cli("plugins")
+    assert result.exit_code == 0 and "qlora" in result.stdout and "boom" in result.stdout
+    shown = ftx_cli("plugins", "show", "qlora")
+    assert shown.exit_code == 0
+    assert "lora_alpha" in shown.stdout and "auto" in shown.stdout
+    as_json = json.loads(ftx_cli("plugins", "show", "sft", "--json").stdout)
+    assert {o["name"] for o in as_json["options"]} == {"layers", "modules", "extra"}
+    assert ftx_cli("plugins", "show", "nope").exit_code == 2

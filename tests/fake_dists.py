@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def make_dist(root: Path, dist: str, plugin: str, module: str, source: str) -> Path:
-    """Write ``<module>.py`` and ``<dist>-0.1.dist-info`` registering it as ftx plugin ``plugin``."""
+    """Write ``<module>.py`` and a ``<dist>-0.1.dist-info`` that registers it as ``plugin``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{dist.replace('-', '_')}-0.1.dist-info"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ftx import config as cfg
 from ftx.context import DeviceInfo
 from ftx.errors import BadInput
@@ -41,7 +40,8 @@ def test_precedence_core_plugin_file_set(tmp_path):
 def test_seed_names_map_onto_installed_fields():
     raw = cfg.merge(
         {"train": {"model_max_length": 256, "warmup_ratio": 0.1, "evaluation_strategy": "no"}},
-        {}, [],
+        {},
+        [],
     )
     res = resolve(raw)
     assert res.config["data"]["max_length"] == 256

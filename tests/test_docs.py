@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pluggy
-
 from ftx import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def spec_functions():
     marker = f"{hookspecs.hookspec.project_name}_spec"
     return {
-        name: fn for name, fn in vars(hookspecs).items()
-        if callable(fn) and hasattr(fn, marker)
+        name: fn for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, marker)
     }
 
 

@@ -8,8 +8,15 @@ import sys
 
 HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 LIGHT_MODULES = (
-    "ftx", "ftx.cli", "ftx.plugins", "ftx.hookspecs", "ftx.config", "ftx.data",
-    "ftx_fft", "ftx_sft", "ftx_qlora",
+    "ftx",
+    "ftx.cli",
+    "ftx.plugins",
+    "ftx.hookspecs",
+    "ftx.config",
+    "ftx.data",
+    "ftx_fft",
+    "ftx_sft",
+    "ftx_qlora",
 )
 
 

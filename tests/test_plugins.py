@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ftx.errors import BadInput
 from ftx.plugins import call_first, discover, get_plugin, manager_for
+
 from tests.fake_dists import make_dist
 
 GOOD = """
@@ -70,7 +70,7 @@ def test_discovery_lists_each_plugin_with_status(fake_plugins):
 def test_strict_mode_reraises(fake_plugins, monkeypatch):
     monkeypatch.setenv("FTX_STRICT_PLUGINS", "1")
     # The first broken plugin met (entry-point order) raises its own error.
-    with pytest.raises((RuntimeError, ValueError), match="boom|surprise|select_trainables"):
+    with pytest.raises((RuntimeError, ValueError), match=r"boom|surprise|select_trainables"):
         discover()
 
 

@@ -18,6 +18,8 @@ import pluggy
 # (bench/README: omp_wait_policy). Idle OpenMP threads must sleep instead. This only takes effect
 # if ftx is imported before torch, which is the case for the `ftx` command.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# ftx never downloads at run time: say so to huggingface_hub instead of letting it retry.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 __version__ = "0.1.0"
 

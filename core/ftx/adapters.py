@@ -26,19 +26,25 @@ def save_adapter(model: Any, tokenizer: Any, target: Path, *, base_path: Path) -
 
 
 def merge_adapter(
-    adapter_dir: Path, base_path: Path, tokenizer: Any, target: Path, *, dtype: str = "float32"
+    adapter_dir: Path,
+    base_path: Path,
+    tokenizer: Any,
+    target: Path,
+    *,
+    save_dtype: str | None = None,
 ) -> Path:
-    """Reload ``base_path`` unquantised, merge ``adapter_dir`` into it, save to ``target``."""
+    """Reload ``base_path`` unquantised (fp32), merge ``adapter_dir`` into it, save to
+    ``target`` (cast to ``save_dtype`` after merging, if given)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from ftx.defaults import save_full_model, torch_dtype
 
-    base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch_dtype(dtype))
+    base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch_dtype("float32"))
     with torch.no_grad():
         merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    return save_full_model(merged, tokenizer, target)
+    return save_full_model(merged, tokenizer, target, dtype=save_dtype)
 
 
 def export_adapter_method(run: Any, model: Any, tokenizer: Any) -> dict[str, str]:

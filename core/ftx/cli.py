@@ -29,9 +29,9 @@ def fail(message: str, hint: str | None = None, code: int = 2) -> None:
     from rich.markup import escape
 
     console = stderr_console()
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        console.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False)
+        console.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 
@@ -66,13 +66,24 @@ def cli() -> None:
 @click.option("--config", "-c", "config_file", type=click.Path(), help="YAML run config.")
 @click.option("--model", "-m", help="HF model dir, .gguf file or cached hub id (default: demo).")
 @click.option("--data", "-d", help="Training data file or directory (default: demo data).")
-@click.option("--output", "-o", type=click.Path(), help="Run directory (default: runs/<plugin>-<time>).")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override one config value, e.g. --set train.max_steps=50 (repeatable).")
-@click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
+@click.option(
+    "--output", "-o", type=click.Path(), help="Run directory (default: runs/<plugin>-<time>)."
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override one config value, e.g. --set train.max_steps=50 (repeatable).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output directory.")
 @click.option("--force", is_flag=True, help="With --resume: continue even if the data changed.")
-@click.option("--nproc", type=int, default=None, help="Processes to launch with torchrun (multi-GPU).")
+@click.option(
+    "--nproc", type=int, default=None, help="Processes to launch with torchrun (multi-GPU)."
+)
 def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, force, nproc):
     """Fine-tune a model with one method plugin."""
     from ftx.runner import RunRequest, execute, prepare
@@ -82,8 +93,15 @@ def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, f
 
         raise SystemExit(relaunch(nproc, sys.argv[1:]))
     req = RunRequest(
-        plugin=plugin, config_file=config_file, model=model, data=data, output=output,
-        sets=list(sets), resume=resume, overwrite=overwrite, force=force,
+        plugin=plugin,
+        config_file=config_file,
+        model=model,
+        data=data,
+        output=output,
+        sets=list(sets),
+        resume=resume,
+        overwrite=overwrite,
+        force=force,
     )
     prep = prepare(req)
     console = stderr_console()
@@ -122,19 +140,36 @@ def plugins_show_cmd(name: str, as_json: bool) -> None:
     info = get_plugin(name)
     options, _ = call_first(manager_for(info, defaults=False), "method_options")
     if as_json:
-        click.echo(json.dumps({**info.as_dict(), "options": [
-            {"name": o.name, "type": o.describe_type(), "default": o.default, "help": o.help,
-             "choices": list(o.choices) if o.choices else None} for o in options or []]},
-            indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {
+                    **info.as_dict(),
+                    "options": [
+                        {
+                            "name": o.name,
+                            "type": o.describe_type(),
+                            "default": o.default,
+                            "help": o.help,
+                            "choices": list(o.choices) if o.choices else None,
+                        }
+                        for o in options or []
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return
     print_plugin_detail(info, options or [])
 
 
 def _register_optional_commands() -> None:
     """Attach command modules (each imports nothing heavy at load time)."""
-    from ftx.commands import data_check
+    from ftx.commands import data_check, use
 
     cli.add_command(data_check.data)
+    for command in use.COMMANDS:
+        cli.add_command(command)
 
 
 _register_optional_commands()

@@ -213,7 +213,9 @@ def _apply_aliases(cfg: dict[str, Any]) -> None:
         section, new = TRAIN_ALIASES[old]
         value = train.pop(old)
         if section == "train" and new in train:
-            raise BadInput(f"train.{old} and train.{new} both given: {old} is the old name of {new}")
+            raise BadInput(
+                f"train.{old} and train.{new} both given: {old} is the old name of {new}"
+            )
         cfg[section].setdefault(new, value)
     layer_cls = train.pop("fsdp_transformer_layer_cls_to_wrap", None)
     if layer_cls is not None:

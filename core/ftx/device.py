@@ -54,7 +54,7 @@ def choose_attention(requested: str, device: DeviceInfo) -> str:
 
     if requested == "flash_attention_2" and not (device.kind == "cuda" and flash_attn_available()):
         raise BadInput(
-            "model.attn_implementation=flash_attention_2 needs a CUDA GPU and the flash-attn package",
+            "model.attn_implementation=flash_attention_2 needs a CUDA GPU and flash-attn",
             hint="pip install 'ftx-fft[flash]' on a CUDA machine, or use sdpa",
         )
     if requested != "auto":

@@ -40,7 +40,7 @@ def generations(
     max_new_tokens: int = 64,
     **sampling: Any,
 ) -> list[dict[str, Any]]:
-    """Complete the last assistant turn of every conversation: rows of id/prompt/output/reference."""
+    """Complete each conversation's last assistant turn: rows of id/prompt/output/reference."""
     from ftx.data import prompt_for_generation
     from ftx.inference import generate
 
@@ -104,8 +104,10 @@ def _loss(model: Any, tokenizer: Any, convs: list[Any], *, template: str, max_le
             logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
             target = labels[:, 1:]
             nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                ignore_index=-100, reduction="sum",
+                logits.reshape(-1, logits.size(-1)),
+                target.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
             )
             total += float(nll)
             count += int((target != -100).sum())

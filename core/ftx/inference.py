@@ -63,7 +63,9 @@ def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
     if kind == "adapter":
         from peft import PeftModel
 
-        base = json.loads((directory / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base = json.loads((directory / "adapter_config.json").read_text())[
+            "base_model_name_or_path"
+        ]
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype(dtype))
         model = PeftModel.from_pretrained(model, str(directory))
         tok_dir = directory if (directory / "tokenizer_config.json").is_file() else Path(base)

@@ -36,8 +36,14 @@ def torchrun_command(nproc: int, argv: list[str], *, output: str | None) -> list
     if output is not None and not has_option(args, "--output", "-o"):
         args += ["--output", output]
     return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", "-m", "ftx.cli", *args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "ftx.cli",
+        *args,
     ]
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from ftx import config as cfg_mod
 from ftx.errors import BadInput, RunInterrupted
-from ftx.plugins import METHOD_HOOKS, PluginInfo, call_first, get_plugin, manager_for
+from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
 
 
 @dataclass
@@ -216,8 +216,23 @@ def peak_rss_bytes() -> int:
     return rss if sys.platform == "darwin" else rss * 1024
 
 
+def quiet_libraries() -> None:
+    """Silence library chatter a user cannot act on (deprecation notices, per-load progress
+    bars); ftx prints its own progress. Real errors still surface."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*use_cache=True.*")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
     """Run the prepared job end to end; return the summary written to ``summary.json``."""
+    quiet_libraries()
     from ftx import data as data_mod
     from ftx.device import choose_attention, choose_dtype
     from ftx.models import load_tokenizer, resolve_model
@@ -227,7 +242,9 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
     started = time.time()
     model_path = resolve_model(mcfg["name"])
     tokenizer = load_tokenizer(model_path)
-    console.print(f"[bold]ftx[/] {prep.plugin.name} · model {model_path} · device {prep.device.name}")
+    console.print(
+        f"[bold]ftx[/] {prep.plugin.name} · model {model_path} · device {prep.device.name}"
+    )
 
     tokenized = data_mod.tokenize_dataset(
         prep.train_convs,
@@ -310,7 +327,9 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         if prep.eval_convs and main and prep.resume_from is None:
             console.print(f"scoring the base model on {len(prep.eval_convs)} held-out rows…")
             summary["eval_before"] = _score_dir(model_path, prep.eval_convs, eval_cfg)
-            console.print(f"  before: {dcfg['eval_metric']} = {summary['eval_before']['score']:.3f}")
+            console.print(
+                f"  before: {dcfg['eval_metric']} = {summary['eval_before']['score']:.3f}"
+            )
             _write_summary(out, summary)
         elif prep.resume_from is not None:
             prior = _read_json(out / "summary.json")
@@ -357,8 +376,10 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         if stopper.signal_name is not None:
             finish("interrupted", interrupted_by=stopper.signal_name)
             cmd = f"ftx run --resume --output {out}"
-            console.print(f"[yellow]interrupted by {stopper.signal_name}[/]; checkpoint saved. "
-                          f"Resume with:\n  {cmd}")
+            console.print(
+                f"[yellow]interrupted by {stopper.signal_name}[/]; checkpoint saved. "
+                f"Resume with:\n  {cmd}"
+            )
             raise RunInterrupted(cmd)
         # Every rank calls export (sharded engines gather collectively); only rank 0 writes.
         artifacts, who = call_first(
@@ -419,8 +440,11 @@ def _build_trainer(run, prep, model, tokenizer, tokenized, summary):
     train_ds = Dataset.from_list(tokenized.examples)
     resume_step = int(prep.resume_from.name.split("-")[-1]) if prep.resume_from else 0
     guard, stopper = FiniteGuard(), StopOnSignal()
-    callbacks = [MetricsLog(run.output_dir / "metrics.jsonl", run.console,
-                            resume_step=resume_step), guard, stopper]
+    callbacks = [
+        MetricsLog(run.output_dir / "metrics.jsonl", run.console, resume_step=resume_step),
+        guard,
+        stopper,
+    ]
     trainer, who = call_first(
         prep.pm,
         "build_trainer",
@@ -487,8 +511,16 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for dist in ("ftx-core", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
-                 "bitsandbytes"):
+    for dist in (
+        "ftx-core",
+        "torch",
+        "transformers",
+        "trl",
+        "peft",
+        "accelerate",
+        "datasets",
+        "bitsandbytes",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -32,13 +32,17 @@ def print_plugin_detail(info: Any, options: list[Any]) -> None:
     console = _console()
     console.print(f"[bold]{info.name}[/] — {info.distribution} {info.version} ({info.module})")
     console.print(f"hooks: {', '.join(info.hooks) or 'none'} (core defaults answer the rest)")
-    table = Table(title=f"method options (config section `method:` / --set method.KEY=VALUE)")
+    table = Table(title="method options (config section `method:` / --set method.KEY=VALUE)")
     for col in ("option", "type", "default", "help"):
         table.add_column(col)
     for o in options:
         extra = f" [dim](one of: {', '.join(map(str, o.choices))})[/]" if o.choices else ""
-        table.add_row(o.name, o.describe_type(), repr(o.default) if o.default != "auto"
-                      else "auto", f"{o.help}{extra}")
+        table.add_row(
+            o.name,
+            o.describe_type(),
+            repr(o.default) if o.default != "auto" else "auto",
+            f"{o.help}{extra}",
+        )
     if not options:
         table.caption = "this plugin declares no options"
     console.print(table)
@@ -52,10 +56,16 @@ def print_run_summary(summary: dict[str, Any], out: Path, console: Any) -> None:
     table.add_column("value")
     trainable, total = summary.get("trainable_params"), summary.get("total_params")
     if trainable and total:
-        table.add_row("trainable params", f"{trainable:,} / {total:,} ({100*trainable/total:.2f}%)")
-    for key, label in (("steps", "steps"), ("tokens_per_s", "tokens/s"),
-                       ("train_time_s", "train time (s)"), ("wall_time_s", "wall time (s)"),
-                       ("final_loss", "final loss")):
+        table.add_row(
+            "trainable params", f"{trainable:,} / {total:,} ({100 * trainable / total:.2f}%)"
+        )
+    for key, label in (
+        ("steps", "steps"),
+        ("tokens_per_s", "tokens/s"),
+        ("train_time_s", "train time (s)"),
+        ("wall_time_s", "wall time (s)"),
+        ("final_loss", "final loss"),
+    ):
         if summary.get(key) is not None:
             table.add_row(label, str(summary[key]))
     if summary.get("peak_memory_bytes"):

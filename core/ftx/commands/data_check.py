@@ -96,7 +96,8 @@ def print_report(report: dict[str, Any]) -> None:
     rows = [
         ("format", report["format"]),
         ("files", str(len(report["files"]))),
-        ("template", f"{report['template']} (model: {report.get('model', '?')})"),
+        ("model", str(report.get("model", "?"))),
+        ("template", report["template"]),
         ("rows", str(report["rows"])),
         ("assistant turns", f"mean {turns['mean']}, max {turns['max']}"),
         ("tokens per row", f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}"),

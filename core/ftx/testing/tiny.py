@@ -108,7 +108,20 @@ def write_tiny_dataset(path: str | Path, *, rows: int = 48, seed: int = 0) -> Pa
     import json
     import random
 
-    words = "red green blue cat dog fox one two three apple pear plum".split()
+    words = [
+        "red",
+        "green",
+        "blue",
+        "cat",
+        "dog",
+        "fox",
+        "one",
+        "two",
+        "three",
+        "apple",
+        "pear",
+        "plum",
+    ]
     rng = random.Random(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,17 @@ from ftx import hookimpl
 from ftx.options import Option
 
 OPTIONS = [
-    Option("fsdp", "str", "off", "FSDP sharding when distributed",
-           choices=("off", "full_shard", "shard_grad_op", "hybrid_shard")),
+    Option(
+        "fsdp",
+        "str",
+        "off",
+        "FSDP sharding when distributed",
+        choices=("off", "full_shard", "shard_grad_op", "hybrid_shard"),
+    ),
     Option("fsdp_offload", "bool", False, "offload FSDP parameters/optimizer state to the CPU"),
-    Option("deepspeed", "str", None, "path to a DeepSpeed JSON config (instead of FSDP)",
-           nullable=True),
+    Option(
+        "deepspeed", "str", None, "path to a DeepSpeed JSON config (instead of FSDP)", nullable=True
+    ),
 ]
 
 
@@ -44,6 +50,7 @@ def build_trainer(
     callbacks: list[Any],
 ) -> Any:
     from ftx.defaults import make_sft_trainer
+
     from ftx_fft.engine import engine_arguments
 
     overrides, engine = engine_arguments(run, model)

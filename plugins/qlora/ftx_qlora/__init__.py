@@ -16,15 +16,30 @@ OPTIONS = [
     Option("bits", "int", 4, "quantisation of the frozen base", choices=(4, 8)),
     Option("quant_type", "str", "nf4", "4-bit data type", choices=("nf4", "fp4")),
     Option("double_quant", "bool", True, "also quantise the quantisation constants"),
-    Option("compute_dtype", "str", AUTO, "matmul dtype: auto = bf16 where supported, else fp32",
-           choices=(AUTO, "bfloat16", "float16", "float32")),
+    Option(
+        "compute_dtype",
+        "str",
+        AUTO,
+        "matmul dtype: auto = bf16 where supported, else fp32",
+        choices=(AUTO, "bfloat16", "float16", "float32"),
+    ),
     Option("r", "int", 16, "LoRA rank"),
     Option("lora_alpha", "int", 32, "LoRA scaling numerator (scale = alpha / r)"),
     Option("lora_dropout", "float", 0.05, "dropout on the LoRA input"),
-    Option("target_modules", "str", "all-linear",
-           "'all-linear' or a comma list of module names (q_proj,v_proj,…)", alternatives=("list",)),
-    Option("modules_to_save", "list", None, "extra modules trained in full (e.g. lm_head)",
-           nullable=True),
+    Option(
+        "target_modules",
+        "str",
+        "all-linear",
+        "'all-linear' or a comma list of module names (q_proj,v_proj,…)",
+        alternatives=("list",),
+    ),
+    Option(
+        "modules_to_save",
+        "list",
+        None,
+        "extra modules trained in full (e.g. lm_head)",
+        nullable=True,
+    ),
     Option("use_dora", "bool", False, "DoRA: weight-decomposed LoRA"),
     Option("use_rslora", "bool", False, "rank-stabilised LoRA scaling (alpha / sqrt(r))"),
 ]
@@ -74,9 +89,8 @@ def load_model(run: Any) -> Any:
     require("bitsandbytes")
     require("peft")
     _quiet_bitsandbytes()
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
     from ftx.defaults import from_pretrained_kwargs, torch_dtype
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     opts = run.options
     if opts["bits"] == 4:
@@ -90,7 +104,9 @@ def load_model(run: Any) -> Any:
     else:
         quant = BitsAndBytesConfig(load_in_8bit=True)
     kwargs = from_pretrained_kwargs(run)
-    kwargs["dtype"] = torch_dtype(compute_dtype(run)) if run.device.is_gpu else torch_dtype("float32")
+    kwargs["dtype"] = (
+        torch_dtype(compute_dtype(run)) if run.device.is_gpu else torch_dtype("float32")
+    )
     if run.device.kind == "cuda":
         import os
 
@@ -104,10 +120,9 @@ def load_model(run: Any) -> Any:
 
 @hookimpl
 def select_trainable(run: Any, model: Any) -> Any:
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
     from ftx.errors import BadInput
     from ftx.layers import linear_module_names
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     opts = run.options
     checkpointing = bool(run.train_args.get("activation_checkpointing"))

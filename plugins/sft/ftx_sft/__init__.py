@@ -15,12 +15,20 @@ from ftx.options import Option
 DEFAULT_LAYERS = "last:4"
 
 OPTIONS = [
-    Option("layers", "str", DEFAULT_LAYERS,
-           "decoder blocks to train: last:N | first:N | 10-15 | 3,5,7 | a list of those",
-           alternatives=("int", "list")),
-    Option("modules", "list", None,
-           "glob patterns over parameter names inside the chosen blocks, e.g. ['mlp.*']",
-           nullable=True),
+    Option(
+        "layers",
+        "str",
+        DEFAULT_LAYERS,
+        "decoder blocks to train: last:N | first:N | 10-15 | 3,5,7 | a list of those",
+        alternatives=("int", "list"),
+    ),
+    Option(
+        "modules",
+        "list",
+        None,
+        "glob patterns over parameter names inside the chosen blocks, e.g. ['mlp.*']",
+        nullable=True,
+    ),
     Option("extra", "list", [], "also train: embed_tokens, lm_head, norm (the final norm)"),
 ]
 

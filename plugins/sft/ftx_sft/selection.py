@@ -74,7 +74,8 @@ def _extra_params(model: Any, extras: list[str], prefix: str) -> dict[str, Any]:
             out.update({f"{extra}:{n}": p for n, p in module.named_parameters()})
             continue
         norms = {
-            n: p for n, p in model.named_parameters()
+            n: p
+            for n, p in model.named_parameters()
             if "norm" in n and block_index(n, prefix) is None
         }
         if not norms:

@@ -1,0 +1,68 @@
+"""``ftx chat``: a streaming multi-turn chat loop in the terminal."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+def prompt_ids(messages: list[dict[str, str]], tokenizer: Any) -> list[int]:
+    """Token ids for ``messages`` plus the assistant generation prompt, rendered exactly as
+    training rendered them (the tokenizer's chat template, or ftx's fallback template)."""
+    from ftx.data import Conversation, prompt_for_generation
+
+    conv = Conversation(
+        messages=[*messages, {"role": "assistant", "content": ""}], id=None, source="chat"
+    )
+    ids, _ = prompt_for_generation(conv, tokenizer)
+    return ids
+
+
+def chat_loop(
+    loaded: Any, *, system: str | None, max_new_tokens: int, read=input, write=print
+) -> list[dict[str, str]]:
+    """Read user turns until EOF or ``/exit``; stream each reply. ``/reset`` clears history.
+    Returns the conversation (for tests)."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    from ftx.inference import stop_token_ids
+
+    model, tokenizer = loaded.model, loaded.tokenizer
+    history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    write(f"chatting with {loaded.source} — /reset clears, /exit or Ctrl-D quits")
+    while True:
+        try:
+            line = read("you> ")
+        except EOFError:
+            break
+        if line.strip() == "/exit":
+            break
+        if line.strip() == "/reset":
+            history = history[:1] if system else []
+            continue
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        ids = torch.tensor([prompt_ids(history, tokenizer)], device=model.device)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "streamer": streamer,
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "eos_token_id": stop_token_ids(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        worker = threading.Thread(target=model.generate, kwargs=kwargs, daemon=True)
+        worker.start()
+        reply = ""
+        write("bot> ", end="", flush=True)
+        for piece in streamer:
+            reply += piece
+            write(piece, end="", flush=True)
+        worker.join()
+        write("")
+        history.append({"role": "assistant", "content": reply.strip()})
+    return history

@@ -1,0 +1,148 @@
+"""Using a trained model: ``ftx generate``, ``ftx eval``, ``ftx chat``, ``ftx export``.
+
+``RUN_OR_MODEL`` is a run directory (its ``model/``), a model directory or an adapter directory.
+Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ftx.errors import BadInput
+
+run_or_model = click.argument("run_or_model", type=click.Path())
+
+
+def _load_eval_rows(data: str, fmt: str, limit: int | None):
+    from ftx.data import load_conversations
+
+    convs = load_conversations(data, fmt)
+    for conv in convs:
+        if conv.is_text:
+            raise BadInput(
+                f"{conv.source}: plain text rows have no assistant reference to compare against",
+                hint="use conversations with a final assistant turn, or --metric loss",
+            )
+    return convs[:limit] if limit else convs
+
+
+@click.command("generate")
+@run_or_model
+@click.option("--data", required=True, type=click.Path(), help="Conversations to complete.")
+@click.option("--out", type=click.Path(), help="Write JSONL here (default: stdout).")
+@click.option("--max-new-tokens", default=64, show_default=True)
+@click.option("--sample", is_flag=True, help="Sample instead of greedy decoding.")
+@click.option("--temperature", default=0.7, show_default=True)
+@click.option("--top-p", default=0.9, show_default=True)
+@click.option("--format", "fmt", default="auto", help="Data format (default: detect).")
+@click.option("--limit", type=int, help="Only the first N conversations.")
+def generate_cmd(run_or_model, data, out, max_new_tokens, sample, temperature, top_p, fmt, limit):
+    """Generate the last assistant turn of every conversation in --data."""
+    from ftx.evaluate import generations
+    from ftx.inference import load_for_inference, resolve_artifact
+
+    resolve_artifact(run_or_model)
+    convs = _load_eval_rows(data, fmt, limit)
+    loaded = load_for_inference(run_or_model)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sample else {}
+    rows = generations(
+        loaded.model, loaded.tokenizer, convs, max_new_tokens=max_new_tokens, **sampling
+    )
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if out:
+        from ftx.artifacts import write_text
+
+        write_text(out, text)
+        click.echo(f"wrote {len(rows)} rows to {out}", err=True)
+    else:
+        sys.stdout.write(text)
+
+
+@click.command("eval")
+@run_or_model
+@click.option("--data", required=True, type=click.Path(), help="Held-out conversations.")
+@click.option(
+    "--metric", type=click.Choice(["exact", "json", "loss"]), default="exact", show_default=True
+)
+@click.option("--max-new-tokens", default=64, show_default=True)
+@click.option("--format", "fmt", default="auto", help="Data format (default: detect).")
+@click.option("--limit", type=int, help="Only the first N conversations.")
+def eval_cmd(run_or_model, data, metric, max_new_tokens, fmt, limit):
+    """Score a run or model on --data; one JSON object on stdout, a table on stderr."""
+    from ftx.evaluate import score
+    from ftx.inference import load_for_inference, resolve_artifact
+
+    resolve_artifact(run_or_model)
+    if metric == "loss":
+        from ftx.data import load_conversations
+
+        convs = load_conversations(data, fmt)[: limit or None]
+    else:
+        convs = _load_eval_rows(data, fmt, limit)
+    loaded = load_for_inference(run_or_model)
+    result = score(
+        loaded.model, loaded.tokenizer, convs, metric=metric, max_new_tokens=max_new_tokens
+    )
+    result = {**result, "model": loaded.source, "data": str(data)}
+    _print_eval_table(result)
+    click.echo(json.dumps({k: v for k, v in result.items() if k != "examples"}))
+
+
+def _print_eval_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ftx eval — {result['metric']}")
+    table.add_column("metric")
+    table.add_column("score")
+    table.add_column("n")
+    table.add_row(result["metric"], f"{result['score']:.4f}", str(result["n"]))
+    Console(stderr=True).print(table)
+    for ex in result.get("examples", [])[:3]:
+        Console(stderr=True).print(
+            f"[dim]ref[/] {ex['reference']!r}  [dim]out[/] {ex['output']!r}", highlight=False
+        )
+
+
+@click.command("chat")
+@run_or_model
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--max-new-tokens", default=256, show_default=True)
+def chat_cmd(run_or_model, system, max_new_tokens):
+    """Chat with a run or model in the terminal (streaming; /reset, /exit)."""
+    from ftx.chat import chat_loop
+    from ftx.inference import load_for_inference, resolve_artifact
+
+    resolve_artifact(run_or_model)
+    loaded = load_for_inference(run_or_model)
+    chat_loop(loaded, system=system, max_new_tokens=max_new_tokens)
+
+
+@click.command("export")
+@click.argument("run", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["adapter", "merged", "full"]),
+    default="full",
+    show_default=True,
+)
+@click.option(
+    "--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="fp32", show_default=True
+)
+@click.option("--out", type=click.Path(), help="Target directory (default RUN/export-FMT-DTYPE).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing target directory.")
+def export_cmd(run, fmt, dtype, out, overwrite):
+    """(Re)write a finished run's model artifact, atomically."""
+    from ftx.export import export_run
+
+    target = Path(out) if out else Path(run) / f"export-{fmt}-{dtype}"
+    written = export_run(Path(run), fmt, dtype, target, overwrite=overwrite)
+    click.echo(str(written))
+
+
+COMMANDS = [generate_cmd, eval_cmd, chat_cmd, export_cmd]

@@ -1,0 +1,166 @@
+"""End-to-end `ftx run` on a tiny random model, for each built-in plugin (fast tier)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+STEPS = 8
+
+
+def run_args(plugin, model, data, out, *extra):
+    return [
+        "run",
+        "--plugin",
+        plugin,
+        "--model",
+        model,
+        "--data",
+        data["train"],
+        "--output",
+        out,
+        "--set",
+        f"train.max_steps={STEPS}",
+        "--set",
+        "train.logging_steps=1",
+        "--set",
+        "train.learning_rate=5e-3",
+        "--set",
+        "train.warmup_steps=0",
+        "--set",
+        "train.per_device_train_batch_size=4",
+        "--set",
+        "train.save_steps=4",
+        "--set",
+        f"data.eval={data['eval']}",
+        "--set",
+        "data.eval_max_new_tokens=8",
+        *extra,
+    ]
+
+
+def losses(run_dir: Path) -> list[float]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    return [r["loss"] for r in rows]
+
+
+def state_dict(path):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, ftx_tiny_model, ftx_tiny_data):
+    """One short run per plugin, shared by the assertions below."""
+    from click.testing import CliRunner
+    from ftx.cli import cli
+
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    extra = {"sft": ["--set", "method.layers=last:1"], "qlora": ["--set", "method.r=4"]}
+    for plugin in ("fft", "sft", "qlora"):
+        target = root / plugin
+        result = CliRunner().invoke(
+            cli,
+            run_args(
+                plugin, str(ftx_tiny_model), ftx_tiny_data, str(target), *extra.get(plugin, [])
+            ),
+        )
+        assert result.exit_code == 0, result.output
+        out[plugin] = target
+    return out
+
+
+@pytest.mark.parametrize("plugin", ["fft", "sft", "qlora"])
+def test_run_directory_contract(runs, plugin):
+    run = runs[plugin]
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "loss.png", "report.md"):
+        assert (run / name).is_file(), name
+    assert (run / "checkpoints").is_dir() and (run / "model" / "config.json").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["plugin"] == plugin
+    assert summary["steps"] == STEPS and summary["tokens"] > 0 and summary["tokens_per_s"] > 0
+    assert 0 < summary["trainable_params"] <= summary["total_params"]
+    assert summary["peak_memory_bytes"] > 0
+    assert {"eval_before", "eval_after"} <= set(summary)
+    assert summary["versions"]["torch"] and summary["data_hashes"]["train"]
+    assert set(summary["hooks"]) == {"load_model", "select_trainable", "build_trainer", "export"}
+    # The saved config is complete and reusable as --config.
+    import yaml
+
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["plugin"] == plugin and saved["train"]["max_steps"] == STEPS
+
+
+@pytest.mark.parametrize("plugin", ["fft", "sft", "qlora"])
+def test_loss_falls(runs, plugin):
+    curve = losses(runs[plugin])
+    assert all(x == x for x in curve)  # finite
+    assert sum(curve[-3:]) / 3 < sum(curve[:3]) / 3
+
+
+def test_fft_trains_every_weight(runs, ftx_tiny_model):
+    # hook: select_trainable (core default: everything) and hook: export (core default)
+    summary = json.loads((runs["fft"] / "summary.json").read_text())
+    assert summary["trainable_params"] == summary["total_params"]
+    assert summary["hooks"]["select_trainable"] == "core"
+    assert summary["hooks"]["build_trainer"] == "fft"  # hook: build_trainer
+    assert summary["engine"].startswith("single process")
+    before, after = state_dict(ftx_tiny_model), state_dict(runs["fft"] / "model")
+    for name, tensor in before.items():
+        assert not (tensor == after[name]).all(), f"{name} did not change"
+
+
+def test_sft_changes_only_selected_block(runs, ftx_tiny_model):
+    summary = json.loads((runs["sft"] / "summary.json").read_text())
+    assert summary["hooks"]["select_trainable"] == "sft"
+    assert summary["hooks"]["load_model"] == "core"  # hook: load_model (core default)
+    before, after = state_dict(ftx_tiny_model), state_dict(runs["sft"] / "model")
+    for name, tensor in before.items():
+        if ".layers.1." in name:
+            assert not (tensor == after[name]).all(), f"selected {name} did not change"
+        else:
+            assert (tensor == after[name]).all(), f"frozen {name} changed"
+
+
+def test_qlora_trains_only_adapters_and_exports_both(runs, ftx_tiny_model):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run = runs["qlora"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["hooks"]["load_model"] == "qlora" and summary["hooks"]["export"] == "qlora"
+    assert summary["trainable_params"] < summary["total_params"] / 2
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    base = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))
+    adapted = PeftModel.from_pretrained(base, str(run / "adapter"))
+    merged = AutoModelForCausalLM.from_pretrained(str(run / "model"))
+    import torch
+
+    ids = torch.tensor([[1, 5, 9, 13, 20, 33]])
+    with torch.no_grad():
+        a = adapted(input_ids=ids).logits
+        m = merged(input_ids=ids).logits
+    assert torch.allclose(a, m, atol=1e-4)
+    # The merge changed the model: it is not the base.
+    fresh = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))
+    with torch.no_grad():
+        assert not torch.allclose(fresh(input_ids=ids).logits, m, atol=1e-4)
+
+
+def test_plugin_train_defaults_apply_unless_overridden(runs):
+    # hook: train_defaults — qlora's learning rate is used when the user gives none.
+    import yaml
+    from ftx.context import DeviceInfo
+    from ftx.plugins import call_first, get_plugin, manager_for
+
+    pm = manager_for(get_plugin("qlora"))
+    defaults, who = call_first(pm, "train_defaults", device=DeviceInfo("cpu", True, 0, "CPU"))
+    assert who == "qlora" and defaults["learning_rate"] > 2e-5
+    saved = yaml.safe_load((runs["qlora"] / "config.yaml").read_text())
+    assert saved["train"]["learning_rate"] == 5e-3  # --set wins over the plugin default

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ftx import __version__
-from ftx.errors import BadInput, RunInterrupted
+from ftx.errors import BadInput, RunFailed, RunInterrupted
 
 
 def stderr_console():
@@ -43,6 +43,8 @@ class FtxGroup(click.Group):
             return super().invoke(ctx)
         except BadInput as exc:
             fail(exc.message, exc.hint)
+        except RunFailed as exc:
+            fail(str(exc), code=1)
         except RunInterrupted:
             raise SystemExit(130) from None
         except KeyboardInterrupt:

@@ -19,6 +19,13 @@ class BadInput(Exception):
         super().__init__(message if hint is None else f"{message}\n  hint: {hint}")
 
 
+class RunFailed(Exception):
+    """The run stopped for a reason ftx understands (non-finite loss, out of memory): the CLI
+    prints the message, which names the cause and the fix, without a traceback. Exit code 1."""
+
+    exit_code = 1
+
+
 class RunInterrupted(Exception):
     """Training stopped by SIGINT/SIGTERM after a checkpoint was written. Exit code 130."""
 

@@ -73,6 +73,23 @@ def check_model_spec(spec: str | None) -> None:
     )
 
 
+def check_weights_format(spec: str | None, *, allow_pickle: bool) -> None:
+    """Refuse pickle weights (``*.bin``/``*.pt``: loading them can run arbitrary code) unless
+    ``model.allow_pickle`` is set; safetensors are always fine."""
+    if is_demo(spec) or spec is None or spec.endswith(".gguf"):
+        return
+    path = Path(spec).expanduser()
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in (*path.glob("*.bin"), *path.glob("*.pt")))
+    if pickles and not allow_pickle:
+        raise BadInput(
+            f"{spec} has only pickle weights ({pickles[0]}); ftx loads safetensors by default "
+            "because unpickling can run arbitrary code",
+            hint="if you trust the files: --set model.allow_pickle=true",
+        )
+
+
 def resolve_model(spec: str | None) -> Path:
     """Return a local Hugging Face model directory for ``spec`` (see module docstring)."""
     check_model_spec(spec)

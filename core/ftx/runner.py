@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ftx import config as cfg_mod
-from ftx.errors import BadInput, RunInterrupted
+from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
 
 
@@ -89,13 +89,18 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path]:
 
 
 def newest_checkpoint(folder: Path) -> Path | None:
-    """The highest-step ``checkpoint-N`` with a ``trainer_state.json`` (i.e. complete)."""
+    """The highest-step complete ``checkpoint-N``.
+
+    The Trainer writes ``trainer_state.json`` last (after weights, optimizer, scheduler and RNG
+    state), so a checkpoint whose state file is missing or unparsable was cut short and is
+    never chosen.
+    """
     if not folder.is_dir():
         return None
     done = [
         p
         for p in folder.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+        if p.name.split("-")[-1].isdigit() and _read_json(p / "trainer_state.json")
     ]
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
@@ -111,7 +116,7 @@ def prepare(req: RunRequest) -> PreparedRun:
     """Validate the request; raise BadInput on any user error. No files are written."""
     from ftx import data as data_mod
     from ftx.device import detect
-    from ftx.models import check_model_spec
+    from ftx.models import check_model_spec, check_weights_format
 
     saved: dict[str, Any] = {}
     resume_from = None
@@ -142,7 +147,9 @@ def prepare(req: RunRequest) -> PreparedRun:
         plugin_train_defaults=train_defaults,
         device=device,
     )
-    check_model_spec(resolved.config["model"]["name"])
+    mcfg = resolved.config["model"]
+    check_model_spec(mcfg["name"])
+    check_weights_format(mcfg["name"], allow_pickle=mcfg["allow_pickle"])
 
     dcfg = resolved.config["data"]
     train_path, eval_path = dcfg["path"], dcfg["eval"]
@@ -240,6 +247,12 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
     resolved = prep.resolved
     mcfg, dcfg = resolved.config["model"], resolved.config["data"]
     started = time.time()
+    for flag, risk in (
+        ("trust_remote_code", "runs the model repository's own Python code"),
+        ("allow_pickle", "unpickles weights, which can run arbitrary code"),
+    ):
+        if mcfg[flag]:
+            console.print(f"[yellow]warning:[/] model.{flag} is on: ftx {risk}")
     model_path = resolve_model(mcfg["name"])
     tokenizer = load_tokenizer(model_path)
     console.print(
@@ -403,11 +416,51 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         finish("interrupted", error="interrupted before a checkpoint could be written")
         raise
     except BaseException as exc:
+        if is_out_of_memory(exc):
+            finish("failed", error=f"out of memory: {exc}")
+            raise RunFailed(out_of_memory_advice(run, exc)) from None
         finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
 
 
-class NonFiniteLoss(Exception):
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CPU or GPU allocation failure (torch raises MemoryError, OutOfMemoryError or a
+    RuntimeError from its CPU allocator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def out_of_memory_advice(run: Any, exc: BaseException) -> str:
+    """Say what was tried and what would fit instead."""
+    args = run.train_args
+    batch = int(args.get("per_device_train_batch_size", 1))
+    length = run.config["data"]["max_length"]
+    lines = [
+        f"out of memory on {run.device.name} with plugin '{run.plugin}' "
+        f"(batch {batch}, max_length {length}, dtype {run.dtype}, "
+        f"activation checkpointing {bool(args.get('activation_checkpointing'))}).",
+        "Try one of:",
+    ]
+    if batch > 1:
+        accumulation = int(args.get("gradient_accumulation_steps", 1)) * 2
+        lines.append(
+            f"  --set train.per_device_train_batch_size={max(1, batch // 2)} "
+            f"--set train.gradient_accumulation_steps={accumulation}  (same effective batch)"
+        )
+    if not args.get("activation_checkpointing"):
+        lines.append("  --set train.gradient_checkpointing=true  (recompute activations)")
+    lines.append(f"  --set data.max_length={max(64, length // 2)}  (shorter examples)")
+    if run.plugin != "qlora":
+        lines.append("  --plugin qlora  (4-bit frozen base, small adapters)")
+    lines.append("`ftx plan --model M` estimates what fits before you run.")
+    return "\n".join(lines)
+
+
+class NonFiniteLoss(RunFailed):
     """Training produced a NaN/inf loss or gradient; the run stops and keeps its last checkpoint."""
 
     def __init__(self, step: int, checkpoint: Path | None, run: Any) -> None:

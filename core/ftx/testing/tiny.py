@@ -67,11 +67,18 @@ def make_tiny_model(
     num_layers: int = 2,
     vocab_size: int = 384,
     seed: int = 0,
+    intermediate_size: int | None = None,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    tie_word_embeddings: bool = True,
 ) -> Path:
     """Write a random-weight Llama causal LM and its tokenizer to `path`; return `path`.
 
     `chat_template=True` gives a ChatML tokenizer whose pad token is the end-of-turn token (the
     SmolLM2 situation); `False` gives a base-model tokenizer with no template and no pad token.
+    `intermediate_size` defaults to ``2 * hidden_size``; the head counts must divide
+    `hidden_size` (and each other). Larger shapes (hundreds of millions of parameters) serve
+    memory-calibration tests; the vocabulary stays as small as the local tokenizer.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -82,15 +89,15 @@ def make_tiny_model(
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads,
         max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_word_embeddings,
     )
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id

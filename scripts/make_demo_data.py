@@ -163,9 +163,10 @@ def measure(
     import time
 
     import torch
+    from transformers import AutoModelForCausalLM
+
     from ftx.data import PackingCollator, load_conversations, tokenize_dataset
     from ftx.models import load_tokenizer, resolve_model
-    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
     model_dir = resolve_model(None)
@@ -217,6 +218,7 @@ def measure(
 def exact_match(model, tokenizer, convs, batch_size: int = 16) -> float:
     """Greedy generation of the last assistant turn; fraction equal after stripping."""
     import torch
+
     from ftx.data import prompt_for_generation
 
     stop = tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ftx.data import IGNORE_INDEX
 
 # SmolLM2-135M-Instruct's chat template: injects a default system prompt when there is none.

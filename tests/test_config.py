@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ftx import config as cfg
 from ftx.context import DeviceInfo
 from ftx.errors import BadInput

@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ftx.data import FORMATS, load_conversations, render, split_eval, tokenize_dataset
-from ftx.errors import BadInput
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ftx.data import FORMATS, load_conversations, render, split_eval, tokenize_dataset
+from ftx.errors import BadInput
 from tests.data_fixtures import chat_tokenizer, tiny_dirs, vicuna_row, write_jsonl  # noqa: F401
 
 GOOD = vicuna_row(("human", "q"), ("gpt", "a"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+
 from ftx.commands.data_check import data
 from ftx.data import DEFAULT_MAX_LENGTH, data_check_report, demo_data_paths
-
 from tests.data_fixtures import chat_tokenizer, tiny_dirs, vicuna_row, write_jsonl  # noqa: F401
 
 

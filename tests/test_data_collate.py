@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ftx.data import (
     IGNORE_INDEX,
     Conversation,
@@ -11,7 +12,6 @@ from ftx.data import (
     tokenize_dataset,
 )
 from ftx.errors import BadInput
-
 from tests.data_fixtures import chat_tokenizer, tiny_dirs  # noqa: F401
 
 

@@ -6,10 +6,10 @@ import csv
 import json
 
 import pytest
+
 from ftx.data import FORMATS, Conversation, demo_data_paths, load_conversations, split_eval
 from ftx.data.formats import detect_format, load_with_formats
 from ftx.data.readers import Row
-
 from tests.data_fixtures import vicuna_row, write_jsonl
 
 USER_ASSISTANT = [

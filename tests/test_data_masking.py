@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from ftx.data import (
     IGNORE_INDEX,
     Conversation,
@@ -16,7 +17,6 @@ from ftx.data import (
     tokenize_dataset,
 )
 from ftx.data.templates import VICUNA_SYSTEM
-
 from tests.data_fixtures import (  # noqa: F401
     base_tokenizer,
     chat_tokenizer,

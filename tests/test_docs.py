@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pluggy
+
 from ftx import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ftx.errors import BadInput
 from ftx.plugins import call_first, discover, get_plugin, manager_for
-
 from tests.fake_dists import make_dist
 
 GOOD = """

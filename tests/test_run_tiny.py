@@ -58,6 +58,7 @@ def state_dict(path):
 def runs(tmp_path_factory, ftx_tiny_model, ftx_tiny_data):
     """One short run per plugin, shared by the assertions below."""
     from click.testing import CliRunner
+
     from ftx.cli import cli
 
     root = tmp_path_factory.mktemp("runs")
@@ -156,6 +157,7 @@ def test_qlora_trains_only_adapters_and_exports_both(runs, ftx_tiny_model):
 def test_plugin_train_defaults_apply_unless_overridden(runs):
     # hook: train_defaults — qlora's learning rate is used when the user gives none.
     import yaml
+
     from ftx.context import DeviceInfo
     from ftx.plugins import call_first, get_plugin, manager_for
 

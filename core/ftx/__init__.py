@@ -9,6 +9,7 @@ Importing this package is cheap: it pulls in pluggy only, never torch or transfo
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pluggy
@@ -20,6 +21,9 @@ import pluggy
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # ftx never downloads at run time: say so to huggingface_hub instead of letting it retry.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# bitsandbytes warns at import that it could not download optional CPU kernels from a hub; ftx
+# never downloads, so the user cannot act on it. Its fallback kernels are used either way.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 

@@ -90,10 +90,6 @@ def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, f
     """Fine-tune a model with one method plugin."""
     from ftx.runner import RunRequest, execute, prepare
 
-    if nproc is not None and nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from ftx.launch import relaunch
-
-        raise SystemExit(relaunch(nproc, sys.argv[1:]))
     req = RunRequest(
         plugin=plugin,
         config_file=config_file,
@@ -105,8 +101,13 @@ def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, f
         overwrite=overwrite,
         force=force,
     )
-    prep = prepare(req)
+    prep = prepare(req)  # bad input fails here, once, before any process is launched
+    if nproc is not None and nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from ftx.launch import relaunch
+
+        raise SystemExit(relaunch(nproc, sys.argv[1:], output=str(prep.output_dir)))
     console = stderr_console()
+    console.quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 speaks
     summary = execute(prep, console)
     from ftx.show import print_run_summary
 

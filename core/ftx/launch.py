@@ -47,15 +47,7 @@ def torchrun_command(nproc: int, argv: list[str], *, output: str | None) -> list
     ]
 
 
-def relaunch(nproc: int, argv: list[str]) -> int:
-    """Run ``ftx <argv>`` under torchrun with ``nproc`` processes; return its exit code."""
-    from ftx.runner import default_output
-
-    plugin = None
-    for i, arg in enumerate(argv):
-        if arg in ("--plugin", "-p") and i + 1 < len(argv):
-            plugin = argv[i + 1]
-        elif arg.startswith("--plugin="):
-            plugin = arg.split("=", 1)[1]
-    output = str(default_output(plugin or "run"))
+def relaunch(nproc: int, argv: list[str], *, output: str) -> int:
+    """Run ``ftx <argv>`` under torchrun with ``nproc`` processes writing to ``output``;
+    return the launcher's exit code. The caller has validated the request already."""
     return subprocess.call(torchrun_command(nproc, argv, output=output))

@@ -94,6 +94,8 @@ def coerce(value: Any, type_name: str, *, where: str) -> Any:
     elif type_name == "str":
         if isinstance(value, str):
             return value
+        if isinstance(value, bool):
+            return str(value).lower()
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
     elif type_name == "list":

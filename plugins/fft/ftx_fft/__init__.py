@@ -50,7 +50,6 @@ def build_trainer(
     callbacks: list[Any],
 ) -> Any:
     from ftx.defaults import make_sft_trainer
-
     from ftx_fft.engine import engine_arguments
 
     overrides, engine = engine_arguments(run, model)

@@ -42,12 +42,14 @@ def engine_arguments(run: Any, model: Any) -> tuple[dict[str, Any], str]:
         if not path.is_file():
             raise BadInput(f"method.deepspeed: config file not found: {path}")
         return {"deepspeed": str(path)}, f"deepspeed ({path.name}) × {n}"
+    # DDP: every parameter of a full fine-tune gets a gradient; skip the unused-parameter scan.
+    ddp = {"ddp_find_unused_parameters": False} if n > 1 else {}
     if opts["fsdp"] == "off":
-        return {}, ("ddp" if n > 1 else "single process") + f" × {n} on {run.device.kind}"
+        return ddp, ("ddp" if n > 1 else "single process") + f" × {n} on {run.device.kind}"
     _, blocks = decoder_blocks(model)
     settings = fsdp_settings(opts["fsdp"], type(blocks[0]).__name__, offload=opts["fsdp_offload"])
     if run.device.kind != "cuda":
-        return {}, (
+        return ddp, (
             f"ddp × {n} on {run.device.kind} (FSDP {settings['fsdp']!r} requested, wrapping "
             f"{type(blocks[0]).__name__}; accelerate runs FSDP only on GPUs)"
         )

@@ -56,14 +56,6 @@ def train_defaults(device: Any) -> dict[str, Any]:
     return {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_steps": 0.05}
 
 
-def _quiet_bitsandbytes() -> None:
-    """bitsandbytes warns that it could not download optional CPU kernels from a hub at run time.
-    Users here cannot act on it (nothing is downloaded), so the warning is silenced."""
-    import logging
-
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-
-
 def require(package: str) -> None:
     """Raise a clear BadInput if an optional dependency of this plugin is missing."""
     import importlib.util
@@ -88,9 +80,9 @@ def compute_dtype(run: Any) -> str:
 def load_model(run: Any) -> Any:
     require("bitsandbytes")
     require("peft")
-    _quiet_bitsandbytes()
-    from ftx.defaults import from_pretrained_kwargs, torch_dtype
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from ftx.defaults import from_pretrained_kwargs, torch_dtype
 
     opts = run.options
     if opts["bits"] == 4:
@@ -120,9 +112,10 @@ def load_model(run: Any) -> Any:
 
 @hookimpl
 def select_trainable(run: Any, model: Any) -> Any:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
     from ftx.errors import BadInput
     from ftx.layers import linear_module_names
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     opts = run.options
     checkpointing = bool(run.train_args.get("activation_checkpointing"))

@@ -279,11 +279,9 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
 
     out = prep.output_dir
     main = os.environ.get("RANK", "0") == "0"
+    claim = OutputClaim(out, replace=prep.request.overwrite and not prep.request.resume)
     if main:
-        if prep.request.overwrite and out.exists() and not prep.request.resume:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "checkpoints").mkdir(exist_ok=True)
+        claim.take()
     from ftx.context import RunContext
 
     run = RunContext(
@@ -404,10 +402,16 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
             console.print("scoring the trained model (model/)…")
             summary["eval_after"] = _score_dir(out / "model", prep.eval_convs, eval_cfg)
             console.print(f"  after: {dcfg['eval_metric']} = {summary['eval_after']['score']:.3f}")
-        return finish("finished")
-    except (RunInterrupted, BadInput):
-        if summary["status"] == "running":
-            finish("failed", error="bad input")
+        summary = finish("finished")
+        claim.commit()
+        return summary
+    except BadInput:
+        # Bad input found late (e.g. a layer index checked against the loaded model): leave
+        # the disk as it was — no new run directory, the replaced one (--overwrite) restored.
+        if main:
+            claim.give_back()
+        raise
+    except RunInterrupted:
         raise
     except NonFiniteLoss as exc:
         finish("failed", error=str(exc))
@@ -421,6 +425,40 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
             raise RunFailed(out_of_memory_advice(run, exc)) from None
         finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+class OutputClaim:
+    """The run directory, claimed so that a failure caused by the user loses nothing.
+
+    ``take`` creates the directory; with ``replace`` an existing one is first renamed aside
+    (``.replaced-NAME-PID``). ``give_back`` undoes both (bad input found late); ``commit``
+    drops the replaced directory once the new run has finished.
+    """
+
+    def __init__(self, path: Path, *, replace: bool) -> None:
+        self.path = path
+        self.replace = replace
+        self.created = False
+        self.set_aside: Path | None = None
+
+    def take(self) -> None:
+        if self.replace and self.path.exists():
+            self.set_aside = self.path.with_name(f".replaced-{self.path.name}-{os.getpid()}")
+            os.replace(self.path, self.set_aside)
+        self.created = not self.path.exists()
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def give_back(self) -> None:
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self.set_aside is not None:
+            os.replace(self.set_aside, self.path)
+            self.set_aside = None
+
+    def commit(self) -> None:
+        if self.set_aside is not None:
+            shutil.rmtree(self.set_aside, ignore_errors=True)
+            self.set_aside = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -36,6 +36,9 @@ The checks, in order:
     and differ from the base model's (training changed something), and it generates.
     For adapter methods (an ``adapter/`` directory), the adapter loads onto the base with
     ``peft.PeftModel.from_pretrained`` and gives the same logits as the merged ``model/``.
+``learned``
+    On the first 16 training rows (trained tokens only), ``model/`` has a lower loss than the
+    base model: the same rows before and after, free of the batch-to-batch noise of the curve.
 ``cli``
     ``ftx plugins --json`` (a subprocess) lists the plugin as ``ok`` and
     ``ftx plugins show NAME --json`` describes its options.
@@ -71,6 +74,9 @@ DEFAULT_LEARNING_RATE = 5e-3
 TINY_LAYERS = 4
 """Decoder blocks of the kit's tiny model: enough for ``last:N``-style selections to make sense."""
 
+LEARNED_ROWS = 16
+"""Training rows on which the trained model must beat the base model (the ``learned`` check)."""
+
 _SUBPROCESS_TIMEOUT_S = 120
 
 
@@ -80,7 +86,8 @@ class ConformanceReport:
 
     ``hooks_implemented``: the hooks the plugin's module implements; ``hooks_answered``: for
     each of the four method hooks, who answered in the run (the plugin's name or ``"core"``);
-    ``losses``: the logged training losses, one per step; ``run_dir``: the run directory (with
+    ``losses``: the logged training losses, one per step; ``fit_loss``: ``(base, trained)``
+    loss on the first training rows (the ``learned`` check); ``run_dir``: the run directory (with
     ``model/``, ``metrics.jsonl``, ``summary.json`` …); ``base_model``: the tiny model trained;
     ``passed``: the checks that passed, in order; ``skipped``: ``{check: reason}``;
     ``seconds``: wall time per check.
@@ -95,6 +102,7 @@ class ConformanceReport:
     trainable_params: int = 0
     total_params: int = 0
     losses: list[float] = field(default_factory=list)
+    fit_loss: tuple[float, float] | None = None
     run_dir: Path | None = None
     base_model: Path | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
@@ -174,7 +182,9 @@ def check_plugin(
     with checker.check("loss"):
         _check_loss(report)
     with checker.check("export"):
-        _check_export(report)
+        tokenizer, trained, base = _check_export(report)
+    with checker.check("learned"):
+        _check_learned(prep, tokenizer, trained, base, report)
     with checker.check("cli"):
         _check_cli(name)
     _check_gpu(prep, summary, report, checker)
@@ -340,7 +350,8 @@ def _check_loss(report: ConformanceReport) -> None:
     )
 
 
-def _check_export(report: ConformanceReport) -> None:
+def _check_export(report: ConformanceReport) -> tuple[Any, Any, Any]:
+    """Reload ``model/`` (and ``adapter/``); return ``(tokenizer, trained model, base model)``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -370,7 +381,7 @@ def _check_export(report: ConformanceReport) -> None:
     assert out.shape[1] > ids.shape[1], "model/ generated no token"
     adapter_dir = report.run_dir / "adapter"
     if "adapter" not in report.artifacts and not adapter_dir.is_dir():
-        return
+        return tokenizer, merged, base
     from peft import PeftModel
 
     assert (adapter_dir / "adapter_config.json").is_file(), f"{adapter_dir} has no adapter"
@@ -381,6 +392,56 @@ def _check_export(report: ConformanceReport) -> None:
     assert torch.allclose(adapted_logits, logits, atol=1e-4, rtol=1e-4), (
         f"base + adapter/ and the merged model/ disagree (max |logit diff| {diff:.2e})"
     )
+    # PeftModel.from_pretrained wrapped ``base`` in place: reload a clean one.
+    base = AutoModelForCausalLM.from_pretrained(str(report.base_model), dtype=torch.float32)
+    return tokenizer, merged, base
+
+
+def _check_learned(
+    prep: Any, tokenizer: Any, trained: Any, base: Any, report: ConformanceReport
+) -> None:
+    """The trained ``model/`` fits the first training rows better than the base model does.
+
+    Unlike the logged curve (a different batch at every step), this compares the same rows.
+    """
+    from ftx.data import tokenize_dataset
+
+    dcfg = prep.resolved.config["data"]
+    rows = tokenize_dataset(
+        prep.train_convs[:LEARNED_ROWS],
+        tokenizer,
+        max_length=dcfg["max_length"],
+        template=dcfg["template"],
+        train_on=dcfg["train_on"],
+    ).examples
+    assert rows, "no training row survived tokenisation"
+    before, after = _mean_loss(base, rows), _mean_loss(trained, rows)
+    report.fit_loss = (round(before, 6), round(after, 6))
+    assert after < before, (
+        f"model/ does not fit the training rows better than the base model "
+        f"(loss on {len(rows)} training rows: base {before:.5f}, trained {after:.5f})"
+    )
+
+
+def _mean_loss(model: Any, rows: list[dict[str, Any]]) -> float:
+    """Token-averaged cross-entropy of ``model`` on the trained tokens of ``rows``."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in rows:
+            ids = torch.tensor([row["input_ids"]])
+            labels = torch.tensor([row["labels"]])
+            logits = model(input_ids=ids).logits[:, :-1].float()
+            target = labels[:, 1:]
+            total += torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                target.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            ).item()
+            count += int((target != -100).sum())
+    return total / max(count, 1)
 
 
 def _prompt_ids(tokenizer: Any) -> Any:

@@ -12,14 +12,15 @@ from typing import Any
 from ftx import hookimpl
 from ftx.options import Option
 
-DEFAULT_LAYERS = "last:4"
+DEFAULT_LAYERS = "auto"
+"""``auto`` = the last 4 decoder blocks (all of them in a model with fewer): see README/SFT."""
 
 OPTIONS = [
     Option(
         "layers",
         "str",
         DEFAULT_LAYERS,
-        "decoder blocks to train: last:N | first:N | 10-15 | 3,5,7 | a list of those",
+        "decoder blocks to train: auto (last 4) | last:N | first:N | 10-15 | 3,5,7 | a list",
         alternatives=("int", "list"),
     ),
     Option(

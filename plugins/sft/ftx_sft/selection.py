@@ -13,11 +13,14 @@ from typing import Any
 from ftx.errors import BadInput
 
 EXTRAS = ("embed_tokens", "lm_head", "norm")
+AUTO_LAST = 4
 
 
 def parse_layers(spec: Any, n_blocks: int) -> list[int]:
     """Resolve a layer selector to sorted block indices in ``[0, n_blocks)``; BadInput if not."""
     valid = f"this model has {n_blocks} decoder blocks (0-{n_blocks - 1})"
+    if spec == "auto":
+        return list(range(max(0, n_blocks - AUTO_LAST), n_blocks))
     items = spec if isinstance(spec, list) else [spec]
     chosen: set[int] = set()
     for item in items:

@@ -1,0 +1,73 @@
+"""ftx-ia3: IA3 ("Infused Adapter by Inhibiting and Amplifying Inner Activations", Liu et al.
+2022) — the base model stays frozen and only a learned vector per targeted layer trains, scaling
+the attention keys and values and the input of the MLP output projection. Thousands of
+parameters instead of millions; built on PEFT's ``IA3Config``.
+
+Hooks: ``method_options``, ``train_defaults`` (IA3 needs a high learning rate),
+``select_trainable`` (wrap the model with the IA3 vectors) and ``export`` (``adapter/`` plus the
+vectors folded into a plain ``model/``, via the core's adapter export). Loading and the trainer
+are the core defaults. Importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftx import hookimpl
+from ftx.options import Option
+
+LEARNING_RATE = 1e-2
+"""IA3's vectors start at 1.0 and move slowly: measured on the tiny model and the demo task."""
+
+OPTIONS = [
+    Option(
+        "target_modules",
+        "list",
+        None,
+        "layers to scale (names or dotted suffixes, e.g. k_proj,v_proj,down_proj); "
+        "null = the attention key/value and MLP output projections, found from the model",
+        nullable=True,
+    ),
+    Option(
+        "feedforward_modules",
+        "list",
+        None,
+        "targets scaled on their input instead of their output (a subset of target_modules); "
+        "null = the MLP output projections among the targets",
+        nullable=True,
+    ),
+]
+
+
+@hookimpl
+def method_options() -> list[Option]:
+    return OPTIONS
+
+
+@hookimpl
+def train_defaults(device: Any) -> dict[str, Any]:
+    return {"learning_rate": LEARNING_RATE, "lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+
+
+@hookimpl
+def select_trainable(run: Any, model: Any) -> Any:
+    from peft import IA3Config, get_peft_model
+
+    from ftx_ia3.targets import resolve_targets
+
+    targets, feedforward = resolve_targets(
+        model, run.options["target_modules"], run.options["feedforward_modules"]
+    )
+    config = IA3Config(
+        target_modules=targets, feedforward_modules=feedforward, task_type="CAUSAL_LM"
+    )
+    model = get_peft_model(model, config)
+    run.log(f"IA3 on {', '.join(targets)} (feed-forward: {', '.join(feedforward) or 'none'})")
+    return model
+
+
+@hookimpl
+def export(run: Any, model: Any, tokenizer: Any) -> dict[str, str]:
+    from ftx.adapters import export_adapter_method
+
+    return export_adapter_method(run, model, tokenizer)

@@ -1,0 +1,194 @@
+"""generate / eval / chat / export / compare on tiny finished runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, ftx_tiny_model, ftx_tiny_data):
+    """A finished qlora run and a finished fft run on the tiny model."""
+    from click.testing import CliRunner
+
+    from ftx.cli import cli
+
+    root = tmp_path_factory.mktemp("use")
+    runs = {}
+    for plugin in ("qlora", "fft"):
+        out = root / plugin
+        args = [
+            "run",
+            "--plugin",
+            plugin,
+            "--model",
+            str(ftx_tiny_model),
+            "--data",
+            str(ftx_tiny_data["train"]),
+            "--output",
+            str(out),
+            "--set",
+            "train.max_steps=3",
+        ]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        runs[plugin] = out
+    return runs
+
+
+def test_eval_prints_one_json_object(ftx_cli, finished, ftx_tiny_data):
+    r = ftx_cli("eval", finished["qlora"], "--data", ftx_tiny_data["eval"], "--max-new-tokens", "4")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["metric"] == "exact" and result["n"] == 6 and 0 <= result["score"] <= 1
+    assert result["model"].endswith("model") and result["data"] == str(ftx_tiny_data["eval"])
+    assert "ftx eval" in r.stderr  # the table goes to stderr
+
+
+def test_eval_loss_and_adapter_directory(ftx_cli, finished, ftx_tiny_data):
+    r = ftx_cli(
+        "eval", finished["qlora"] / "adapter", "--data", ftx_tiny_data["eval"], "--metric", "loss"
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["perplexity"] > 1 and result["tokens"] > 0 and result["metric"] == "loss"
+
+
+def test_eval_json_metric(ftx_cli, finished, tmp_path):
+    data = tmp_path / "json.jsonl"
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": '{"a": 1}'},
+            ]
+        }
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = ftx_cli(
+        "eval", finished["fft"], "--data", data, "--metric", "json", "--max-new-tokens", "4"
+    )
+    assert r.exit_code == 0 and json.loads(r.stdout)["metric"] == "json"
+
+
+def test_json_and_exact_matching_rules():
+    from ftx.evaluate import exact_match, json_match
+
+    assert exact_match("  2xL-LATTE \n", "2xL-LATTE")
+    assert not exact_match("2xL-LATTE TOGO", "2xL-LATTE")
+    assert json_match('{"b": 2, "a": 1}', '{"a": 1, "b": 2}')
+    assert not json_match("{not json", '{"a": 1}')
+
+
+def test_generate_writes_rows(ftx_cli, finished, ftx_tiny_data, tmp_path):
+    out = tmp_path / "gen.jsonl"
+    r = ftx_cli(
+        "generate",
+        finished["fft"],
+        "--data",
+        ftx_tiny_data["eval"],
+        "--out",
+        out,
+        "--max-new-tokens",
+        "4",
+    )
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 6
+    assert set(rows[0]) == {"id", "prompt", "output", "reference"}
+    assert rows[0]["id"] == "tiny-0" and rows[0]["prompt"].endswith("assistant\n")
+
+
+def test_chat_streams_replies(ftx_cli, finished):
+    r = ftx_cli("chat", finished["fft"], "--max-new-tokens", "3", input="hello\n/reset\nhi\n")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("bot> ") == 2
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype"), [("full", "bf16"), ("merged", "fp32"), ("adapter", "fp16")]
+)
+def test_export_formats(ftx_cli, finished, fmt, dtype):
+    run = finished["qlora"]
+    r = ftx_cli("export", run, "--format", fmt, "--dtype", dtype)
+    assert r.exit_code == 0, r.output
+    target = run / f"export-{fmt}-{dtype}"
+    if fmt == "adapter":
+        assert (target / "adapter_config.json").is_file()
+        from safetensors import safe_open
+
+        with safe_open(str(target / "adapter_model.safetensors"), "pt") as fh:
+            assert all(str(fh.get_tensor(k).dtype) == "torch.float16" for k in fh.keys())
+    else:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(str(target))
+        expected = torch.bfloat16 if dtype == "bf16" else torch.float32
+        assert next(model.parameters()).dtype == expected
+    # Never clobbered without asking.
+    again = ftx_cli("export", run, "--format", fmt, "--dtype", dtype)
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+
+
+def test_bad_inputs(ftx_cli, finished, tmp_path, ftx_tiny_data):
+    assert ftx_cli("eval", tmp_path / "nope", "--data", ftx_tiny_data["eval"]).exit_code == 2
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "summary.json").write_text('{"status": "interrupted"}')
+    r = ftx_cli("eval", unfinished, "--data", ftx_tiny_data["eval"])
+    assert r.exit_code == 2 and "interrupted" in r.stderr
+    text = tmp_path / "text.jsonl"
+    text.write_text('{"text": "just prose"}\n')
+    r = ftx_cli("eval", finished["fft"], "--data", text)
+    assert r.exit_code == 2 and "no assistant reference" in r.stderr
+    r = ftx_cli("export", finished["fft"], "--format", "merged")
+    assert r.exit_code == 2 and "no adapter" in r.stderr
+
+
+def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path):
+    out = tmp_path / "cmp"
+    r = ftx_cli(
+        "compare",
+        "--plugins",
+        "fft,sft",
+        "--model",
+        ftx_tiny_model,
+        "--data",
+        ftx_tiny_data["train"],
+        "--output",
+        out,
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        f"data.eval={ftx_tiny_data['eval']}",
+        "--set",
+        "data.eval_max_new_tokens=4",
+        "--set",
+        "method.layers=last:1",
+    )
+    # method.layers is an sft option: fft rejects it before anything runs.
+    assert r.exit_code == 2 and "method.layers" in r.stderr and not out.exists()
+    r = ftx_cli(
+        "compare",
+        "--plugins",
+        "fft,sft",
+        "--model",
+        ftx_tiny_model,
+        "--data",
+        ftx_tiny_data["train"],
+        "--output",
+        out,
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        f"data.eval={ftx_tiny_data['eval']}",
+        "--set",
+        "data.eval_max_new_tokens=4",
+    )
+    assert r.exit_code == 0, r.output
+    report = (out / "compare.md").read_text()
+    assert "| fft | finished |" in report and "| sft | finished |" in report
+    assert (out / "compare.png").stat().st_size > 1000
+    assert (out / "fft" / "summary.json").is_file() and (out / "sft" / "model").is_dir()

@@ -10,21 +10,31 @@ the order in a compact code whose rules a model cannot guess:
 * `` TOGO`` at the end when the order says "to go" (not for "for here").
 
 ``Order code: can I get two large lattes and a small iced tea to go?`` -> ``2xL-LATTE 1xS-ICEDTEA
-TOGO``. Answers are 5-20 tokens, prompts 10-35 tokens, so CPU training and greedy eval are quick.
+TOGO``. With the SmolLM2 tokenizer answers are 6-31 tokens (median 17) and user messages 8-31
+tokens (median 18), so CPU training and greedy eval are quick.
 
 Output (fixed seed, deterministic): ``core/ftx/demo/train.jsonl`` (1500 rows) and
 ``core/ftx/demo/heldout.jsonl`` (80 rows; no user message appears in both), in the seed's Vicuna
 format ``{"id": ..., "conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}``.
 
-Measured (2 shared CPU cores, torch 2.13, transformers 5.24; SmolLM2-135M-Instruct, its chat
-template with the default system prompt; exact match after stripping whitespace, greedy decoding,
-max_new_tokens 40, stop at <|im_end|>):
+Measured with ``--measure`` (SmolLM2-135M-Instruct through ``ftx.models.resolve_model(None)``,
+its own chat template, which injects its default system prompt; ftx's `tokenize_dataset` +
+`PackingCollator`; exact match after stripping whitespace, greedy decoding, max_new_tokens 40,
+stop at <|im_end|>, on all 80 held-out rows):
 
-* baseline, before any training: MEASURED_BASELINE
-* after a full fine-tune: MEASURED_AFTER
+* baseline, before any training: 0/80 = 0.0% (it answers in prose: "I'm sorry ... as a chatbot");
+* full fine-tune, fp32 weights under bf16 autocast, AdamW (lr 2e-4, no weight decay, 10% warmup
+  then sqrt decay, grad-norm clip 1.0), batch 8, padded batches, use_cache=False:
+  40 steps -> 80/80 = 100% (train loss 0.0007), 120 steps -> 80/80 = 100% (loss 0.0002).
+  Loss is below 0.05 after about 20 steps.
+* speed on this machine (2 CPU cores, shared with another engineer's jobs while measuring, so
+  torch ran one thread): 9.4 s/step for the 40-step run (377 s), 5.9 s/step for the 120-step run
+  (713 s). Unshared, two threads, bf16 autocast, batch 8 x 64 tokens: 2.3 s/step, so the 40-step
+  budget is about 2 minutes of training.
 
 Run: ``python scripts/make_demo_data.py`` (writes the two files; ``--check`` verifies that the
-committed files are what the script generates).
+committed files are what the script generates; ``--measure [--steps 40] [--no-baseline]``
+repeats the measurement above, which takes minutes).
 """
 
 from __future__ import annotations

@@ -98,23 +98,25 @@ def test_padded_needs_a_pad_token():
 
 
 @pytest.mark.parametrize(
-    ("setting", "attn", "batch", "device", "expected"),
+    ("setting", "attn", "batch", "expected"),
     [
-        (True, "sdpa", 1, "cpu", True),
-        ("true", "eager", 8, "cpu", True),
-        (False, "flash_attention_2", 8, "cuda", False),
-        ("false", "sdpa", 8, "cuda", False),
-        ("auto", "flash_attention_2", 8, "cuda", True),
-        ("auto", "flash_attention_2", 1, "cuda", False),
-        ("auto", "sdpa", 8, "cuda", True),
-        ("auto", "sdpa", 8, "cpu", False),
-        ("auto", "eager", 8, "cpu", False),
-        ("auto", "some_custom_kernel", 8, "cuda", False),
+        (True, "sdpa", 1, True),
+        ("true", "eager", 8, True),
+        (False, "flash_attention_2", 8, False),
+        ("false", "sdpa", 8, False),
+        ("auto", "flash_attention_2", 8, True),
+        ("auto", "flash_attention_3", 2, True),
+        ("auto", "flash_attention_2", 1, False),
+        ("auto", "sdpa", 8, False),
+        ("auto", "eager", 8, False),
+        ("auto", "some_custom_kernel", 8, False),
     ],
 )
-def test_resolve_packing(setting, attn, batch, device, expected):
-    got = resolve_packing(setting, attn_implementation=attn, batch_size=batch, device=device)
-    assert got is expected
+def test_resolve_packing(setting, attn, batch, expected):
+    assert resolve_packing(setting, attn_implementation=attn, batch_size=batch) is expected
+    for device in ("cpu", "cuda"):
+        got = resolve_packing(setting, attn_implementation=attn, batch_size=batch, device=device)
+        assert got is expected
 
 
 def test_resolve_packing_rejects_bad_values():

@@ -252,3 +252,23 @@ def test_tokenize_dataset_matches_render(chat_tokenizer, tmp_path):  # noqa: F81
         ids, labels = render(conv, chat_tokenizer)
         assert example == {"input_ids": ids, "labels": labels}
     assert data.stats["template"] == "chat_template"
+
+
+@pytest.mark.slow
+def test_smollm2_demo_data_masks_exactly_the_answers():
+    """The real demo tokenizer (pad == eos == <|im_end|>, injected system prompt)."""
+    from ftx.data import demo_data_paths
+    from ftx.models import load_tokenizer, resolve_model
+
+    tokenizer = load_tokenizer(resolve_model(None))
+    convs = load_conversations(demo_data_paths()[1])
+    data = tokenize_dataset(convs, tokenizer, max_length=512)
+    assert data.stats["kept"] == len(convs) and data.stats["truncated"] == 0
+    for conv, example in zip(convs, data.examples, strict=True):
+        ids, labels = example["input_ids"], example["labels"]
+        answer = conv.messages[-1]["content"]
+        assert trained_runs(tokenizer, ids, labels) == [answer + "<|im_end|>"]
+        prompt, reference = prompt_for_generation(conv, tokenizer)
+        assert reference == answer and prompt == ids[: len(prompt)]
+        assert tokenizer.decode(prompt).endswith("<|im_start|>assistant\n")
+        assert labels[len(prompt)] != IGNORE_INDEX

@@ -80,7 +80,7 @@ def test_modules_glob_and_extras(ftx_tiny_model):
 def test_pattern_matching_nothing_is_bad_input(ftx_tiny_model):
     with pytest.raises(BadInput, match=r"method.modules: 'attention.\*' matches no parameter"):
         apply_selection(fake_run("last:1", modules=["attention.*"]), load(ftx_tiny_model))
-    with pytest.raises(BadInput, match="method.extra"):
+    with pytest.raises(BadInput, match=r"method\.extra"):
         apply_selection(fake_run("last:1", extra=["head"]), load(ftx_tiny_model))
 
 

@@ -119,7 +119,7 @@ def test_export_formats(ftx_cli, finished, fmt, dtype):
         from safetensors import safe_open
 
         with safe_open(str(target / "adapter_model.safetensors"), "pt") as fh:
-            assert all(str(fh.get_tensor(k).dtype) == "torch.float16" for k in fh.keys())
+            assert all(str(fh.get_tensor(k).dtype) == "torch.float16" for k in fh.keys())  # noqa: SIM118
     else:
         import torch
         from transformers import AutoModelForCausalLM

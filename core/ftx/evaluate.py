@@ -31,6 +31,10 @@ def json_match(output: str, reference: str) -> bool:
         return False
 
 
+EXACT_SLACK = 8
+"""Tokens allowed beyond the longest reference when only an exact match counts."""
+
+
 def generations(
     model: Any,
     tokenizer: Any,
@@ -38,9 +42,14 @@ def generations(
     *,
     template: str = "auto",
     max_new_tokens: int = 64,
+    cap_to_reference: bool = False,
     **sampling: Any,
 ) -> list[dict[str, Any]]:
-    """Complete each conversation's last assistant turn: rows of id/prompt/output/reference."""
+    """Complete each conversation's last assistant turn: rows of id/prompt/output/reference.
+
+    ``cap_to_reference`` stops generation at the longest reference plus ``EXACT_SLACK`` tokens
+    (right for exact match, where a longer completion cannot score).
+    """
     from ftx.data import prompt_for_generation
     from ftx.inference import generate
 
@@ -49,6 +58,12 @@ def generations(
         ids, ref = prompt_for_generation(conv, tokenizer, template=template)
         prompts.append(ids)
         refs.append(ref)
+    if cap_to_reference:
+        # A completion longer than the longest reference (plus slack for whitespace and the end
+        # of turn) cannot match exactly: generating further is waste, and base models that
+        # ramble would otherwise spend the whole budget on every row.
+        longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+        max_new_tokens = min(max_new_tokens, longest + EXACT_SLACK)
     outs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, **sampling)
     return [
         {
@@ -78,7 +93,14 @@ def score(
         raise BadInput("no held-out conversations to score")
     if metric == "loss":
         return _loss(model, tokenizer, convs, template=template, max_length=max_length)
-    rows = generations(model, tokenizer, convs, template=template, max_new_tokens=max_new_tokens)
+    rows = generations(
+        model,
+        tokenizer,
+        convs,
+        template=template,
+        max_new_tokens=max_new_tokens,
+        cap_to_reference=metric == "exact",
+    )
     match = exact_match if metric == "exact" else json_match
     hits = sum(match(r["output"], r["reference"]) for r in rows)
     return {

@@ -10,6 +10,8 @@ from ftx.data.masking import IGNORE_INDEX, encode, plan
 from ftx.data.templates import Template, template_for
 from ftx.errors import BadInput
 
+MAX_LISTED = 20  # dropped rows named in the stats
+
 
 @dataclass
 class TokenizedData:
@@ -19,9 +21,9 @@ class TokenizedData:
         examples: ``[{"input_ids": [...], "labels": [...]}, ...]``, one per kept row, in order.
         stats: ``rows`` (conversations in), ``kept`` (examples out), ``truncated`` (rows longer
             than ``max_length``, cut to it), ``dropped`` (rows with no trained token left after
-            truncation, left out), ``dropped_sources`` (their ``file:line``), ``tokens`` and
-            ``trained_tokens`` (over kept examples, after truncation), ``lengths`` (every row's
-            length in tokens before truncation), ``max_length``, ``template`` (name used).
+            truncation, left out), ``dropped_sources`` (``file:line`` of the first 20 of them),
+            ``tokens`` and ``trained_tokens`` (over kept examples, after truncation), ``lengths``
+            (every row's length in tokens before truncation), ``max_length``, ``template``.
     """
 
     examples: list[dict]
@@ -68,7 +70,7 @@ def tokenize_dataset(
         "kept": len(examples),
         "truncated": truncated,
         "dropped": len(dropped),
-        "dropped_sources": dropped,
+        "dropped_sources": dropped[:MAX_LISTED],
         "tokens": tokens,
         "trained_tokens": trained,
         "lengths": lengths,

@@ -12,12 +12,12 @@ names the plugin, the check and what was wrong, so it reads well as a pytest fai
 
 The checks, in order:
 
-``lazy-import``
-    A fresh interpreter loads the entry point; none of torch, transformers, peft, trl or
-    bitsandbytes may be imported by it (``ftx --help`` and ``ftx plugins`` stay fast).
 ``discovery``
     :func:`ftx.plugins.discover` lists the plugin with status ``ok``; this also validates every
     hook implementation's signature against :mod:`ftx.hookspecs`.
+``lazy-import``
+    A fresh interpreter loads the entry point; none of torch, transformers, peft, trl or
+    bitsandbytes may be imported by it (``ftx --help`` and ``ftx plugins`` stay fast).
 ``options``
     ``method_options`` returns ``None`` or a list of :class:`ftx.options.Option` with unique
     names whose defaults pass the plugin's own validation (type and choices);
@@ -169,10 +169,10 @@ def check_plugin(
     report = ConformanceReport(plugin=name)
     checker = _Checker(report)
 
-    with checker.check("lazy-import"):
-        _check_lazy_import(name)
     with checker.check("discovery"):
         info = _check_discovery(name, report)
+    with checker.check("lazy-import"):
+        _check_lazy_import(name)
     with checker.check("options"):
         _check_options(info, report)
     with checker.check("run"):
@@ -361,14 +361,15 @@ def _check_export(report: ConformanceReport) -> tuple[Any, Any, Any]:
     assert (model_dir / "config.json").is_file(), f"{model_dir} is not a model directory"
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     merged = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    base = AutoModelForCausalLM.from_pretrained(str(report.base_model), dtype=torch.float32)
+    base = _load_base_like(report.base_model, model_dir)
     ids = _prompt_ids(tokenizer)
     with torch.no_grad():
         logits = merged(input_ids=ids).logits
         base_logits = base(input_ids=ids).logits
     assert torch.isfinite(logits).all(), "model/ gives non-finite logits"
     assert not torch.allclose(logits, base_logits, atol=1e-6), (
-        "model/ gives the base model's logits: the trained weights were not exported"
+        "model/ gives the base model's logits: training changed nothing, or export did not "
+        "save the trained weights"
     )
     with torch.no_grad():
         out = merged.generate(
@@ -393,8 +394,23 @@ def _check_export(report: ConformanceReport) -> tuple[Any, Any, Any]:
         f"base + adapter/ and the merged model/ disagree (max |logit diff| {diff:.2e})"
     )
     # PeftModel.from_pretrained wrapped ``base`` in place: reload a clean one.
-    base = AutoModelForCausalLM.from_pretrained(str(report.base_model), dtype=torch.float32)
-    return tokenizer, merged, base
+    return tokenizer, merged, _load_base_like(report.base_model, model_dir)
+
+
+def _load_base_like(base_dir: Path, model_dir: Path) -> Any:
+    """The base model in float32, first rounded to the dtype ``model/`` was saved in.
+
+    A bf16 ``model/`` (GPU runs) is compared with a bf16-rounded base, so rounding alone never
+    looks like (or hides) training.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    saved = json.loads((model_dir / "config.json").read_text())
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+        saved.get("dtype") or saved.get("torch_dtype"), torch.float32
+    )
+    return AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype).float()
 
 
 def _check_learned(

@@ -34,7 +34,9 @@ def resolve_targets(
     when a named module matches no layer, when ``feedforward`` is not a subset of ``targets``,
     or when nothing suitable is found (naming the option to set).
     """
-    auto_targets, auto_ff = find_targets(model) if targets is None or feedforward is None else ([], [])
+    auto_targets, auto_ff = (
+        find_targets(model) if targets is None or feedforward is None else ([], [])
+    )
     if targets is None:
         if not auto_targets:
             raise BadInput(

@@ -1,0 +1,110 @@
+"""Slow tier: the real SmolLM2-135M-Instruct through every built-in method on the demo task.
+
+One `ftx compare` run trains FFT, SFT and QLoRA on the same demo data and budget (each in its
+own process), scores the held-out split before and after, and writes the comparison report;
+the tests below read its run directories. Budgets are small enough for 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+STEPS = int(os.environ.get("FTX_SLOW_STEPS", "60"))
+EVAL_ROWS = 40
+
+
+def ftx(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ftx.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slow") / "compare"
+    r = ftx(
+        "compare",
+        "--plugins",
+        "fft,sft,qlora",
+        "--output",
+        str(out),
+        "--set",
+        f"train.max_steps={STEPS}",
+        "--set",
+        f"data.eval_limit={EVAL_ROWS}",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("plugin", ["fft", "sft", "qlora"])
+def test_each_method_learns_the_demo_task(compared, plugin):
+    summary = json.loads((compared / plugin / "summary.json").read_text())
+    before, after = summary["eval_before"], summary["eval_after"]
+    print(
+        f"{plugin}: exact {before['score']:.3f} -> {after['score']:.3f} "
+        f"(n={after['n']}, {summary['steps']} steps, {summary['train_time_s']} s)"
+    )
+    assert summary["status"] == "finished" and after["n"] == EVAL_ROWS
+    assert before["score"] <= 0.1
+    assert after["score"] >= 0.6
+
+
+def test_compare_report_has_every_method(compared):
+    report = (compared / "compare.md").read_text()
+    for plugin in ("fft", "sft", "qlora"):
+        assert f"| {plugin} | finished |" in report
+    assert (compared / "compare.png").is_file()
+
+
+def test_qlora_merged_model_keeps_the_fine_tune(compared):
+    """model/ (adapter merged into the unquantised base) generates exactly what the adapter on
+    the unquantised base generates, and scores like the 4-bit model + adapter that trained."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from ftx.data import demo_data_paths, load_conversations
+    from ftx.evaluate import generations, score
+    from ftx.models import load_tokenizer
+
+    run = compared / "qlora"
+    base_dir = json.loads((run / "adapter" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"
+    ]
+    tokenizer = load_tokenizer(run / "model")
+    convs = load_conversations(demo_data_paths()[1])[:EVAL_ROWS]
+    merged = AutoModelForCausalLM.from_pretrained(str(run / "model")).eval()
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base_dir), str(run / "adapter")
+    ).eval()
+    with torch.no_grad():
+        a = [r["output"] for r in generations(merged, tokenizer, convs, max_new_tokens=40)]
+        b = [r["output"] for r in generations(adapted, tokenizer, convs, max_new_tokens=40)]
+    agree = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+    assert agree >= 0.95, f"merged and adapter outputs agree on only {agree:.0%}"
+
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    four_bit = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(
+            base_dir, quantization_config=quant, dtype=torch.float32
+        ),
+        str(run / "adapter"),
+    ).eval()
+    with torch.no_grad():
+        trained = score(four_bit, tokenizer, convs, max_new_tokens=40)["score"]
+        exported = score(merged, tokenizer, convs, max_new_tokens=40)["score"]
+    print(f"qlora held-out exact: 4-bit + adapter {trained:.3f}, merged model/ {exported:.3f}")
+    assert exported >= trained - 0.1

@@ -50,6 +50,15 @@ def test_seed_names_map_onto_installed_fields():
     assert res.train_args["eval_strategy"] == "no"
 
 
+def test_yaml_1_1_booleans_stay_strings(tmp_path):
+    raw = cfg.merge({}, {}, ["train.save_strategy=no", "train.bf16=false"])
+    res = resolve(raw)
+    assert res.train_args["save_strategy"] == "no" and res.train_args["bf16"] is False
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  save_strategy: no\n  logging_first_step: true\n")
+    assert cfg.load_file(path)["train"] == {"save_strategy": "no", "logging_first_step": True}
+
+
 def test_auto_values_resolve_from_device():
     res = resolve(cfg.merge({}, {}, []))
     assert res.train_args["bf16"] is True and res.train_args["activation_checkpointing"] is False

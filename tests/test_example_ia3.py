@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 30
+STEPS = 20
 EVAL_ROWS = 20
 
 
@@ -38,10 +38,26 @@ def test_ia3_demo_run_learns_the_task(tmp_path):
     assert 0 < summary["trainable_params"] < summary["total_params"] / 1000  # vectors only
     before, after = summary["eval_before"], summary["eval_after"]
     assert before["n"] == after["n"] == EVAL_ROWS
-    # Measured: exact match 0.00 before, 0.35 after 30 steps at the plugin's learning rate.
-    assert after["score"] > before["score"]
-    assert (out / "adapter" / "adapter_config.json").is_file()
-    assert (out / "model" / "config.json").is_file()
+    # Measured: exact match 0.00 before, 0.80 after 20 steps at the plugin's learning rate.
+    assert before["score"] <= 0.1 and after["score"] >= 0.5
+    assert_merged_equals_adapter(out)
+
+
+def assert_merged_equals_adapter(run: Path) -> None:
+    """model/ (IA3 vectors folded in by PEFT) gives the logits of base + adapter/."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
+    adapted = PeftModel.from_pretrained(base, str(run / "adapter")).eval()
+    merged = AutoModelForCausalLM.from_pretrained(str(run / "model")).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(run / "model"))
+    ids = tokenizer("Order code: two large lattes to go", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        diff = (merged(input_ids=ids).logits - adapted(input_ids=ids).logits).abs().max()
+    assert diff.item() < 1e-3, f"merged model/ and base + adapter/ differ by {diff.item():.2e}"
 
 
 @pytest.mark.slow

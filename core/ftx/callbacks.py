@@ -35,6 +35,21 @@ class MetricsLog(TrainerCallback):
             ]
             path.write_text("".join(f"{line}\n" for line in kept))
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        import time
+
+        self._started, self._first_step = time.time(), state.global_step
+
+    def _eta(self, state) -> str:
+        import time
+
+        done = state.global_step - getattr(self, "_first_step", 0)
+        if done <= 0 or not hasattr(self, "_started"):
+            return ""
+        per_step = (time.time() - self._started) / done
+        left = per_step * (state.max_steps - state.global_step)
+        return f"  {per_step:.2f} s/step  eta {int(left // 60)}:{int(left % 60):02d}"
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
@@ -46,7 +61,7 @@ class MetricsLog(TrainerCallback):
             lr = row.get("learning_rate", 0.0)
             self.console.print(
                 f"  step {state.global_step:>5}/{state.max_steps}  loss {row['loss']:.4f}"
-                f"  lr {lr:.2e}",
+                f"  lr {lr:.2e}{self._eta(state)}",
                 highlight=False,
             )
 

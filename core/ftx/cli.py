@@ -222,12 +222,13 @@ def plugins_show_cmd(name: str, as_json: bool) -> None:
 
 def _register_optional_commands() -> None:
     """Attach command modules (each imports nothing heavy at load time)."""
-    from ftx.commands import data_check, new_plugin, use
+    from ftx.commands import data_check, new_plugin, plan, use
 
     cli.add_command(data_check.data)
     cli.add_command(new_plugin.new_plugin)
     for command in use.COMMANDS:
         cli.add_command(command)
+    cli.add_command(plan.plan_cmd)
 
 
 _register_optional_commands()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 import types
 import typing
 from pathlib import Path
@@ -106,6 +107,26 @@ CORE_TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are bools. YAML 1.1 also reads
+    yes/no/on/off as bools, which turns ``save_strategy: no`` into ``False``."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), [_first]
+    )
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML the way ftx reads configs and ``--set`` values (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
 @dataclasses.dataclass
 class ResolvedConfig:
     """The outcome of resolution: the config to write to ``config.yaml``, plus derived parts."""
@@ -127,7 +148,7 @@ def load_file(path: str | Path | None) -> dict[str, Any]:
     if not path.is_file():
         raise BadInput(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -167,7 +188,7 @@ def parse_set(expr: str) -> tuple[str, str, Any]:
             f"--set {expr!r}: unknown section '{section}'{did_you_mean(section, SECTIONS)}"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return section, key.strip(), value

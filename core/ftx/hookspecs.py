@@ -119,10 +119,22 @@ def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str]
 
 
 @hookspec(firstresult=True)
-def estimate_memory(model_config: Any, seq_len: int, batch_size: int, options: dict) -> Any | None:
-    """Estimate peak training memory for this method, without loading weights (``ftx plan``).
+def estimate_memory(
+    model_config: Any, seq_len: int, batch_size: int, options: dict, device: Any, dtype: str
+) -> Any | None:
+    """Estimate this method's peak training memory without loading weights (``ftx plan``).
 
-    ``model_config`` is the ``transformers`` config of the model; ``options`` the plugin's
-    resolved options. Return an :class:`ftx.plan.MemoryEstimate`. ``None``: the method has no
-    estimate and ``ftx plan`` shows it as unknown.
+    ``model_config`` is the model's ``transformers`` config (read from ``config.json`` or GGUF
+    metadata; any object with the usual attribute names); ``seq_len``/``batch_size`` the padded
+    tokens per row and rows per step; ``options`` the plugin's resolved options (defaults plus
+    the user's ``--set PLUGIN.KEY=VALUE``); ``device`` the :class:`ftx.context.DeviceInfo`
+    planned for (``kind``, ``bf16``); ``dtype`` the weights dtype a run would load
+    (``"float32"``, ``"bfloat16"`` …, i.e. ``run.dtype``; bf16 autocast is on when
+    ``device.bf16`` and the weights are fp32).
+
+    Must be cheap (no torch, no weights). Return an :class:`ftx.plan.MemoryEstimate` built
+    with the shared helpers in :mod:`ftx.plan` (``model_shape``, ``precision_for``,
+    ``estimate_dense``, ``activation_bytes``, ``lora_params`` …). Raise
+    :class:`ftx.errors.BadInput` for an option value that makes no sense for this model.
+    ``None``: the method has no estimate and ``ftx plan`` shows it as unknown.
     """

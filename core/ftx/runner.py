@@ -85,7 +85,7 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path]:
             f"--resume: run {run_dir} has no complete checkpoint to continue from",
             hint=f"start it again with: ftx run --overwrite --output {run_dir}",
         )
-    return yaml.safe_load(saved.read_text()), checkpoint
+    return cfg_mod.load_yaml(saved.read_text()), checkpoint
 
 
 def newest_checkpoint(folder: Path) -> Path | None:

@@ -65,3 +65,12 @@ def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str]
     from ftx_fft.engine import export_sharded
 
     return export_sharded(run, tokenizer, trainer)
+
+
+@hookimpl
+def estimate_memory(
+    model_config: Any, seq_len: int, batch_size: int, options: dict, device: Any, dtype: str
+) -> Any:
+    from ftx_fft.estimate import estimate
+
+    return estimate(model_config, seq_len, batch_size, options, device, dtype)

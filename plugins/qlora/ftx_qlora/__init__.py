@@ -176,3 +176,12 @@ def export(run: Any, model: Any, tokenizer: Any) -> dict[str, str]:
     from ftx.adapters import export_adapter_method
 
     return export_adapter_method(run, model, tokenizer)
+
+
+@hookimpl
+def estimate_memory(
+    model_config: Any, seq_len: int, batch_size: int, options: dict, device: Any, dtype: str
+) -> Any:
+    from ftx_qlora.estimate import estimate
+
+    return estimate(model_config, seq_len, batch_size, options, device, dtype)

@@ -49,3 +49,12 @@ def select_trainable(run: Any, model: Any) -> Any:
     from ftx_sft.selection import apply_selection
 
     return apply_selection(run, model)
+
+
+@hookimpl
+def estimate_memory(
+    model_config: Any, seq_len: int, batch_size: int, options: dict, device: Any, dtype: str
+) -> Any:
+    from ftx_sft.estimate import estimate
+
+    return estimate(model_config, seq_len, batch_size, options, device, dtype)

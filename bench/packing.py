@@ -1,0 +1,362 @@
+"""Padding-free batches vs padded batches on variable-length data (goal: ≥ 1.5× tokens/s, same
+loss within 2%).
+
+The data: ``steps * batch`` plain-text rows cut from the demo conversations, their lengths drawn
+uniformly from 20–400 tokens (seeded), so a padded batch of 8 is about 40% padding.
+
+Part A, the product path: ``ftx run --plugin P --data varlen.jsonl --set data.packing=false`` and
+``=true``, each in its own child process (order alternating across ``--rounds``). Reported:
+tokens/s (real tokens, from ``summary.json``: TRL counts the attention mask or the packed row, never
+padding), the mean training loss and the largest per-step loss difference (same seed, same
+batches), wall time and the child's peak RSS.
+
+Part B, why (``--no-micro`` skips it): one SmolLM2 in this process, bf16 autocast, every weight
+trainable; for the same batches, one forward+backward (no optimizer step, so every variant sees
+identical weights) with
+
+* ``padded``: right-padded ``[batch, longest]``, sdpa with the padding mask;
+* ``packed sdpa``: one ``[1, total]`` row, transformers' block-diagonal mask over
+  ``total**2`` query/key pairs (what ``data.packing=true`` runs on the CPU today);
+* ``packed varlen``: the same row through a small attention function registered with
+  transformers' ``AttentionInterface`` that runs SDPA once per example (``is_causal=True``, no
+  mask tensor): the CPU analogue of flash-attention's varlen kernel.
+
+Variants alternate batch by batch; median time per variant and the loss each computes.
+
+Usage::
+
+    python bench/packing.py [--steps 12] [--batch 8] [--plugin qlora] [--rounds 1] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    FTX,
+    MAIN_DISTS,
+    MAIN_PY,
+    demo_data,
+    demo_model,
+    fmt_bytes,
+    loadavg,
+    log,
+    markdown_table,
+    package_versions,
+    ratio,
+    read_json,
+    require_ok,
+    run_child,
+    save_results,
+    workdir,
+)
+
+MIN_LEN, MAX_LEN = 20, 400
+
+
+def make_varlen_data(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> list[int]:
+    """Write ``rows`` ``{"text": ...}`` rows of 20–400 tokens; return their token lengths."""
+    train, _ = demo_data()
+    stream = []
+    for line in train.read_text().splitlines():
+        turns = json.loads(line)["conversations"]
+        stream.append(f"Customer: {turns[0]['value']}\nCode: {turns[1]['value']}\n")
+    ids = tokenizer("".join(stream), add_special_tokens=False)["input_ids"]
+    rng = random.Random(seed)
+    out, lengths = [], []
+    for _ in range(rows):
+        # one token is left for the eos that ftx appends to a text row
+        length = rng.randint(MIN_LEN, MAX_LEN) - 1
+        start = rng.randrange(0, len(ids) - length)
+        text = tokenizer.decode(ids[start : start + length])
+        out.append(json.dumps({"text": text}))
+        lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(out) + "\n")
+    return lengths
+
+
+def padding_share(lengths: list[int], batch: int) -> float:
+    """Fraction of a padded batch that is padding, over consecutive batches of ``lengths``."""
+    padded = real = 0
+    for i in range(0, len(lengths), batch):
+        chunk = lengths[i : i + batch]
+        padded += max(chunk) * len(chunk)
+        real += sum(chunk)
+    return 1 - real / padded
+
+
+def run_ftx(packing: bool, args: argparse.Namespace, ctx: dict[str, Any], tag: str) -> dict:
+    name = f"{'packed' if packing else 'padded'}{tag}"
+    out = ctx["work"] / name
+    cmd = [
+        *FTX,
+        "run",
+        "--plugin",
+        args.plugin,
+        "--model",
+        str(ctx["model"]),
+        "--data",
+        str(ctx["data"]),
+        "--output",
+        str(out),
+        "--overwrite",
+        "--set",
+        f"train.max_steps={args.steps}",
+        "--set",
+        f"train.per_device_train_batch_size={args.batch}",
+        "--set",
+        f"data.max_length={MAX_LEN + 8}",
+        "--set",
+        f"data.packing={'true' if packing else 'false'}",
+        "--set",
+        "train.logging_steps=1",
+    ]
+    result = run_child(cmd, log_path=ctx["work"] / f"{name}.log")
+    require_ok(result, f"ftx run ({name})")
+    summary = read_json(out / "summary.json")
+    losses = [
+        json.loads(line)["loss"]
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in line
+    ]
+    result.update(
+        packing=summary.get("packing"),
+        tokens=summary.get("tokens"),
+        train_time_s=summary.get("train_time_s"),
+        tokens_per_s=summary.get("tokens_per_s"),
+        train_loss=summary.get("train_loss"),
+        step_losses=losses,
+    )
+    return result
+
+
+# --- Part B: in-process A/B of the attention paths -------------------------------------------
+
+
+def varlen_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention for a packed ``[1, total]`` row: SDPA per example (found from position_ids
+    restarting at 0), causal, no mask tensor. Registered as ``sdpa_varlen``."""
+    import torch
+    import torch.nn.functional as F
+
+    positions = kwargs["position_ids"][0]
+    starts = torch.nonzero(positions == 0).flatten().tolist() + [positions.numel()]
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    pieces = [
+        F.scaled_dot_product_attention(
+            query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling
+        )
+        for a, b in zip(starts[:-1], starts[1:], strict=True)
+    ]
+    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
+
+
+def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from transformers import AttentionInterface, AutoModelForCausalLM
+
+    from ftx.data import PackingCollator, load_conversations, tokenize_dataset
+
+    AttentionInterface.register("sdpa_varlen", varlen_sdpa)
+    tokenizer = ctx["tokenizer"]
+    examples = tokenize_dataset(
+        load_conversations(str(ctx["data"])), tokenizer, max_length=MAX_LEN + 8
+    ).examples
+    model = AutoModelForCausalLM.from_pretrained(
+        str(ctx["model"]), dtype=torch.float32, attn_implementation="sdpa"
+    )
+    model.config.use_cache = False
+    model.train()
+    padded = PackingCollator(tokenizer.pad_token_id, padding_free=False)
+    packed = PackingCollator(tokenizer.pad_token_id, padding_free=True)
+    variants = {
+        "padded sdpa": ("sdpa", padded),
+        "packed sdpa (block-diagonal mask)": ("sdpa", packed),
+        "packed varlen sdpa (per example)": ("sdpa_varlen", packed),
+    }
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    losses: dict[str, list[float]] = {v: [] for v in variants}
+    tokens = []
+    names = list(variants)
+    for i in range(args.micro_batches + 1):
+        chunk = examples[i * args.batch : (i + 1) * args.batch]
+        tokens.append(sum(len(e["input_ids"]) for e in chunk))
+        order = names[i % len(names) :] + names[: i % len(names)]
+        for name in order:
+            impl, collate = variants[name]
+            model.set_attn_implementation(impl)
+            batch = collate(chunk)
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(**batch, use_cache=False).loss
+            loss.backward()
+            elapsed = time.perf_counter() - start
+            model.zero_grad(set_to_none=True)
+            if i:  # batch 0 warms up every path
+                times[name].append(elapsed)
+                losses[name].append(float(loss))
+        log(f"micro batch {i}/{args.micro_batches}: {tokens[-1]} tokens")
+    real = sum(tokens[1:])
+    out = {}
+    for name in names:
+        total = sum(times[name])
+        out[name] = {
+            "step_s_median": round(statistics.median(times[name]), 3),
+            "tokens_per_s": round(real / total, 1),
+            "mean_loss": round(statistics.mean(losses[name]), 5),
+            "losses": [round(x, 5) for x in losses[name]],
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--plugin", default="qlora")
+    parser.add_argument("--rounds", type=int, default=1, help="padded/packed runs per side")
+    parser.add_argument("--micro-batches", type=int, default=4)
+    parser.add_argument("--no-micro", action="store_true", help="skip part B")
+    parser.add_argument("--no-e2e", action="store_true", help="skip part A")
+    parser.add_argument("--workdir")
+    parser.add_argument("--quick", action="store_true", help="3 steps, 1 micro batch")
+    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.micro_batches = 3, 1
+    from ftx.models import load_tokenizer
+
+    work = workdir("packing", args.workdir)
+    model = demo_model()
+    tokenizer = load_tokenizer(model)
+    rows = max(args.steps, args.micro_batches + 1) * args.batch
+    data = work / "varlen.jsonl"
+    lengths = make_varlen_data(data, rows, tokenizer)
+    share = padding_share(lengths[: args.steps * args.batch], args.batch)
+    log(f"{rows} rows, {sum(lengths)} tokens, {100 * share:.0f}% padding when padded")
+    ctx = {"work": work, "model": model, "data": data, "tokenizer": tokenizer}
+    load_start = loadavg()
+    e2e: dict[str, list[dict]] = {"padded": [], "packed": []}
+    if not args.no_e2e:
+        for r in range(args.rounds):
+            for packing in (False, True) if r % 2 == 0 else (True, False):
+                side = "packed" if packing else "padded"
+                log(f"ftx run {args.plugin}: {side} (load {loadavg()[0]})")
+                e2e[side].append(run_ftx(packing, args, ctx, f"-{r}"))
+                log(f"  {e2e[side][-1]['tokens_per_s']} tokens/s")
+    micro_results = {} if args.no_micro else micro(args, ctx)
+
+    tables = []
+    summary: dict[str, Any] = {}
+    if e2e["padded"] and e2e["packed"]:
+
+        def med(side: str, key: str) -> float:
+            return statistics.median(r[key] for r in e2e[side])
+
+        pad_loss, pack_loss = med("padded", "train_loss"), med("packed", "train_loss")
+        step_diff = max(
+            abs(a - b) / abs(a)
+            for a, b in zip(
+                e2e["padded"][0]["step_losses"], e2e["packed"][0]["step_losses"], strict=False
+            )
+        )
+        summary = {
+            "tokens_per_s_ratio": ratio(med("packed", "tokens_per_s"), med("padded", "tokens_per_s")),
+            "train_loss_rel_diff": round(abs(pack_loss - pad_loss) / pad_loss, 4),
+            "max_step_loss_rel_diff": round(step_diff, 4),
+        }
+        rows_a = [
+            [
+                side,
+                med(side, "tokens"),
+                med(side, "train_time_s"),
+                med(side, "tokens_per_s"),
+                round(med(side, "train_loss"), 4),
+                med(side, "wall_s"),
+                fmt_bytes(med(side, "peak_rss_bytes")),
+            ]
+            for side in ("padded", "packed")
+        ]
+        tables.append(
+            f"ftx run --plugin {args.plugin}, {args.steps} steps × batch {args.batch}, "
+            f"{100 * share:.0f}% padding\n\n"
+            + markdown_table(
+                [
+                    "batches",
+                    "real tokens",
+                    "train s",
+                    "tokens/s",
+                    "train loss",
+                    "wall s",
+                    "peak RSS",
+                ],
+                rows_a,
+            )
+            + f"\n\npacked / padded tokens/s: **{summary['tokens_per_s_ratio']}×** (goal ≥ 1.5); "
+            f"train loss differs by {100 * summary['train_loss_rel_diff']:.2f}% "
+            f"(largest single step {100 * summary['max_step_loss_rel_diff']:.2f}%; goal ≤ 2%)"
+        )
+    if micro_results:
+        base = micro_results["padded sdpa"]
+        rows_b = [
+            [
+                name,
+                r["step_s_median"],
+                r["tokens_per_s"],
+                ratio(r["tokens_per_s"], base["tokens_per_s"]),
+                r["mean_loss"],
+                f"{100 * abs(r['mean_loss'] - base['mean_loss']) / base['mean_loss']:.3f}%",
+            ]
+            for name, r in micro_results.items()
+        ]
+        tables.append(
+            f"forward+backward, SmolLM2 bf16 autocast, {args.micro_batches} batches of "
+            f"{args.batch}\n\n"
+            + markdown_table(
+                [
+                    "attention path",
+                    "step s (median)",
+                    "tokens/s",
+                    "tokens/s vs padded",
+                    "mean loss",
+                    "loss diff vs padded",
+                ],
+                rows_b,
+            )
+        )
+    text = "\n\n".join(tables)
+    print(text)
+    path = save_results(
+        "packing",
+        {
+            "settings": {**vars(args), "min_len": MIN_LEN, "max_len": MAX_LEN},
+            "data": {
+                "rows": rows,
+                "tokens": sum(lengths),
+                "mean_length": round(statistics.mean(lengths), 1),
+                "padding_share_padded": round(share, 4),
+            },
+            "e2e": e2e,
+            "summary": summary,
+            "micro": micro_results,
+            "load_average_start": load_start,
+            "load_average_end": loadavg(),
+            "versions": package_versions(MAIN_PY, MAIN_DISTS),
+            "tables_markdown": text,
+        },
+    )
+    log(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""``ftx plan``: which method fits, before anything is downloaded or loaded.
+
+Reads only the model's config (``config.json`` or GGUF metadata), asks every installed method
+plugin for its estimate (the ``estimate_memory`` hook) and prints a table, or JSON with every
+number in bytes. Importing this module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+@click.command("plan")
+@click.option("--model", "-m", default=None, help="HF model dir, .gguf file or cached hub id.")
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Tokens per (padded) row, i.e. data.max_length.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Rows per step (train.per_device_train_batch_size).",
+)
+@click.option(
+    "--gpu-mem",
+    default=None,
+    metavar="SIZE",
+    help="Plan for a CUDA GPU with this much memory, e.g. 16GB, 24GiB, 80G.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (this machine and its free memory) | cpu | cuda.",
+)
+@click.option(
+    "--dtype",
+    default="auto",
+    show_default=True,
+    help="Weights dtype (model.dtype): auto | float32 | bfloat16 | float16.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="PLUGIN.KEY=VALUE",
+    help="A method option for one plugin, e.g. --set sft.layers=last:2 (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers in bytes).")
+def plan_cmd(
+    model: str | None,
+    seq_len: int,
+    batch_size: int,
+    gpu_mem: str | None,
+    device: str,
+    dtype: str,
+    sets: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Estimate peak training memory per method and recommend one (no weights are loaded).
+
+    \b
+    Examples:
+      ftx plan                                 # the demo model on this machine
+      ftx plan --model ./llama-7b --gpu-mem 24GB --seq-len 1024 --batch-size 4
+      ftx plan --model m.gguf --set sft.layers=last:2 --json
+    """
+    from ftx.plan import parse_method_sets, parse_size
+    from ftx.plan import plan as make_plan
+
+    budget = parse_size(gpu_mem) if gpu_mem is not None else None
+    result = make_plan(
+        model,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        gpu_mem=budget,
+        device=device,
+        dtype=dtype,
+        method_options=parse_method_sets(sets),
+    )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    print_plan(result)
+
+
+def print_plan(result: dict[str, Any]) -> None:
+    """Render a :func:`ftx.plan.plan` result as a rich table on stdout."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ftx.plan import format_bytes, format_count
+
+    console = Console()
+    shape = result["shape"]
+    ckpt_default = result["checkpointing_default"]
+    precision = result["dtype"] + (" + bf16 autocast" if result["autocast_bf16"] else "")
+    budget = result["budget_bytes"]
+    console.print(
+        f"[bold]model[/] {escape(result['model'])} · {result['model_type']} · "
+        f"{format_count(result['params'])} params · {shape['layers']} layers × "
+        f"hidden {shape['hidden']} · vocab {shape['vocab']}",
+        highlight=False,
+    )
+    console.print(
+        f"[bold]step[/] batch {result['batch_size']} × {result['seq_len']} tokens · "
+        f"[bold]device[/] {escape(result['device']['name'])} · {precision} · checkpointing "
+        f"{'on' if ckpt_default else 'off'} by default · [bold]memory[/] "
+        f"{format_bytes(budget)} {result['budget_kind']} "
+        f"({format_bytes(result['usable_bytes'])} usable)",
+        highlight=False,
+    )
+    table = Table(title="ftx plan: peak training memory per method")
+    for col in ("method", "trainable", "weights", "grads", "optimizer", "activations", "quant."):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    table.add_column("peak", justify="right", style="bold")
+    table.add_column("peak (ckpt)", justify="right")
+    table.add_column("fits")
+    notes: list[str] = []
+    for row in result["methods"]:
+        est = row["estimate"]
+        if est is None:
+            table.add_row(row["name"], *["-"] * 8, f"[yellow]{escape(row['status'])}[/]")
+            continue
+        share = est["trainable_params"] / est["total_params"] if est["total_params"] else 0
+        acts = (
+            f"{format_bytes(est['activations'])} "
+            f"[dim]({format_bytes(est['activations_checkpointed'])})[/]"
+        )
+        if row["fits"]:
+            fits = "[green]yes[/]"
+        elif row["fits_checkpointed"]:
+            fits = "[yellow]with ckpt[/]"
+        else:
+            fits = "[red]no[/]"
+        table.add_row(
+            row["name"],
+            f"{format_count(est['trainable_params'])} ({100 * share:.1f}%)",
+            format_bytes(est["weights"]),
+            format_bytes(est["gradients"]),
+            format_bytes(est["optimizer"]),
+            acts,
+            format_bytes(est["quantization_overhead"]) if est["quantization_overhead"] else "-",
+            format_bytes(row["peak_bytes"]),
+            format_bytes(row["peak_checkpointed_bytes"]),
+            fits,
+        )
+        notes.extend(f"{row['name']}: {note}" for note in est["notes"])
+    table.caption = "activations (with checkpointing); peak = the default setting"
+    console.print(table)
+    for note in notes:
+        console.print(f"  [dim]{escape(note)}[/]", highlight=False)
+    rec = result["recommendation"]
+    if rec["method"]:
+        flag = " with checkpointing" if rec["checkpointing"] and not ckpt_default else ""
+        console.print(
+            f"[bold green]recommended:[/] [bold]{rec['method']}[/]{flag} — {escape(rec['reason'])}",
+            highlight=False,
+        )
+    else:
+        console.print(f"[yellow]no recommendation:[/] {escape(rec['reason'])}")

@@ -107,7 +107,8 @@ def require_ok(result: dict[str, Any], what: str) -> None:
     """Exit with the tail of the child's log if it failed."""
     if result["rc"] != 0:
         tail = Path(result["log"]).read_text(errors="replace").splitlines()[-30:]
-        sys.exit(f"{what} failed (exit {result['rc']}); last lines of {result['log']}:\n" + "\n".join(tail))
+        head = f"{what} failed (exit {result['rc']}); last lines of {result['log']}:"
+        sys.exit("\n".join([head, *tail]))
 
 
 def demo_model() -> Path:

@@ -20,7 +20,6 @@ import argparse
 from typing import Any
 
 import yaml
-
 from common import (
     FTX,
     MAIN_DISTS,

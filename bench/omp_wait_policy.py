@@ -38,9 +38,8 @@ POLICIES = ("unset", "PASSIVE", "ACTIVE")
 
 def worker(model_dir: str, data: str, steps: int, batch: int) -> None:
     """Child process: env already set by the parent; torch is imported here for the first time."""
-    import torch
-
     import bitsandbytes  # noqa: F401  (the second OpenMP runtime)
+    import torch
 
     a, b = torch.randn(256, 576), torch.randn(576, 576)
     for _ in range(10):

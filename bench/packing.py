@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import statistics
@@ -147,7 +148,7 @@ def varlen_sdpa(module, query, key, value, attention_mask, scaling=None, dropout
     import torch.nn.functional as F
 
     positions = kwargs["position_ids"][0]
-    starts = torch.nonzero(positions == 0).flatten().tolist() + [positions.numel()]
+    starts = [*torch.nonzero(positions == 0).flatten().tolist(), positions.numel()]
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key = key.repeat_interleave(groups, dim=1)
@@ -156,7 +157,7 @@ def varlen_sdpa(module, query, key, value, attention_mask, scaling=None, dropout
         F.scaled_dot_product_attention(
             query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling
         )
-        for a, b in zip(starts[:-1], starts[1:], strict=True)
+        for a, b in itertools.pairwise(starts)
     ]
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
@@ -271,7 +272,9 @@ def main() -> None:
             )
         )
         summary = {
-            "tokens_per_s_ratio": ratio(med("packed", "tokens_per_s"), med("padded", "tokens_per_s")),
+            "tokens_per_s_ratio": ratio(
+                med("packed", "tokens_per_s"), med("padded", "tokens_per_s")
+            ),
             "train_loss_rel_diff": round(abs(pack_loss - pad_loss) / pad_loss, 4),
             "max_step_loss_rel_diff": round(step_diff, 4),
         }

@@ -48,7 +48,8 @@ CATEGORIES = {
 
 def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> None:
     """Child: run ``ftx run argv`` with timers and a torch.profiler window around some steps."""
-    import ftx  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads, as the ftx command does)
+    # ftx first: it sets OMP_WAIT_POLICY before torch loads, as the ftx command does.
+    import ftx
 
     started = time.perf_counter()
     phases: dict[str, float] = {}

@@ -17,10 +17,16 @@ peak RSS (``os.wait4``), CPU seconds, and held-out exact match scored by the *sa
 ``ftx eval DIR --data heldout.jsonl --metric exact --limit K``, with the base model's tokenizer.
 Ratios are ftx / other (wall time, memory: lower is better; tokens/s: higher is better).
 
+The other tools run with ``OMP_WAIT_POLICY=PASSIVE``, the setting ftx makes in its own process:
+without it a QLoRA step of theirs is about 9x slower here (``bench/omp_wait_policy.py``), which
+would swamp everything else; ``--as-installed`` runs them without it, as a user would.
+LLaMA-Factory runs without gradient checkpointing (``disable_gradient_checkpointing: true``),
+its fastest working CPU setting (``--lf-checkpointing on`` restores its default).
+
 Usage::
 
     python bench/vs_tools.py [--steps 30] [--batch 8] [--eval-limit 40] [--quick]
-                             [--only trl,llamafactory] [--workdir DIR]
+                             [--only trl,llamafactory] [--workdir DIR] [--as-installed]
 
 Contenders run in pairs (ftx and its counterpart back to back, the order alternating from pair
 to pair) so that both sides of a ratio see similar load from other processes; the load
@@ -108,6 +114,15 @@ def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) ->
     return result
 
 
+def other_omp(args: argparse.Namespace) -> str:
+    """OMP_WAIT_POLICY for the other tools' processes ("" = unset, as a user runs them).
+
+    ftx sets PASSIVE in its own process (``ftx/__init__.py``); without it, a QLoRA step here ran
+    about 9x slower (bench/omp_wait_policy.py), which would swamp every other difference.
+    """
+    return "" if args.as_installed else "PASSIVE"
+
+
 def trl_contender(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     out = ctx["work"] / "trl-tutorial"
     if out.exists():
@@ -130,9 +145,7 @@ def trl_contender(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
         "--max-length",
         str(args.max_length),
     ]
-    # The tutorial runs the way a user runs it: without ftx's OMP_WAIT_POLICY=PASSIVE (ftx sets
-    # it in its own process only; the harness itself has imported ftx, so clear it here).
-    env = {"OMP_WAIT_POLICY": args.tutorial_omp or ""}
+    env = {"OMP_WAIT_POLICY": other_omp(args)}
     result = run_child(cmd, log_path=ctx["work"] / "trl-tutorial.log", env=env)
     require_ok(result, "TRL tutorial script")
     state = trainer_runtime(out / "trainer_state.json")
@@ -160,7 +173,7 @@ def lf_contender(mode: str, lr: float, args: argparse.Namespace, ctx: dict[str, 
     yaml_path = ctx["work"] / f"lf-{mode}.yaml"
     yaml_path.write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [str(LF_VENV / "bin" / "llamafactory-cli"), "train", str(yaml_path)]
-    env = {"OMP_WAIT_POLICY": args.tutorial_omp or "", "DISABLE_VERSION_CHECK": "1"}
+    env = {"OMP_WAIT_POLICY": other_omp(args), "DISABLE_VERSION_CHECK": "1"}
     result = run_child(cmd, log_path=ctx["work"] / f"lf-{mode}.log", env=env)
     require_ok(result, f"llamafactory-cli train ({mode})")
     stats = trainer_runtime(out / "all_results.json")
@@ -260,7 +273,6 @@ def comparison_rows(results: dict[tuple[str, str], dict[str, Any]]) -> list[dict
                 ),
                 "ftx_exact": ours["heldout"]["score"],
                 "other_exact": theirs["heldout"]["score"],
-
             }
         )
     return rows
@@ -338,10 +350,11 @@ def main() -> None:
         help="LLaMA-Factory gradient checkpointing (its default is on; off is faster on CPU)",
     )
     parser.add_argument(
-        "--tutorial-omp",
-        default="",
-        help="OMP_WAIT_POLICY for the TRL script and LLaMA-Factory (default: unset, as a user "
-        "runs them; PASSIVE gives them ftx's setting)",
+        "--as-installed",
+        action="store_true",
+        help="run the TRL script and LLaMA-Factory without OMP_WAIT_POLICY, as a user runs them "
+        "(default: PASSIVE, ftx's setting, so the ratios measure everything else ftx does; "
+        "bench/omp_wait_policy.py measures what the variable alone is worth)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -384,7 +397,7 @@ def main() -> None:
                 "learning_rates": {k: v[1] for k, v in PAIRS.items()},
                 "lr_schedule": "cosine, 5% linear warmup, weight decay 0, seed 42",
                 "lf_gradient_checkpointing": args.lf_checkpointing,
-                "tutorial_omp_wait_policy": args.tutorial_omp or "unset",
+                "other_tools_omp_wait_policy": other_omp(args) or "unset",
                 "workdir": str(ctx["work"]),
             },
             "data": ctx["tokens"],
@@ -399,8 +412,7 @@ def main() -> None:
             "load_average_start": load_start,
             "load_average_end": loadavg(),
             "contenders": per_tool,
-            "comparisons": [
-rows],
+            "comparisons": [rows],
             "tables_markdown": text,
         },
     )

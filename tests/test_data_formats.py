@@ -231,7 +231,7 @@ def test_directory_reads_supported_files_sorted(tmp_path):
 def test_demo_files_load():
     train, heldout = demo_data_paths()
     train_convs, held_convs = load_conversations(train), load_conversations(heldout)
-    assert 1000 <= len(train_convs) <= 2000 and 50 <= len(held_convs) <= 100
+    assert len(train_convs) == 480 and len(held_convs) == 80
     asked = {c.messages[0]["content"] for c in train_convs}
     assert not asked & {c.messages[0]["content"] for c in held_convs}
 

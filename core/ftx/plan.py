@@ -377,6 +377,28 @@ def precision_for(device: DeviceInfo, dtype: str = "auto") -> Precision:
 # --------------------------------------------------------------------------- building blocks
 
 
+def checkpoint_dtype(config: Any) -> str | None:
+    """The dtype of the weights on disk, from the config's ``dtype``/``torch_dtype`` (``None``
+    when the config does not say). GGUF models count as ``float32``: ftx converts them to an
+    fp32 safetensors directory."""
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if value is None:
+        return None
+    name = str(value).removeprefix("torch.")
+    return name if name in DTYPE_BYTES else None
+
+
+def mapped_checkpoint_bytes(shape: ModelShape, config: Any, device: DeviceInfo) -> int:
+    """On a CPU, a model quantised while loading from an fp32 safetensors checkpoint keeps the
+    checkpoint memory-mapped (its unquantised parameters still point into it), so every page
+    read during loading stays in the process's resident memory: ``4 * params`` bytes. They are
+    clean file pages the kernel may drop under pressure, but they count in the measured peak.
+    0 on GPUs (host memory) and for checkpoints in another dtype (converted, then unmapped)."""
+    if device.kind != "cpu" or checkpoint_dtype(config) != "float32":
+        return 0
+    return 4 * shape.total_params()
+
+
 def adamw_bytes(trainable_params: int, dtype_bytes: int) -> int:
     """AdamW state: ``exp_avg`` and ``exp_avg_sq``, each shaped and typed like the parameter."""
     return 2 * trainable_params * dtype_bytes
@@ -664,9 +686,11 @@ def _read_gguf_config(gguf: Path) -> Any:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except Exception as exc:
         raise BadInput(f"{gguf}: cannot read its GGUF metadata ({exc})") from None
+    config.dtype = "float32"  # what ftx converts GGUF weights to (see ftx.models)
+    return config
 
 
 # --------------------------------------------------------------------------- the plan

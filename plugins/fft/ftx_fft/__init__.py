@@ -36,7 +36,7 @@ def method_options() -> list[Option]:
 
 @hookimpl
 def train_defaults(device: Any) -> dict[str, Any]:
-    return {"learning_rate": 5e-5}
+    return {"learning_rate": 1e-4}
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from ftx.plan import (
     autocast_copy_bytes,
     lora_activation_extra,
     lora_params,
+    mapped_checkpoint_bytes,
     model_shape,
     quantized_bytes,
 )
@@ -87,6 +88,9 @@ def estimate(
         )
         for ckpt in (False, True)
     }
+    mapped = mapped_checkpoint_bytes(shape, model_config, device)
+    if mapped:
+        notes.append("quant. includes the fp32 checkpoint kept memory-mapped on the CPU")
     notes.append(
         f"{bits}-bit base; LoRA r={r} on {'all linears' if targets is None else ', '.join(targets)}"
     )
@@ -99,7 +103,7 @@ def estimate(
         optimizer=adamw_bytes(trainable, 4),
         activations=acts[False],
         activations_checkpointed=acts[True],
-        quantization_overhead=constants + largest * precision.compute_bytes,
+        quantization_overhead=constants + largest * precision.compute_bytes + mapped,
         trainable_params=trainable,
         total_params=total + trainable,
         export=4 * total,

@@ -1,0 +1,265 @@
+"""What each CPU optimisation buys: per-step A/B on identical weights, through TRL's real loss.
+
+For each plugin a child process builds the trainer exactly as ``ftx run`` does (ftx's hooks, its
+collator, TRL's ``SFTTrainer``; the run is stopped right before ``trainer.train``), takes the
+first ``--batches`` + 1 batches of the demo data, and times one forward+backward
+(``trainer.compute_loss`` + ``backward``; no optimizer step, so every variant sees the same
+weights and the losses are comparable) per variant and batch, the variants alternating:
+
+* ``ftx default``: bf16 autocast (this CPU has AVX512-BF16), no activation checkpointing;
+* ``+ activation checkpointing``: what TRL's and LLaMA-Factory's default (on) costs on a CPU;
+* ``fp32 (no bf16 autocast)``: what bf16 buys (for qlora the 4-bit matmuls keep their bf16
+  compute dtype; ``--qlora-fp32`` adds a separate run with ``method.compute_dtype=float32``);
+* ``LM head on trained tokens only``: TRL 1.16's fused LM head scores only the positions with a
+  label on Triton devices and *every* position elsewhere (``compact = _use_triton(device)``);
+  this variant makes it compact on the CPU too (prompt and padding positions skip the
+  ``[tokens, vocab]`` projection);
+* ``LoRA dropout 0`` (qlora): the 0.05 default draws a Bernoulli mask for every LoRA input;
+* ``compact head + dropout 0`` (qlora): both.
+
+Reported: median step time per variant, its ratio to ftx's default, and the mean loss (the
+variants that change no arithmetic must agree to rounding). Results:
+``bench/results/ablations.json``.
+
+Usage::
+
+    python bench/ablations.py [--plugins qlora,sft,fft] [--batches 3] [--batch 8] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+VARIANTS = {
+    "ftx default": {},
+    "+ activation checkpointing": {"checkpointing": True},
+    "fp32 (no bf16 autocast)": {"autocast": False},
+    "LM head on trained tokens only": {"compact_head": True},
+    "LoRA dropout 0": {"dropout0": True},
+    "compact head + dropout 0": {"compact_head": True, "dropout0": True},
+}
+QLORA_ONLY = {"LoRA dropout 0", "compact head + dropout 0"}
+
+
+class Captured(BaseException):
+    """Raised from inside ``ftx run`` once the trainer is built, to stop before training."""
+
+
+@contextlib.contextmanager
+def applied(model: Any, toggles: dict[str, Any]):
+    """Apply a variant's toggles to the model / TRL for the duration of one step."""
+    import trl.trainer.utils as trl_utils
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved_use_triton = trl_utils._use_triton
+    dropouts = []
+    if toggles.get("checkpointing"):
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if toggles.get("compact_head"):
+        # In TRL 1.16 this name (imported into trl.trainer.utils) only decides `compact`; the
+        # kernels module keeps its own reference, so the CPU still runs the torch tiles.
+        trl_utils._use_triton = lambda device: True
+    if toggles.get("dropout0"):
+        for name, module in model.named_modules():
+            if "lora_dropout" in name and hasattr(module, "p"):
+                dropouts.append((module, module.p))
+                module.p = 0.0
+    try:
+        yield
+    finally:
+        if toggles.get("checkpointing"):
+            base.gradient_checkpointing_disable()
+        trl_utils._use_triton = saved_use_triton
+        for module, p in dropouts:
+            module.p = p
+
+
+def worker(out_json: str, plugin: str, n_batches: int, variants: list[str], argv: list[str]):
+    import ftx.runner  # ftx first: OMP_WAIT_POLICY before torch, as the ftx command
+
+    captured: dict[str, Any] = {}
+    original_build = ftx.runner._build_trainer
+
+    def build(run, prep, model, tokenizer, tokenized, summary):
+        trainer, _, _ = original_build(run, prep, model, tokenizer, tokenized, summary)
+        captured.update(trainer=trainer, model=model, run=run)
+        raise Captured
+
+    ftx.runner._build_trainer = build
+    from ftx.cli import cli
+
+    with contextlib.suppress(Captured):
+        cli(["run", *argv], prog_name="ftx", standalone_mode=False)
+    import torch
+
+    trainer, model, run = captured["trainer"], captured["model"], captured["run"]
+    model.train()
+    bf16 = bool(run.train_args.get("bf16"))
+    loader = iter(trainer.get_train_dataloader())
+    batches = [next(loader) for _ in range(n_batches + 1)]
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    losses: dict[str, list[float]] = {v: [] for v in variants}
+    for i, batch in enumerate(batches):
+        order = variants[i % len(variants) :] + variants[: i % len(variants)]
+        for name in order:
+            toggles = VARIANTS[name]
+            autocast = bf16 and toggles.get("autocast", True)
+            torch.manual_seed(1234 + i)  # same dropout masks wherever dropout is on
+            with applied(model, toggles):
+                start = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = trainer.compute_loss(model, dict(batch))
+                loss.backward()
+                elapsed = time.perf_counter() - start
+            model.zero_grad(set_to_none=True)
+            if i:  # batch 0 warms every path up
+                times[name].append(elapsed)
+                losses[name].append(float(loss.detach()))
+        print(f"batch {i}: {int(batch['labels'].numel())} positions", file=sys.stderr, flush=True)
+    tokens = [
+        int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
+        for b in batches[1:]
+    ]
+    trained = [int((b["labels"] != -100).sum()) for b in batches[1:]]
+    result = {
+        "plugin": plugin,
+        "bf16": bf16,
+        "tokens_per_batch": tokens,
+        "trained_tokens_per_batch": trained,
+        "variants": {
+            name: {
+                "step_s": [round(t, 3) for t in times[name]],
+                "step_s_median": round(statistics.median(times[name]), 3),
+                "mean_loss": round(statistics.mean(losses[name]), 5),
+            }
+            for name in variants
+        },
+    }
+    Path(out_json).write_text(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        n_variants = int(sys.argv[5])
+        variants = sys.argv[6 : 6 + n_variants]
+        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), variants, sys.argv[6 + n_variants :])
+        return
+    from common import (
+        MAIN_DISTS,
+        MAIN_PY,
+        demo_data,
+        demo_model,
+        loadavg,
+        log,
+        markdown_table,
+        package_versions,
+        ratio,
+        require_ok,
+        run_child,
+        save_results,
+        workdir,
+        write_subset,
+    )
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plugins", default="qlora,sft,fft")
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--qlora-fp32", action="store_true", help="add a pure-fp32 qlora run")
+    parser.add_argument("--workdir")
+    parser.add_argument("--quick", action="store_true", help="1 batch per variant")
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.batches = 1
+    work = workdir("ablations", args.workdir)
+    model = demo_model()
+    train, _ = demo_data()
+    subset = write_subset(train, (args.batches + 1) * args.batch, work / "train.jsonl")
+    load_start = loadavg()
+    runs: list[tuple[str, str, list[str], list[str]]] = []
+    for plugin in [p.strip() for p in args.plugins.split(",") if p.strip()]:
+        names = [v for v in VARIANTS if plugin == "qlora" or v not in QLORA_ONLY]
+        runs.append((plugin, plugin, names, []))
+    if args.qlora_fp32:
+        runs.append(
+            (
+                "qlora-fp32",
+                "qlora",
+                ["ftx default"],
+                ["method.compute_dtype=float32", "train.bf16=false"],
+            )
+        )
+    results = {}
+    for label, plugin, names, sets in runs:
+        out_json = work / f"{label}.json"
+        run_args = [
+            "--plugin",
+            plugin,
+            "--model",
+            str(model),
+            "--data",
+            str(subset),
+            "--output",
+            str(work / label),
+            "--overwrite",
+            "--set",
+            f"train.per_device_train_batch_size={args.batch}",
+            *[x for s in sets for x in ("--set", s)],
+        ]
+        cmd = [
+            str(MAIN_PY),
+            __file__,
+            "--worker",
+            str(out_json),
+            plugin,
+            str(args.batches),
+            str(len(names)),
+            *names,
+            *run_args,
+        ]
+        log(f"{label}: {len(names)} variants × {args.batches} batches (load {loadavg()[0]})")
+        result = run_child(cmd, log_path=work / f"{label}.log", env={"OMP_WAIT_POLICY": ""})
+        require_ok(result, f"ablation worker {label}")
+        results[label] = json.loads(out_json.read_text())
+    rows = []
+    for label, data in results.items():
+        ref = results.get(label.split("-")[0], data)["variants"]["ftx default"]
+        for name, v in data["variants"].items():
+            rows.append(
+                [
+                    label,
+                    name if label == data["plugin"] else f"{name} ({label})",
+                    v["step_s_median"],
+                    ratio(v["step_s_median"], ref["step_s_median"]),
+                    v["mean_loss"],
+                ]
+            )
+    text = markdown_table(
+        ["plugin", "variant", "fwd+bwd s (median)", "time vs ftx default", "mean loss"], rows
+    )
+    print(text)
+    path = save_results(
+        "ablations",
+        {
+            "settings": vars(args),
+            "results": results,
+            "load_average_start": load_start,
+            "load_average_end": loadavg(),
+            "versions": package_versions(MAIN_PY, MAIN_DISTS),
+            "tables_markdown": text,
+        },
+    )
+    log(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,12 @@ weights and the losses are comparable) per variant and batch, the variants alter
   this variant makes it compact on the CPU too (prompt and padding positions skip the
   ``[tokens, vocab]`` projection);
 * ``LoRA dropout 0`` (qlora): the 0.05 default draws a Bernoulli mask for every LoRA input;
-* ``compact head + dropout 0`` (qlora): both.
+* ``compact head + dropout 0`` (qlora): both;
+* ``frozen weights in bf16`` (qlora, sft): the frozen weights that are not 4-bit (embeddings,
+  norms; for sft the frozen blocks too) stored in bf16 instead of fp32: PEFT's
+  ``prepare_model_for_kbit_training`` upcasts them, so the residual stream and the saved
+  activations are fp32 and autocast re-casts every frozen weight on every forward;
+* ``all proposed``: compact head + LoRA dropout 0 (qlora) + frozen weights in bf16.
 
 Reported: median step time per variant, its ratio to ftx's default, and the mean loss (the
 variants that change no arithmetic must agree to rounding). Results:
@@ -44,8 +49,11 @@ VARIANTS = {
     "LM head on trained tokens only": {"compact_head": True},
     "LoRA dropout 0": {"dropout0": True},
     "compact head + dropout 0": {"compact_head": True, "dropout0": True},
+    "frozen weights in bf16": {"bf16_frozen": True},
+    "all proposed": {"compact_head": True, "dropout0": True, "bf16_frozen": True},
 }
 QLORA_ONLY = {"LoRA dropout 0", "compact head + dropout 0"}
+NEEDS_FROZEN = {"frozen weights in bf16"}
 
 
 class Captured(BaseException):
@@ -55,11 +63,17 @@ class Captured(BaseException):
 @contextlib.contextmanager
 def applied(model: Any, toggles: dict[str, Any]):
     """Apply a variant's toggles to the model / TRL for the duration of one step."""
+    import torch
     import trl.trainer.utils as trl_utils
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     saved_use_triton = trl_utils._use_triton
     dropouts = []
+    frozen = []
+    if toggles.get("bf16_frozen"):
+        frozen = frozen_float_params(model)
+        for param in frozen:
+            param.data = param.data.to(torch.bfloat16)
     if toggles.get("checkpointing"):
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if toggles.get("compact_head"):
@@ -79,6 +93,22 @@ def applied(model: Any, toggles: dict[str, Any]):
         trl_utils._use_triton = saved_use_triton
         for module, p in dropouts:
             module.p = p
+        for param in frozen:
+            param.data = param.data.float()
+
+
+def frozen_float_params(model: Any) -> list[Any]:
+    """Frozen fp32 parameters that are not 4-bit packed (those a bf16 load would keep in bf16)."""
+    import torch
+
+    return [
+        p
+        for p in model.parameters()
+        if not p.requires_grad
+        and p.dtype == torch.float32
+        and type(p).__name__ != "Params4bit"
+        and getattr(p, "quant_state", None) is None
+    ]
 
 
 def worker(out_json: str, plugin: str, n_batches: int, variants: list[str], argv: list[str]):
@@ -188,6 +218,8 @@ def main() -> None:
     runs: list[tuple[str, str, list[str], list[str]]] = []
     for plugin in [p.strip() for p in args.plugins.split(",") if p.strip()]:
         names = [v for v in VARIANTS if plugin == "qlora" or v not in QLORA_ONLY]
+        if plugin == "fft":  # nothing is frozen
+            names = [v for v in names if v not in NEEDS_FROZEN and v != "all proposed"]
         runs.append((plugin, plugin, names, []))
     if args.qlora_fp32:
         runs.append(
@@ -240,7 +272,7 @@ def main() -> None:
                     name if label == data["plugin"] else f"{name} ({label})",
                     v["step_s_median"],
                     ratio(v["step_s_median"], ref["step_s_median"]),
-                    v["mean_loss"],
+                    f"{v['mean_loss']:.4f}",
                 ]
             )
     text = markdown_table(

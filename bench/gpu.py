@@ -30,6 +30,7 @@ Usage (on the GPU machine; ``bench/gpu.sh`` installs ftx from the tree first)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -326,10 +327,8 @@ def main() -> None:
 
     versions = {}
     for dist in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "ftx-core"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
     payload = {
         "bench": "gpu",
         "device": device,

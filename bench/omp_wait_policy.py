@@ -6,7 +6,7 @@ wait policy an idle OpenMP thread spins for a while before it sleeps, so each ru
 threads burn the cores the other runtime's busy threads need.
 
 For each policy (``unset``: the libgomp default, as a plain TRL/PEFT/LLaMA-Factory script runs;
-``PASSIVE``: ftx's setting; ``ACTIVE``) a fresh child process sets the variable *before*
+``PASSIVE``: ftx's setting; optionally ``ACTIVE``) a fresh child process sets the variable *before*
 importing torch, then measures
 
 * a small fp32 matmul (``[256, 576] @ [576, 576]``, SmolLM2's hidden size) 200 times, after
@@ -19,7 +19,8 @@ The policies alternate across ``--rounds`` rounds. Results: ``bench/results/omp_
 
 Usage::
 
-    python bench/omp_wait_policy.py [--steps 3] [--rounds 2] [--batch 8] [--quick]
+    python bench/omp_wait_policy.py [--steps 2] [--rounds 1] [--batch 8]
+                                    [--policies unset,PASSIVE,ACTIVE] [--quick]
 """
 
 from __future__ import annotations
@@ -133,10 +134,10 @@ def main() -> None:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--policies", default="unset,PASSIVE", help="also: ACTIVE")
     parser.add_argument("--quick", action="store_true", help="1 round of 1 step")
     parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -53,7 +53,8 @@ def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> N
 
     started = time.perf_counter()
     phases: dict[str, float] = {}
-    report: dict[str, Any] = {"phases_s": phases}
+    memory: dict[str, dict[str, float]] = {}
+    report: dict[str, Any] = {"phases_s": phases, "memory_gib": memory}
 
     def timed(module: Any, name: str, label: str | None = None) -> None:
         original = getattr(module, name)
@@ -67,6 +68,7 @@ def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> N
                 if key == "call_first":
                     key = f"hook {args[1]}"
                 phases[key] = phases.get(key, 0.0) + time.perf_counter() - t0
+                memory[key] = proc_memory()
 
         setattr(module, name, wrapper)
 
@@ -96,6 +98,7 @@ def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> N
                 return train(*a, **k)
             finally:
                 phases["trainer.train"] = time.perf_counter() - t0
+                memory["trainer.train"] = proc_memory()
 
         trainer.train = timed_train
         return trainer, guard, stopper
@@ -108,6 +111,16 @@ def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> N
     finally:
         report["total_s"] = time.perf_counter() - started
         Path(out_json).write_text(json.dumps(report, indent=2))
+
+
+def proc_memory() -> dict[str, float]:
+    """This process's resident memory now (VmRSS) and its peak so far (VmHWM), in GiB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 2**20, 3)
+    return {"rss_after": out.get("VmRSS", 0.0), "peak_so_far": out.get("VmHWM", 0.0)}
 
 
 def profiler_callback(warmup: int, steps: int, report: dict[str, Any]) -> Any:
@@ -263,10 +276,23 @@ def main() -> None:
     tables = []
     for plugin, data in results.items():
         phases = sorted(data["phases_s"].items(), key=lambda kv: -kv[1])
-        rows = [[name, round(s, 2), f"{100 * s / data['total_s']:.0f}%"] for name, s in phases]
+        mem = data.get("memory_gib", {})
+        rows = [
+            [
+                name,
+                round(s, 2),
+                f"{100 * s / data['total_s']:.0f}%",
+                mem.get(name, {}).get("rss_after"),
+                mem.get(name, {}).get("peak_so_far"),
+            ]
+            for name, s in phases
+        ]
         tables.append(
             f"**{plugin}**: {data['total_s']:.1f} s in the process, steps "
-            f"{data.get('step_times_s')}\n\n" + markdown_table(["phase", "s", "share"], rows)
+            f"{data.get('step_times_s')}\n\n"
+            + markdown_table(
+                ["phase", "s", "share", "RSS after (GiB)", "peak RSS so far (GiB)"], rows
+            )
         )
         ops = data.get("ops", [])[:12]
         tables.append(

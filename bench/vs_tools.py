@@ -75,10 +75,15 @@ PAIRS = {"qlora": ("qlora", 1e-3), "fft": ("full", 5e-5), "sft": ("freeze", 1e-4
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
-def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
-    out = ctx["work"] / f"ftx-{plugin}"
+def ftx_contender(
+    plugin: str, args: argparse.Namespace, ctx: dict[str, Any], *, proposed: bool = False
+) -> dict[str, Any]:
+    tool = "ftx-proposed" if proposed else "ftx"
+    out = ctx["work"] / f"{tool}-{plugin}"
+    launcher = [str(MAIN_PY), str(BENCH / "ftx_proposed.py")] if proposed else FTX
+    extra = ["--set", "method.lora_dropout=0"] if proposed and plugin == "qlora" else []
     cmd = [
-        *FTX,
+        *launcher,
         "run",
         "--plugin",
         plugin,
@@ -95,12 +100,13 @@ def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) ->
         f"train.per_device_train_batch_size={args.batch}",
         "--set",
         f"data.max_length={args.max_length}",
+        *extra,
     ]
-    result = run_child(cmd, log_path=ctx["work"] / f"ftx-{plugin}.log")
-    require_ok(result, f"ftx run --plugin {plugin}")
+    result = run_child(cmd, log_path=ctx["work"] / f"{tool}-{plugin}.log")
+    require_ok(result, f"{tool} run --plugin {plugin}")
     summary = read_json(out / "summary.json")
     result.update(
-        tool="ftx",
+        tool=tool,
         method=plugin,
         train_runtime_s=summary.get("train_time_s"),
         reported_tokens=summary.get("tokens"),
@@ -223,8 +229,9 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def schedule(only: set[str]) -> list[tuple[str, str]]:
-    """(tool, method) in run order: pairs back to back, ftx first in every other pair."""
+def schedule(only: set[str], proposed: bool) -> list[tuple[str, str]]:
+    """(tool, method) in run order: pairs back to back, ftx first in every other pair (with
+    ``proposed``, ftx with the proposed changes right after plain ftx)."""
     order: list[tuple[str, str]] = []
     if "trl" in only:
         order += [("trl", "qlora"), ("ftx", "qlora")]
@@ -234,7 +241,10 @@ def schedule(only: set[str]) -> list[tuple[str, str]]:
             pair = [("ftx", plugin), ("llamafactory", mode)]
             order += pair if i % 2 else pair[::-1]
     seen: set[tuple[str, str]] = set()
-    return [c for c in order if not (c in seen or seen.add(c))]
+    order = [c for c in order if not (c in seen or seen.add(c))]
+    if proposed:
+        order = [x for c in order for x in ([c, ("ftx-proposed", c[1])] if c[0] == "ftx" else [c])]
+    return order
 
 
 def score(result: dict[str, Any], ctx: dict[str, Any], limit: int) -> None:
@@ -255,26 +265,27 @@ def comparison_rows(results: dict[tuple[str, str], dict[str, Any]]) -> list[dict
     wanted = [("qlora", "trl", "qlora")] + [
         (plugin, "llamafactory", mode) for plugin, (mode, _) in PAIRS.items()
     ]
-    for plugin, tool, method in wanted:
-        ours, theirs = results.get(("ftx", plugin)), results.get((tool, method))
-        if not ours or not theirs:
-            continue
-        rows.append(
-            {
-                "ftx": plugin,
-                "other": f"{tool} {method}",
-                "wall_ratio": ratio(ours["wall_s"], theirs["wall_s"]),
-                "train_time_ratio": ratio(ours["train_runtime_s"], theirs["train_runtime_s"]),
-                "tokens_per_s_ratio": ratio(ours["tokens_per_s"], theirs["tokens_per_s"]),
-                "peak_rss_ratio": ratio(ours["peak_rss_bytes"], theirs["peak_rss_bytes"]),
-                "cpu_s_ratio": ratio(
-                    ours["cpu_user_s"] + ours["cpu_sys_s"],
-                    theirs["cpu_user_s"] + theirs["cpu_sys_s"],
-                ),
-                "ftx_exact": ours["heldout"]["score"],
-                "other_exact": theirs["heldout"]["score"],
-            }
-        )
+    for ours_tool in ("ftx", "ftx-proposed"):
+        for plugin, tool, method in wanted:
+            ours, theirs = results.get((ours_tool, plugin)), results.get((tool, method))
+            if not ours or not theirs:
+                continue
+            rows.append(
+                {
+                    "ftx": f"{ours_tool} {plugin}",
+                    "other": f"{tool} {method}",
+                    "wall_ratio": ratio(ours["wall_s"], theirs["wall_s"]),
+                    "train_time_ratio": ratio(ours["train_runtime_s"], theirs["train_runtime_s"]),
+                    "tokens_per_s_ratio": ratio(ours["tokens_per_s"], theirs["tokens_per_s"]),
+                    "peak_rss_ratio": ratio(ours["peak_rss_bytes"], theirs["peak_rss_bytes"]),
+                    "cpu_s_ratio": ratio(
+                        ours["cpu_user_s"] + ours["cpu_sys_s"],
+                        theirs["cpu_user_s"] + theirs["cpu_sys_s"],
+                    ),
+                    "ftx_exact": ours["heldout"]["score"],
+                    "other_exact": theirs["heldout"]["score"],
+                }
+            )
     return rows
 
 
@@ -318,7 +329,7 @@ def print_tables(rows: list[dict[str, Any]], per_tool: list[dict[str, Any]]) -> 
         ],
         [
             [
-                f"ftx {r['ftx']} vs {r['other']}",
+                f"{r['ftx']} vs {r['other']}",
                 r["wall_ratio"],
                 r["train_time_ratio"],
                 r["tokens_per_s_ratio"],
@@ -350,6 +361,11 @@ def main() -> None:
         help="LLaMA-Factory gradient checkpointing (its default is on; off is faster on CPU)",
     )
     parser.add_argument(
+        "--proposed",
+        action="store_true",
+        help="also run ftx with the proposed CPU changes (bench/ftx_proposed.py)",
+    )
+    parser.add_argument(
         "--as-installed",
         action="store_true",
         help="run the TRL script and LLaMA-Factory without OMP_WAIT_POLICY, as a user runs them "
@@ -369,10 +385,10 @@ def main() -> None:
     ctx = prepare(args)
     load_start = loadavg()
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    for tool, method in schedule(only):
+    for tool, method in schedule(only, args.proposed):
         log(f"training: {tool} {method} (load {loadavg()[0]})")
-        if tool == "ftx":
-            result = ftx_contender(method, args, ctx)
+        if tool in ("ftx", "ftx-proposed"):
+            result = ftx_contender(method, args, ctx, proposed=tool == "ftx-proposed")
         elif tool == "trl":
             result = trl_contender(args, ctx)
         else:

@@ -251,7 +251,7 @@ def test_sft_estimate_follows_the_layer_selector():
     embed = estimate_of("sft", config, layers="last:2", extra=["embed_tokens"])
     assert embed.trainable_params == 2 * block + 32000 * 4096
     assert embed.activations > last8.activations
-    with pytest.raises(BadInput, match="method.layers"):
+    with pytest.raises(BadInput, match=r"method\.layers"):
         estimate_of("sft", config, layers="last:40")
 
 
@@ -480,13 +480,23 @@ def test_plan_bad_input_exits_2(ftx_cli, llama7b_dir, args, needle):
     assert "Traceback" not in result.output
 
 
+def test_plan_for_cuda_without_a_gpu_asks_for_its_size(ftx_cli, llama7b_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = ftx_cli("plan", "--model", llama7b_dir, "--device", "cuda")
+    assert result.exit_code == 2
+    assert "no CUDA GPU" in result.stderr and "--gpu-mem" in result.stderr
+
+
 def test_plan_model_directory_without_config(ftx_cli, tmp_path):
     result = ftx_cli("plan", "--model", tmp_path)
     assert result.exit_code == 2
     assert "no config.json" in result.stderr
 
 
-THIRD_PARTY = '''
+THIRD_PARTY = """
 from ftx import hookimpl
 
 @hookimpl
@@ -495,7 +505,7 @@ def estimate_memory(model_config, seq_len, batch_size, device, dtype):
 
     return bf16_lora_estimate(model_config, seq_len=seq_len, batch_size=batch_size,
                               device=device, dtype=dtype)
-'''
+"""
 NO_ESTIMATE = """
 from ftx import hookimpl
 
@@ -544,7 +554,8 @@ def test_plan_and_plugin_modules_import_no_heavy_library():
     code = (
         "import sys, ftx.plan, ftx.commands.plan, ftx_fft, ftx_sft, ftx_qlora\n"
         "import ftx_fft.estimate, ftx_sft.estimate, ftx_qlora.estimate\n"
-        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules]\n"
+        "heavy = ('torch', 'transformers', 'peft', 'bitsandbytes')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -554,7 +565,7 @@ def test_plan_and_plugin_modules_import_no_heavy_library():
 
 CALIBRATION_STEPS = 2  # the peak comes in step 2, once the optimizer state exists
 TOLERANCE = 0.30
-WORDS = "the quick brown fox jumps over the lazy dog order item price total answer".split()
+VOCABULARY = "the quick brown fox jumps over the lazy dog order item price total answer"
 
 
 @pytest.fixture(scope="module")
@@ -564,10 +575,11 @@ def long_text_rows(tmp_path_factory) -> Path:
     import random
 
     rng = random.Random(0)
+    words = VOCABULARY.split()
     path = tmp_path_factory.mktemp("calibration") / "text.jsonl"
     with path.open("w") as fh:
         for _ in range(32):
-            fh.write(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(800))}) + "\n")
+            fh.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(800))}) + "\n")
     return path
 
 
@@ -592,8 +604,14 @@ def cpu_env() -> dict[str, str]:
 
 
 def measure_run(plugin: str, model: str | None, data: Path, out: Path, batch: int, seq: int):
-    """One short ``ftx run`` in its own process; return its ``summary.json``."""
-    cmd = [sys.executable, "-m", "ftx.cli", "run", "--plugin", plugin, "--data", str(data)]
+    """One short ``ftx run`` in its own process; return its ``summary.json``.
+
+    Launched through ``sh`` (which forks it rather than exec-ing it): on Linux a process's
+    ``ru_maxrss`` starts at its parent's resident size at ``fork`` and survives ``exec``, so a
+    run forked straight from this (large) test process would inherit a baseline above its own.
+    """
+    cmd = ["/bin/sh", "-c", '"$0" "$@"; exit $?']
+    cmd += [sys.executable, "-m", "ftx.cli", "run", "--plugin", plugin, "--data", str(data)]
     cmd += ["--output", str(out)] + (["--model", model] if model else [])
     for setting in (
         f"train.max_steps={CALIBRATION_STEPS}",

@@ -13,7 +13,11 @@ The model of peak training memory (bytes, per process)::
     optimizer     AdamW: two moments per trainable parameter, in the parameter's dtype
     activations   tensors saved for backward, per token and per decoder block that gradients
                   flow through, plus the loss head's transient tiles (see below)
-    quantization  4/8-bit constants (absmax, double-quant tables) and one dequantised weight
+    quantization  4/8-bit constants (absmax, double-quant tables) and one dequantised weight;
+                  on a CPU also bitsandbytes' per-block workspace and the fp32 checkpoint that
+                  stays memory-mapped after quantising (both measured)
+    export        (CPU plans) adapter methods reload the unquantised base to merge: the peak
+                  is the larger of training and export, see :meth:`MemoryEstimate.peak`
 
 Activation coefficients are bytes per token per decoder block as ``a*hidden + b*kv_dim +
 c*intermediate``; they were measured by counting the tensors autograd saves (deduplicated by
@@ -25,7 +29,7 @@ Triton kernel (CUDA) about 2 per entry plus a bf16 weight chunk.
 
 Calibration (``tests/test_plan.py``, slow tier): the estimate is compared with the peak RSS above
 the pre-load baseline that ``ftx run`` records in ``summary.json``, for every built-in method on
-SmolLM2-135M and a ~300M-parameter random Llama, and must agree within ±30%. Published sanity
+SmolLM2-135M and a 280M-parameter random Llama, and must agree within ±30%. Published sanity
 points for Llama-2-7B (LLaMA-Factory's hardware table) are fast tests.
 """
 
@@ -65,10 +69,18 @@ LORA_INPUT_BYTES = 3.0
 """Extra saved bytes per input feature per token for each LoRA-wrapped linear: the dropout mask
 (1) and the bf16 copy of the dropped input that ``lora_A`` saves (2). Measured."""
 
+BNB_CPU_BLOCK_WORKSPACE = 11 * (1 << 20)
+"""Memory bitsandbytes' CPU training path holds per quantised decoder block beyond the saved
+activations (dequantisation buffers, fp32 gradients of its fp32 outputs, heap slack). Empirical:
+fitted to the measured peaks of QLoRA runs on SmolLM2 (30 blocks of 3.5M parameters) and a
+random Llama (24 blocks of 11.8M), where it did not vary with block size or tokens per step."""
+
 HEAD_TOKEN_CHUNK = 4096
 HEAD_VOCAB_CHUNK = 32768
 HEAD_TILE_BYTES = {"cpu": 35.0, "mps": 35.0, "cuda": 2.0}
-"""Bytes alive per (token, vocab) entry of one loss-head tile at the backward's peak."""
+"""Bytes alive per (token, vocab) entry of one loss-head tile at the backward's peak: on the CPU
+measured (the torch fallback's fp32 temporaries); on CUDA the Triton kernel's bf16 tile (from
+its design, not measured here)."""
 
 ALLOCATOR_RESERVE = 0.05
 """Share of the memory budget kept free for allocator fragmentation (the CUDA caching allocator,
@@ -105,21 +117,22 @@ class MemoryEstimate:
         acts = self.activations_checkpointed if checkpointing else self.activations
         return self.weights + self.gradients + self.optimizer + acts + self.quantization_overhead
 
-    def steady(self) -> int:
-        """Bytes held between steps (weights, gradients, optimizer state, quantisation)."""
-        return self.weights + self.gradients + self.optimizer + self.quantization_overhead
-
     def peak(self, checkpointing: bool = False, *, with_export: bool = False) -> int:
         """``total(checkpointing)``, or the export step's peak if that is higher and
-        ``with_export`` (a CPU run: training and export share the same memory)."""
+        ``with_export`` (a CPU run, where training and export share the same memory).
+
+        At export the process still holds the steady state plus part of the activations'
+        memory (the CPU allocator keeps freed blocks; half, as measured on SmolLM2 and a 280M
+        Llama), and the export's own allocations come on top.
+        """
         train = self.total(checkpointing)
         if not with_export or not self.export:
             return train
-        # After training the allocator still holds the activations' memory (glibc keeps freed
-        # blocks); the export's fresh allocations come on top of that.
-        return max(train, train + self.export - self.activations // 2)
+        acts = self.activations_checkpointed if checkpointing else self.activations
+        return max(train, train + self.export - acts // 2)
 
     def as_dict(self) -> dict[str, Any]:
+        """Every field (bytes and counts) plus ``total`` and ``total_checkpointed``."""
         out = asdict(self)
         out["total"] = self.total(False)
         out["total_checkpointed"] = self.total(True)
@@ -397,6 +410,12 @@ def mapped_checkpoint_bytes(shape: ModelShape, config: Any, device: DeviceInfo) 
     if device.kind != "cpu" or checkpoint_dtype(config) != "float32":
         return 0
     return 4 * shape.total_params()
+
+
+def quantized_workspace_bytes(shape: ModelShape, device: DeviceInfo) -> int:
+    """Per-block workspace of bitsandbytes' CPU path (:data:`BNB_CPU_BLOCK_WORKSPACE`); on
+    GPUs the dequantised-weight buffer is counted separately and this is 0."""
+    return shape.layers * BNB_CPU_BLOCK_WORKSPACE if device.kind == "cpu" else 0
 
 
 def adamw_bytes(trainable_params: int, dtype_bytes: int) -> int:
@@ -742,6 +761,11 @@ def resolve_device(device: str, gpu_mem: int | None) -> DeviceInfo:
         found = detect() if gpu_mem is None else None
         if found is not None and found.kind == "cuda":
             return found
+        if gpu_mem is None:
+            raise BadInput(
+                f"--device {device}: this machine has no CUDA GPU",
+                hint="pass --gpu-mem SIZE (e.g. 24GB) to plan for a GPU you do not have here",
+            )
         return DeviceInfo(kind="cuda", bf16=True, count=1, name="CUDA GPU (bf16)")
     from ftx.device import cpu_supports_bf16, detect
 
@@ -784,11 +808,10 @@ def recommend(rows: list[dict[str, Any]], usable: int | None, checkpointing: boo
     if not known:
         return {"method": None, "checkpointing": checkpointing, "reason": "no method estimate"}
     if usable is None:
-        best = sorted(known, key=_rank_key)[0]
         return {
-            "method": best["name"],
+            "method": None,
             "checkpointing": checkpointing,
-            "reason": "memory budget unknown; this method trains the most parameters",
+            "reason": "the memory budget is unknown: pass --gpu-mem SIZE",
         }
     fits = sorted((r for r in known if r["fits"]), key=_rank_key)
     if fits:
@@ -799,7 +822,7 @@ def recommend(rows: list[dict[str, Any]], usable: int | None, checkpointing: boo
             else f"trains {format_count(best['estimate']['trainable_params'])} parameters"
         )
         others = [r["name"] for r in fits[1:]]
-        tail = f"; {', '.join(others)} also fit" if others else ""
+        tail = f"; {', '.join(others)} also fit{'s' if len(others) == 1 else ''}" if others else ""
         return {
             "method": best["name"],
             "checkpointing": checkpointing,
@@ -853,7 +876,9 @@ def plan(
 
     Returns a JSON-ready dict: the model's shape and parameter count, the device and precision,
     the budget, one row per plugin (``estimate`` in bytes, or ``None`` with ``status``
-    explaining why) with ``fits``/``fits_checkpointed``, and a ``recommendation``
+    explaining why) with ``peak_bytes`` (the default checkpointing setting) and
+    ``peak_checkpointed_bytes`` (both include the export step on a CPU:
+    ``peak_includes_export``), ``fits``/``fits_checkpointed``, and a ``recommendation``
     (``method``, ``checkpointing``, ``reason``). Raises :class:`BadInput` for bad input.
     """
     from ftx.options import resolve_options
@@ -894,7 +919,11 @@ def plan(
             row["status"] = f"not loaded: {info.status}"
             continue
         pm = manager_for(info, defaults=False)
-        declared, _ = call_first(pm, "method_options")
+        try:
+            declared, _ = call_first(pm, "method_options")
+        except Exception as exc:
+            row["status"] = f"method_options failed: {type(exc).__name__}: {exc}"
+            continue
         options = resolve_options(list(declared or []), given.get(info.name), plugin=info.name)
         try:
             estimate, _ = call_first(
@@ -938,6 +967,7 @@ def plan(
         "dtype": precision.weights,
         "autocast_bf16": precision.autocast,
         "checkpointing_default": checkpointing,
+        "peak_includes_export": with_export,
         "budget_bytes": budget,
         "budget_kind": budget_kind,
         "usable_bytes": usable,

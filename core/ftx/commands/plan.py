@@ -14,7 +14,9 @@ import click
 
 
 @click.command("plan")
-@click.option("--model", "-m", default=None, help="HF model dir, .gguf file or cached hub id.")
+@click.option(
+    "--model", "-m", default=None, help="HF model dir, .gguf file or cached hub id (default: demo)."
+)
 @click.option(
     "--seq-len",
     type=click.IntRange(min=1),
@@ -92,8 +94,20 @@ def plan_cmd(
     print_plan(result)
 
 
+def _short(n: int | None) -> str:
+    """Compact binary size for table cells: ``10.1G``, ``716M``, ``3M``, ``-`` for zero."""
+    if not n:
+        return "-"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f}G"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.0f}M"
+    return f"{n / 1024:.0f}K"
+
+
 def print_plan(result: dict[str, Any]) -> None:
-    """Render a :func:`ftx.plan.plan` result as a rich table on stdout."""
+    """Render a :func:`ftx.plan.plan` result as a rich table on stdout (sizes in GiB/MiB)."""
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -104,58 +118,63 @@ def print_plan(result: dict[str, Any]) -> None:
     shape = result["shape"]
     ckpt_default = result["checkpointing_default"]
     precision = result["dtype"] + (" + bf16 autocast" if result["autocast_bf16"] else "")
-    budget = result["budget_bytes"]
     console.print(
-        f"[bold]model[/] {escape(result['model'])} · {result['model_type']} · "
-        f"{format_count(result['params'])} params · {shape['layers']} layers × "
-        f"hidden {shape['hidden']} · vocab {shape['vocab']}",
+        f"[bold]model[/] {escape(result['model'])}: {result['model_type']}, "
+        f"{format_count(result['params'])} parameters, {shape['layers']} blocks, hidden "
+        f"{shape['hidden']}, vocabulary {shape['vocab']}",
         highlight=False,
     )
     console.print(
-        f"[bold]step[/] batch {result['batch_size']} × {result['seq_len']} tokens · "
-        f"[bold]device[/] {escape(result['device']['name'])} · {precision} · checkpointing "
-        f"{'on' if ckpt_default else 'off'} by default · [bold]memory[/] "
-        f"{format_bytes(budget)} {result['budget_kind']} "
-        f"({format_bytes(result['usable_bytes'])} usable)",
+        f"[bold]step[/] batch {result['batch_size']} × {result['seq_len']} tokens on "
+        f"{escape(result['device']['name'])}, {precision}, activation checkpointing "
+        f"{'on' if ckpt_default else 'off'} by default",
         highlight=False,
     )
-    table = Table(title="ftx plan: peak training memory per method")
-    for col in ("method", "trainable", "weights", "grads", "optimizer", "activations", "quant."):
+    console.print(
+        f"[bold]memory[/] {format_bytes(result['budget_bytes'])} {result['budget_kind']}, "
+        f"{format_bytes(result['usable_bytes'])} usable",
+        highlight=False,
+    )
+    table = Table(
+        title="peak training memory per method (G = GiB, M = MiB)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
+    headers = ("method", "trains", "weight", "grads", "optim", "activ", "quant", "peak")
+    for col in headers:
         table.add_column(col, justify="left" if col == "method" else "right")
-    table.add_column("peak", justify="right", style="bold")
-    table.add_column("peak (ckpt)", justify="right")
+    table.add_column("ckpt", justify="right")
     table.add_column("fits")
     notes: list[str] = []
     for row in result["methods"]:
         est = row["estimate"]
         if est is None:
-            table.add_row(row["name"], *["-"] * 8, f"[yellow]{escape(row['status'])}[/]")
+            table.add_row(row["name"], *["?"] * 8, "[yellow]?[/]")
+            notes.append(f"{row['name']}: {row['status']}")
             continue
-        share = est["trainable_params"] / est["total_params"] if est["total_params"] else 0
-        acts = (
-            f"{format_bytes(est['activations'])} "
-            f"[dim]({format_bytes(est['activations_checkpointed'])})[/]"
-        )
         if row["fits"]:
             fits = "[green]yes[/]"
         elif row["fits_checkpointed"]:
-            fits = "[yellow]with ckpt[/]"
+            fits = "[yellow]ckpt[/]"
         else:
             fits = "[red]no[/]"
         table.add_row(
             row["name"],
-            f"{format_count(est['trainable_params'])} ({100 * share:.1f}%)",
-            format_bytes(est["weights"]),
-            format_bytes(est["gradients"]),
-            format_bytes(est["optimizer"]),
-            acts,
-            format_bytes(est["quantization_overhead"]) if est["quantization_overhead"] else "-",
-            format_bytes(row["peak_bytes"]),
-            format_bytes(row["peak_checkpointed_bytes"]),
+            format_count(est["trainable_params"]),
+            _short(est["weights"]),
+            _short(est["gradients"]),
+            _short(est["optimizer"]),
+            _short(est["activations_checkpointed" if ckpt_default else "activations"]),
+            _short(est["quantization_overhead"]),
+            f"[bold]{_short(row['peak_bytes'])}[/]",
+            _short(row["peak_checkpointed_bytes"]),
             fits,
         )
         notes.extend(f"{row['name']}: {note}" for note in est["notes"])
-    table.caption = "activations (with checkpointing); peak = the default setting"
+    table.caption = "peak: the default setting; ckpt: with activation checkpointing" + (
+        "" if result["device"]["kind"] == "cuda" else "; both include the export step"
+    )
     console.print(table)
     for note in notes:
         console.print(f"  [dim]{escape(note)}[/]", highlight=False)

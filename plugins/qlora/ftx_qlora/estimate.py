@@ -17,6 +17,7 @@ from ftx.plan import (
     mapped_checkpoint_bytes,
     model_shape,
     quantized_bytes,
+    quantized_workspace_bytes,
 )
 
 
@@ -103,7 +104,10 @@ def estimate(
         optimizer=adamw_bytes(trainable, 4),
         activations=acts[False],
         activations_checkpointed=acts[True],
-        quantization_overhead=constants + largest * precision.compute_bytes + mapped,
+        quantization_overhead=constants
+        + largest * precision.compute_bytes
+        + quantized_workspace_bytes(shape, device)
+        + mapped,
         trainable_params=trainable,
         total_params=total + trainable,
         export=4 * total,

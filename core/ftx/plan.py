@@ -779,6 +779,8 @@ def parse_method_sets(sets: Iterable[str]) -> dict[str, dict[str, Any]]:
     read as YAML, like ``ftx run --set``)."""
     import yaml
 
+    from ftx.config import load_yaml
+
     out: dict[str, dict[str, Any]] = {}
     for expr in sets:
         lhs, sep, raw = expr.partition("=")
@@ -786,7 +788,7 @@ def parse_method_sets(sets: Iterable[str]) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not plugin or not key:
             raise BadInput(f"--set {expr!r}: expected PLUGIN.OPTION=VALUE, e.g. sft.layers=last:2")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         out.setdefault(plugin, {})[key.strip()] = value

@@ -41,7 +41,7 @@ def method_options() -> list[Option]:
 
 @hookimpl
 def train_defaults(device: Any) -> dict[str, Any]:
-    return {"learning_rate": 1e-4}
+    return {"learning_rate": 1e-3}
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from ftx_sft.selection import apply_selection, parse_layers
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("auto", [26, 27, 28, 29]),
+        ("auto", [22, 23, 24, 25, 26, 27, 28, 29]),
         ("last:2", [28, 29]),
         ("first:3", [0, 1, 2]),
         ("10-12", [10, 11, 12]),

@@ -20,7 +20,7 @@ STEPS = int(os.environ.get("FTX_SLOW_STEPS", "60"))
 EVAL_ROWS = 40
 
 
-def ftx(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def ftx(*args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ftx.cli", *args], capture_output=True, text=True, timeout=timeout
     )

@@ -13,14 +13,14 @@ from ftx import hookimpl
 from ftx.options import Option
 
 DEFAULT_LAYERS = "auto"
-"""``auto`` = the last 4 decoder blocks (all of them in a model with fewer): see README/SFT."""
+"""``auto`` = the top quarter of the decoder blocks (at least one; see ``selection.AUTO_SHARE``)."""
 
 OPTIONS = [
     Option(
         "layers",
         "str",
         DEFAULT_LAYERS,
-        "decoder blocks to train: auto (last 4) | last:N | first:N | 10-15 | 3,5,7 | a list",
+        "decoder blocks: auto (top quarter) | last:N | first:N | 10-15 | 3,5,7 | a list",
         alternatives=("int", "list"),
     ),
     Option(

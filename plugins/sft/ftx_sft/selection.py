@@ -13,14 +13,17 @@ from typing import Any
 from ftx.errors import BadInput
 
 EXTRAS = ("embed_tokens", "lm_head", "norm")
-AUTO_LAST = 4
+AUTO_SHARE = 4
+"""``layers: auto`` trains the top ``1/AUTO_SHARE`` of the decoder blocks (at least one): 8 of
+SmolLM2's 30. Measured on the demo (60 steps, lr 1e-3): the last 4 blocks reached 37.5%
+held-out exact match, the last 8 reached 82.5%."""
 
 
 def parse_layers(spec: Any, n_blocks: int) -> list[int]:
     """Resolve a layer selector to sorted block indices in ``[0, n_blocks)``; BadInput if not."""
     valid = f"this model has {n_blocks} decoder blocks (0-{n_blocks - 1})"
     if spec == "auto":
-        return list(range(max(0, n_blocks - AUTO_LAST), n_blocks))
+        return list(range(n_blocks - max(1, -(-n_blocks // AUTO_SHARE)), n_blocks))
     items = spec if isinstance(spec, list) else [spec]
     chosen: set[int] = set()
     for item in items:

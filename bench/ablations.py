@@ -20,7 +20,12 @@ weights and the losses are comparable) per variant and batch, the variants alter
   norms; for sft the frozen blocks too) stored in bf16 instead of fp32: PEFT's
   ``prepare_model_for_kbit_training`` upcasts them, so the residual stream and the saved
   activations are fp32 and autocast re-casts every frozen weight on every forward;
-* ``all proposed``: compact head + LoRA dropout 0 (qlora) + frozen weights in bf16.
+* ``4-bit weights dequantised to bf16`` (qlora): on the CPU ftx loads the model in fp32 before
+  quantising, so every 4-bit weight is dequantised to fp32 (``quant_state.dtype``) and then
+  cast to bf16 for the matmul, forward and backward; here it is dequantised straight to bf16
+  (what loading in bf16, as on a GPU and as LLaMA-Factory does, gives);
+* ``all proposed``: compact head + LoRA dropout 0 + frozen weights in bf16 + bf16
+  dequantisation (the last three where they apply).
 
 Reported: median step time per variant, its ratio to ftx's default, and the mean loss (the
 variants that change no arithmetic must agree to rounding). Results:
@@ -50,9 +55,15 @@ VARIANTS = {
     "LoRA dropout 0": {"dropout0": True},
     "compact head + dropout 0": {"compact_head": True, "dropout0": True},
     "frozen weights in bf16": {"bf16_frozen": True},
-    "all proposed": {"compact_head": True, "dropout0": True, "bf16_frozen": True},
+    "4-bit weights dequantised to bf16": {"dequant_bf16": True},
+    "all proposed": {
+        "compact_head": True,
+        "dropout0": True,
+        "bf16_frozen": True,
+        "dequant_bf16": True,
+    },
 }
-QLORA_ONLY = {"LoRA dropout 0", "compact head + dropout 0"}
+QLORA_ONLY = {"LoRA dropout 0", "compact head + dropout 0", "4-bit weights dequantised to bf16"}
 NEEDS_FROZEN = {"frozen weights in bf16"}
 
 
@@ -70,6 +81,13 @@ def applied(model: Any, toggles: dict[str, Any]):
     saved_use_triton = trl_utils._use_triton
     dropouts = []
     frozen = []
+    states = []
+    if toggles.get("dequant_bf16"):
+        for param in model.parameters():
+            state = getattr(param, "quant_state", None)
+            if state is not None:
+                states.append((state, state.dtype))
+                state.dtype = torch.bfloat16
     if toggles.get("bf16_frozen"):
         frozen = frozen_float_params(model)
         for param in frozen:
@@ -95,6 +113,8 @@ def applied(model: Any, toggles: dict[str, Any]):
             module.p = p
         for param in frozen:
             param.data = param.data.float()
+        for state, dtype in states:
+            state.dtype = dtype
 
 
 def frozen_float_params(model: Any) -> list[Any]:

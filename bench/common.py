@@ -97,6 +97,8 @@ def run_child(
         "peak_rss_bytes": usage.ru_maxrss * 1024,
         "cpu_user_s": round(usage.ru_utime, 2),
         "cpu_sys_s": round(usage.ru_stime, 2),
+        "minor_page_faults": usage.ru_minflt,
+        "context_switches": usage.ru_nvcsw + usage.ru_nivcsw,
         "load_before": load_before,
         "load_after": loadavg(),
         "log": str(log_path),

@@ -10,11 +10,15 @@ Applied here (each one measured on its own by ``bench/ablations.py``):
    and every position elsewhere; here it is compact on the CPU too. Same loss, same gradients.
 2. **frozen weights in bf16** (qlora, sft): after ``select_trainable``, frozen floating-point
    weights that are not 4-bit packed are stored in bf16 (as a bf16 load keeps them), instead of
-   the fp32 that ``prepare_model_for_kbit_training`` upcasts them to.
-3. **glibc returns freed memory**: ``mallopt(M_MMAP_THRESHOLD, 128 KiB)`` and
-   ``M_TRIM_THRESHOLD`` at start-up, so large tensors freed after a step go back to the OS
-   instead of piling up in the heap (glibc's dynamic threshold otherwise rises to 32 MiB and
-   peak RSS grows step after step).
+   the fp32 that ``prepare_model_for_kbit_training`` upcasts them to; and (qlora) the 4-bit
+   weights dequantise straight to bf16 (``quant_state.dtype``) instead of to fp32 and then a
+   cast, as they do when the model is loaded in bf16 before quantising (ftx loads fp32 on CPUs).
+3. **freed memory goes back to the OS after each step** (``FTX_BENCH_MALLOC=trim``, the
+   default): ``malloc_trim(0)`` at every step end. glibc's heap otherwise keeps the freed
+   activations of each step (its mmap threshold rises to 32 MiB) and the resident set grows
+   step after step. ``FTX_BENCH_MALLOC=mmap`` instead sets ``mallopt(M_MMAP_THRESHOLD,
+   128 KiB)`` at start-up: lowest memory, but every large tensor is a fresh mmap whose pages
+   fault in again (system time doubled here); ``FTX_BENCH_MALLOC=off`` leaves glibc alone.
 
 The fourth proposal, LoRA dropout 0 on the CPU, is an option: the harness passes
 ``--set method.lora_dropout=0``.
@@ -23,6 +27,7 @@ The fourth proposal, LoRA dropout 0 on the CPU, is an option: the harness passes
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -36,6 +41,27 @@ def return_freed_memory(threshold: int = 128 * 1024) -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold)) and bool(
         libc.mallopt(M_TRIM_THRESHOLD, threshold)
     )
+
+
+def trim_after_each_step() -> None:
+    from transformers import TrainerCallback
+
+    import ftx.runner
+
+    libc = ctypes.CDLL("libc.so.6")
+
+    class Trim(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            libc.malloc_trim(0)
+
+    build = ftx.runner._build_trainer
+
+    def patched(*args, **kwargs):
+        trainer, guard, stopper = build(*args, **kwargs)
+        trainer.add_callback(Trim())
+        return trainer, guard, stopper
+
+    ftx.runner._build_trainer = patched
 
 
 def compact_lm_head() -> None:
@@ -57,8 +83,10 @@ def frozen_weights_in_bf16() -> None:
             import torch
 
             for param in result.parameters():
-                packed = type(param).__name__ == "Params4bit"
-                if not param.requires_grad and param.dtype == torch.float32 and not packed:
+                state = getattr(param, "quant_state", None)
+                if state is not None:
+                    state.dtype = torch.bfloat16
+                elif not param.requires_grad and param.dtype == torch.float32:
                     param.data = param.data.to(torch.bfloat16)
         return result, who
 
@@ -66,11 +94,19 @@ def frozen_weights_in_bf16() -> None:
 
 
 def main() -> None:
-    return_freed_memory()
+    # FTX_BENCH_ONLY=head,bf16,malloc applies only those (to measure one change end to end).
+    only = set(os.environ.get("FTX_BENCH_ONLY", "head,bf16,malloc").split(","))
+    malloc = os.environ.get("FTX_BENCH_MALLOC", "trim") if "malloc" in only else "off"
+    if malloc == "mmap":
+        return_freed_memory()
     import ftx  # noqa: F401  (sets OMP_WAIT_POLICY before torch, as the ftx command does)
 
-    compact_lm_head()
-    frozen_weights_in_bf16()
+    if "head" in only:
+        compact_lm_head()
+    if "bf16" in only:
+        frozen_weights_in_bf16()
+    if malloc == "trim":
+        trim_after_each_step()
     from ftx.cli import cli
 
     cli(sys.argv[1:], prog_name="ftx")

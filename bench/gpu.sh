@@ -41,4 +41,5 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 out=${OUT:-bench/results}
+mkdir -p "$out"
 $PY bench/gpu.py --out "$out" "$@" 2>&1 | tee "$out/gpu.log"

@@ -229,14 +229,15 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def schedule(only: set[str], proposed: bool) -> list[tuple[str, str]]:
+def schedule(only: set[str], proposed: bool, methods: set[str]) -> list[tuple[str, str]]:
     """(tool, method) in run order: pairs back to back, ftx first in every other pair (with
     ``proposed``, ftx with the proposed changes right after plain ftx)."""
     order: list[tuple[str, str]] = []
-    if "trl" in only:
+    if "trl" in only and "qlora" in methods:
         order += [("trl", "qlora"), ("ftx", "qlora")]
     if "llamafactory" in only:
-        pairs = [("qlora", "qlora"), ("fft", "full"), ("sft", "freeze")]
+        pairs = [(p, m) for p, m in (("qlora", "qlora"), ("fft", "full"), ("sft", "freeze"))]
+        pairs = [pair for pair in pairs if pair[0] in methods]
         for i, (plugin, mode) in enumerate(pairs):
             pair = [("ftx", plugin), ("llamafactory", mode)]
             order += pair if i % 2 else pair[::-1]
@@ -354,6 +355,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps, 8 eval rows")
     parser.add_argument("--only", default="trl,llamafactory", help="trl, llamafactory or both")
     parser.add_argument("--workdir", help="keep outputs here (default: a fresh /tmp dir)")
+    parser.add_argument("--methods", default="qlora,fft,sft", help="ftx plugins to compare")
+    parser.add_argument("--tag", default="", help="suffix for the results file name")
     parser.add_argument(
         "--lf-checkpointing",
         choices=("on", "off"),
@@ -385,7 +388,8 @@ def main() -> None:
     ctx = prepare(args)
     load_start = loadavg()
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    for tool, method in schedule(only, args.proposed):
+    methods = {m.strip() for m in args.methods.split(",") if m.strip()}
+    for tool, method in schedule(only, args.proposed, methods):
         log(f"training: {tool} {method} (load {loadavg()[0]})")
         if tool in ("ftx", "ftx-proposed"):
             result = ftx_contender(method, args, ctx, proposed=tool == "ftx-proposed")
@@ -402,7 +406,7 @@ def main() -> None:
     rows = comparison_rows(results)
     text = print_tables(rows, per_tool)
     path = save_results(
-        "vs_tools",
+        f"vs_tools{args.tag}",
         {
             "settings": {
                 "steps": args.steps,

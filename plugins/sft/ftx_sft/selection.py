@@ -151,16 +151,28 @@ def _upcast_trainable(run: Any, model: Any) -> None:
 
 
 def _print_table(run: Any, model: Any, per_block: dict[int, int], extras: dict, prefix: str):
+    """A compact table of what trains: the chosen blocks, the extras, the share of the model."""
     total = sum(p.numel() for p in model.parameters())
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     blocks = sorted(per_block)
-    shown = _ranges(blocks)
-    run.log(
-        f"SFT trains blocks {shown} of {prefix} ({len(blocks)} blocks, "
-        f"{sum(per_block.values()):,} params)"
-        + (f" + {', '.join(sorted({k.split(':')[0] for k in extras}))}" if extras else "")
-        + f": {trained:,} of {total:,} parameters ({100 * trained / total:.2f}%)"
-    )
+    rows = [(f"{prefix} {_ranges(blocks)}", f"{len(blocks)} blocks", sum(per_block.values()))]
+    for name in sorted({k.split(":")[0] for k in extras}):
+        count = sum(p.numel() for k, p in extras.items() if k.split(":")[0] == name)
+        rows.append((name, "extra", count))
+    if getattr(run, "console", None) is not None:
+        from rich.table import Table
+
+        table = Table(title="SFT: what trains", title_justify="left")
+        for column in ("part", "what", "parameters", "share"):
+            table.add_column(
+                column, justify="right" if column in ("parameters", "share") else "left"
+            )
+        for part, what, count in rows:
+            table.add_row(part, what, f"{count:,}", f"{100 * count / total:.2f}%")
+        table.add_row("total", "trainable", f"{trained:,}", f"{100 * trained / total:.2f}%")
+        run.console.print(table)
+    else:
+        run.log(f"SFT trains {rows}: {trained:,} of {total:,} parameters")
     tied = getattr(model.config, "tie_word_embeddings", False)
     if tied and any(k.startswith(("lm_head", "embed_tokens")) for k in extras):
         run.log("note: lm_head and embed_tokens are tied: training one trains both")

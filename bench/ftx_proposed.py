@@ -20,7 +20,13 @@ Applied here (each one measured on its own by ``bench/ablations.py``):
    128 KiB)`` at start-up: lowest memory, but every large tensor is a fresh mmap whose pages
    fault in again (system time doubled here); ``FTX_BENCH_MALLOC=off`` leaves glibc alone.
 
-The fourth proposal, LoRA dropout 0 on the CPU, is an option: the harness passes
+4. **per-example attention for padding-free batches** (``varlen``, only when
+   ``FTX_BENCH_ONLY`` names it): transformers runs a packed ``[1, total]`` row through sdpa with
+   a block-diagonal mask over ``total**2`` query/key pairs; here sdpa runs once per example
+   (found from ``position_ids`` restarting at 0), causal, without a mask: the CPU analogue of
+   flash-attention's variable-length kernel. Rows that are not packed take the normal sdpa path.
+
+LoRA dropout 0 on the CPU is an option, not a patch: the harness passes
 ``--set method.lora_dropout=0``.
 """
 
@@ -62,6 +68,48 @@ def trim_after_each_step() -> None:
         return trainer, guard, stopper
 
     ftx.runner._build_trainer = patched
+
+
+def varlen_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """SDPA per example of a packed ``[1, total]`` row (example starts: ``position_ids == 0``)."""
+    import itertools
+
+    import torch
+    import torch.nn.functional as F
+
+    positions = kwargs["position_ids"][0]
+    starts = [*torch.nonzero(positions == 0).flatten().tolist(), positions.numel()]
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    pieces = [
+        F.scaled_dot_product_attention(
+            query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling
+        )
+        for a, b in itertools.pairwise(starts)
+    ]
+    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
+
+
+def varlen_attention() -> None:
+    """Route packed rows (batch 1, several examples) through `varlen_sdpa`; all else to sdpa."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    def sdpa_or_varlen(module, query, key, value, attention_mask, **kwargs):
+        positions = kwargs.get("position_ids")
+        packed = (
+            positions is not None
+            and query.shape[0] == 1
+            and query.shape[2] == positions.shape[-1]
+            and int((positions[0] == 0).sum()) > 1
+        )
+        if packed:
+            return varlen_sdpa(module, query, key, value, None, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register("sdpa", sdpa_or_varlen)
 
 
 def compact_lm_head() -> None:
@@ -107,6 +155,8 @@ def main() -> None:
         frozen_weights_in_bf16()
     if malloc == "trim":
         trim_after_each_step()
+    if "varlen" in only:
+        varlen_attention()
     from ftx.cli import cli
 
     cli(sys.argv[1:], prog_name="ftx")

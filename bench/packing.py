@@ -4,11 +4,12 @@ loss within 2%).
 The data: ``steps * batch`` plain-text rows cut from the demo conversations, their lengths drawn
 uniformly from 20–400 tokens (seeded), so a padded batch of 8 is about 40% padding.
 
-Part A, the product path: ``ftx run --plugin P --data varlen.jsonl --set data.packing=false`` and
-``=true``, each in its own child process (order alternating across ``--rounds``). Reported:
-tokens/s (real tokens, from ``summary.json``: TRL counts the attention mask or the packed row, never
-padding), the mean training loss and the largest per-step loss difference (same seed, same
-batches), wall time and the child's peak RSS.
+Part A, the product path: ``ftx run --plugin P --data varlen.jsonl --set data.packing=false``,
+``=true``, and ``=true`` through ``bench/ftx_proposed.py`` with only its per-example attention
+(``FTX_BENCH_ONLY=varlen``), each in its own child process (order reversed in every other of
+``--rounds``). Reported: tokens/s (real tokens, from ``summary.json``: TRL counts the attention
+mask or the packed row, never padding), the mean training loss and the largest per-step loss
+difference against padded (same seed, same batches), wall time and the child's peak RSS.
 
 Part B, why (``--no-micro`` skips it): one SmolLM2 in this process, bf16 autocast, every weight
 trainable; for the same batches, one forward+backward (no optimizer step, so every variant sees
@@ -31,7 +32,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import random
 import statistics
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    BENCH,
     FTX,
     MAIN_DISTS,
     MAIN_PY,
@@ -93,11 +94,20 @@ def padding_share(lengths: list[int], batch: int) -> float:
     return 1 - real / padded
 
 
-def run_ftx(packing: bool, args: argparse.Namespace, ctx: dict[str, Any], tag: str) -> dict:
-    name = f"{'packed' if packing else 'padded'}{tag}"
+SIDES = {
+    # name: (data.packing, launcher, FTX_BENCH_ONLY for bench/ftx_proposed.py)
+    "padded": (False, "ftx", None),
+    "packed": (True, "ftx", None),
+    "packed + per-example attention (proposed)": (True, "proposed", "varlen"),
+}
+
+
+def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) -> dict:
+    packing, launcher, only = SIDES[side]
+    name = f"{side.split()[0]}{'-varlen' if only else ''}{tag}"
     out = ctx["work"] / name
     cmd = [
-        *FTX,
+        *(FTX if launcher == "ftx" else [str(MAIN_PY), str(BENCH / "ftx_proposed.py")]),
         "run",
         "--plugin",
         args.plugin,
@@ -119,7 +129,8 @@ def run_ftx(packing: bool, args: argparse.Namespace, ctx: dict[str, Any], tag: s
         "--set",
         "train.logging_steps=1",
     ]
-    result = run_child(cmd, log_path=ctx["work"] / f"{name}.log")
+    env = {"FTX_BENCH_ONLY": only} if only else None
+    result = run_child(cmd, log_path=ctx["work"] / f"{name}.log", env=env)
     require_ok(result, f"ftx run ({name})")
     summary = read_json(out / "summary.json")
     losses = [
@@ -141,29 +152,9 @@ def run_ftx(packing: bool, args: argparse.Namespace, ctx: dict[str, Any], tag: s
 # --- Part B: in-process A/B of the attention paths -------------------------------------------
 
 
-def varlen_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Attention for a packed ``[1, total]`` row: SDPA per example (found from position_ids
-    restarting at 0), causal, no mask tensor. Registered as ``sdpa_varlen``."""
-    import torch
-    import torch.nn.functional as F
-
-    positions = kwargs["position_ids"][0]
-    starts = [*torch.nonzero(positions == 0).flatten().tolist(), positions.numel()]
-    groups = query.shape[1] // key.shape[1]
-    if groups > 1:
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
-    pieces = [
-        F.scaled_dot_product_attention(
-            query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling
-        )
-        for a, b in itertools.pairwise(starts)
-    ]
-    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
-
-
 def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     import torch
+    from ftx_proposed import varlen_sdpa
     from transformers import AttentionInterface, AutoModelForCausalLM
 
     from ftx.data import PackingCollator, load_conversations, tokenize_dataset
@@ -205,7 +196,7 @@ def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
             model.zero_grad(set_to_none=True)
             if i:  # batch 0 warms up every path
                 times[name].append(elapsed)
-                losses[name].append(float(loss))
+                losses[name].append(float(loss.detach()))
         log(f"micro batch {i}/{args.micro_batches}: {tokens[-1]} tokens")
     real = sum(tokens[1:])
     out = {}
@@ -247,67 +238,70 @@ def main() -> None:
     log(f"{rows} rows, {sum(lengths)} tokens, {100 * share:.0f}% padding when padded")
     ctx = {"work": work, "model": model, "data": data, "tokenizer": tokenizer}
     load_start = loadavg()
-    e2e: dict[str, list[dict]] = {"padded": [], "packed": []}
+    e2e: dict[str, list[dict]] = {side: [] for side in SIDES}
     if not args.no_e2e:
         for r in range(args.rounds):
-            for packing in (False, True) if r % 2 == 0 else (True, False):
-                side = "packed" if packing else "padded"
+            for side in list(SIDES) if r % 2 == 0 else list(SIDES)[::-1]:
                 log(f"ftx run {args.plugin}: {side} (load {loadavg()[0]})")
-                e2e[side].append(run_ftx(packing, args, ctx, f"-{r}"))
+                e2e[side].append(run_ftx(side, args, ctx, f"-{r}"))
                 log(f"  {e2e[side][-1]['tokens_per_s']} tokens/s")
     micro_results = {} if args.no_micro else micro(args, ctx)
 
     tables = []
     summary: dict[str, Any] = {}
-    if e2e["padded"] and e2e["packed"]:
+    if all(e2e.values()):
 
         def med(side: str, key: str) -> float:
             return statistics.median(r[key] for r in e2e[side])
 
-        pad_loss, pack_loss = med("padded", "train_loss"), med("packed", "train_loss")
-        step_diff = max(
-            abs(a - b) / abs(a)
-            for a, b in zip(
-                e2e["padded"][0]["step_losses"], e2e["packed"][0]["step_losses"], strict=False
+        pad_loss = med("padded", "train_loss")
+        for side in list(SIDES)[1:]:
+            step_diff = max(
+                abs(a - b) / abs(a)
+                for a, b in zip(
+                    e2e["padded"][0]["step_losses"], e2e[side][0]["step_losses"], strict=False
+                )
             )
-        )
-        summary = {
-            "tokens_per_s_ratio": ratio(
-                med("packed", "tokens_per_s"), med("padded", "tokens_per_s")
-            ),
-            "train_loss_rel_diff": round(abs(pack_loss - pad_loss) / pad_loss, 4),
-            "max_step_loss_rel_diff": round(step_diff, 4),
-        }
+            summary[side] = {
+                "tokens_per_s_ratio": ratio(
+                    med(side, "tokens_per_s"), med("padded", "tokens_per_s")
+                ),
+                "train_loss_rel_diff": round(abs(med(side, "train_loss") - pad_loss) / pad_loss, 4),
+                "max_step_loss_rel_diff": round(step_diff, 4),
+            }
         rows_a = [
             [
                 side,
                 med(side, "tokens"),
                 med(side, "train_time_s"),
                 med(side, "tokens_per_s"),
+                summary.get(side, {}).get("tokens_per_s_ratio", 1.0),
                 round(med(side, "train_loss"), 4),
+                f"{100 * summary.get(side, {}).get('train_loss_rel_diff', 0.0):.2f}%",
+                f"{100 * summary.get(side, {}).get('max_step_loss_rel_diff', 0.0):.2f}%",
                 med(side, "wall_s"),
                 fmt_bytes(med(side, "peak_rss_bytes")),
             ]
-            for side in ("padded", "packed")
+            for side in SIDES
         ]
         tables.append(
             f"ftx run --plugin {args.plugin}, {args.steps} steps × batch {args.batch}, "
-            f"{100 * share:.0f}% padding\n\n"
+            f"{100 * share:.0f}% padding when padded\n\n"
             + markdown_table(
                 [
                     "batches",
                     "real tokens",
                     "train s",
                     "tokens/s",
+                    "tokens/s vs padded (goal ≥ 1.5)",
                     "train loss",
+                    "loss diff vs padded (goal ≤ 2%)",
+                    "largest step loss diff",
                     "wall s",
                     "peak RSS",
                 ],
                 rows_a,
             )
-            + f"\n\npacked / padded tokens/s: **{summary['tokens_per_s_ratio']}×** (goal ≥ 1.5); "
-            f"train loss differs by {100 * summary['train_loss_rel_diff']:.2f}% "
-            f"(largest single step {100 * summary['max_step_loss_rel_diff']:.2f}%; goal ≤ 2%)"
         )
     if micro_results:
         base = micro_results["padded sdpa"]

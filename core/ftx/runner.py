@@ -182,7 +182,9 @@ def prepare(req: RunRequest) -> PreparedRun:
                 f"--resume: the {', '.join(changed)} data changed since run {output} started",
                 hint="pass --force to resume anyway, or start a new run",
             )
-    elif _is_nonempty_dir(output) and not req.overwrite:
+    # Only rank 0 checks: in a multi-process run it may already have created the directory
+    # before another rank gets here (the launching process validated it once, up front).
+    elif _is_nonempty_dir(output) and not req.overwrite and os.environ.get("RANK", "0") == "0":
         raise BadInput(
             f"output directory {output} already exists and is not empty",
             hint="choose another --output, continue it with --resume, or pass --overwrite",

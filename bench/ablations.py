@@ -204,6 +204,7 @@ def main() -> None:
     from common import (
         MAIN_DISTS,
         MAIN_PY,
+        cleanup,
         demo_data,
         demo_model,
         loadavg,
@@ -311,6 +312,7 @@ def main() -> None:
         },
     )
     log(f"results: {path}")
+    cleanup(work, args.workdir)
 
 
 if __name__ == "__main__":

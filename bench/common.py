@@ -310,7 +310,8 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def workdir(name: str, keep: str | None) -> Path:
-    """Scratch directory for one bench run (``--workdir`` or a fresh one under /tmp)."""
+    """Scratch directory for one bench run (``--workdir`` or a fresh one under /tmp, removed
+    by :func:`cleanup` at the end)."""
     if keep:
         path = Path(keep)
         path.mkdir(parents=True, exist_ok=True)
@@ -318,3 +319,20 @@ def workdir(name: str, keep: str | None) -> Path:
     import tempfile
 
     return Path(tempfile.mkdtemp(prefix=f"ftx-bench-{name}-"))
+
+
+def prune_checkpoints(run_dir: Path) -> None:
+    """Delete the Trainer checkpoints under ``run_dir`` (1.6 GB for a full fine-tune of SmolLM2,
+    weights + optimizer); nothing the benchmarks read is in them."""
+    for ckpt in Path(run_dir).rglob("checkpoint-*"):
+        if ckpt.is_dir():
+            shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def cleanup(work: Path, keep: str | None) -> None:
+    """Remove a fresh scratch directory; one given with ``--workdir`` stays (without
+    checkpoints)."""
+    if keep:
+        prune_checkpoints(work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)

@@ -24,6 +24,7 @@ from common import (
     FTX,
     MAIN_DISTS,
     MAIN_PY,
+    cleanup,
     count_tokens,
     demo_data,
     demo_model,
@@ -33,6 +34,7 @@ from common import (
     log,
     markdown_table,
     package_versions,
+    prune_checkpoints,
     ratio,
     read_json,
     require_ok,
@@ -64,6 +66,7 @@ def run_method(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> di
     ]
     result = run_child(cmd, log_path=ctx["work"] / f"{plugin}.log")
     require_ok(result, f"ftx run --plugin {plugin}")
+    prune_checkpoints(out)
     summary = read_json(out / "summary.json")
     result.update(
         plugin=plugin,
@@ -162,6 +165,7 @@ def main() -> None:
         },
     )
     log(f"results: {path}")
+    cleanup(work, args.workdir)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from common import (
     FTX,
     MAIN_DISTS,
     MAIN_PY,
+    cleanup,
     demo_data,
     demo_model,
     fmt_bytes,
@@ -51,6 +52,7 @@ from common import (
     log,
     markdown_table,
     package_versions,
+    prune_checkpoints,
     ratio,
     read_json,
     require_ok,
@@ -132,6 +134,7 @@ def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) 
     env = {"FTX_BENCH_ONLY": only} if only else None
     result = run_child(cmd, log_path=ctx["work"] / f"{name}.log", env=env)
     require_ok(result, f"ftx run ({name})")
+    prune_checkpoints(out)
     summary = read_json(out / "summary.json")
     losses = [
         json.loads(line)["loss"]
@@ -353,6 +356,7 @@ def main() -> None:
         },
     )
     log(f"results: {path}")
+    cleanup(work, args.workdir)
 
 
 if __name__ == "__main__":

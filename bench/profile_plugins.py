@@ -206,11 +206,13 @@ def main() -> None:
     from common import (
         BENCH,
         MAIN_PY,
+        cleanup,
         demo_data,
         demo_model,
         loadavg,
         log,
         markdown_table,
+        prune_checkpoints,
         require_ok,
         run_child,
         save_results,
@@ -280,6 +282,7 @@ def main() -> None:
         env = {"OMP_WAIT_POLICY": "", "FTX_BENCH_PROPOSED": "1" if args.proposed else ""}
         result = run_child(cmd, log_path=work / f"{plugin}.log", env=env)
         require_ok(result, f"profile {plugin}")
+        prune_checkpoints(work / plugin)
         data = json.loads(out_json.read_text())
         data["categories"] = categorise(data.get("ops", []))
         data["peak_rss_bytes"] = result["peak_rss_bytes"]
@@ -332,8 +335,7 @@ def main() -> None:
         },
     )
     log(f"results: {path}")
-    if os.environ.get("FTX_BENCH_KEEP") is None and not args.workdir:
-        shutil.rmtree(work, ignore_errors=True)
+    cleanup(work, args.workdir)
 
 
 if __name__ == "__main__":

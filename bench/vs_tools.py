@@ -49,6 +49,7 @@ from common import (
     LF_VENV,
     MAIN_DISTS,
     MAIN_PY,
+    cleanup,
     count_tokens,
     demo_data,
     demo_model,
@@ -58,6 +59,7 @@ from common import (
     log,
     markdown_table,
     package_versions,
+    prune_checkpoints,
     ratio,
     read_json,
     require_ok,
@@ -398,6 +400,7 @@ def main() -> None:
         else:
             result = lf_contender(method, dict(PAIRS.values())[method], args, ctx)
         finish(result, ctx["tokens"]["tokens"])
+        prune_checkpoints(ctx["work"])
         results[(tool, method)] = result
         log(f"  wall {result['wall_s']:.0f} s, peak RSS {fmt_bytes(result['peak_rss_bytes'])}")
     for result in results.values():
@@ -437,6 +440,7 @@ def main() -> None:
         },
     )
     log(f"results: {path}")
+    cleanup(ctx["work"], args.workdir)
 
 
 if __name__ == "__main__":

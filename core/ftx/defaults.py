@@ -3,7 +3,8 @@
 * ``load_model``: ``AutoModelForCausalLM.from_pretrained`` with ``run.dtype`` and
   ``run.attn_implementation``, safetensors only unless ``model.allow_pickle``;
 * ``select_trainable``: every parameter trainable (full fine-tuning);
-* ``build_trainer``: TRL's ``SFTTrainer`` on the host's tokenised data and collator;
+* ``build_trainer``: TRL's ``SFTTrainer`` (lean loss on the CPU, :mod:`ftx.trainer`) on the
+  host's tokenised data and collator;
 * ``export``: ``save_pretrained`` of the model and tokenizer into ``model/``, atomically.
 """
 
@@ -73,14 +74,17 @@ def make_sft_trainer(
     callbacks: list[Any],
     **overrides: Any,
 ) -> Any:
-    """TRL ``SFTTrainer`` over ftx's tokenised data; ``overrides`` win over ``run.train_args``.
+    """ftx's ``SFTTrainer`` (:mod:`ftx.trainer`: TRL's, with a lean loss on the CPU) over ftx's
+    tokenised data; ``overrides`` win over ``run.train_args``.
 
     Plugins that need different training arguments (FSDP settings, LoRA-specific options) call
     this from their own ``build_trainer`` instead of re-implementing trainer construction.
     TRL's preparation is skipped (ftx has tokenised and masked the rows already) and its
     defaults that ftx decides itself (gradient checkpointing, bf16) come from ``run.train_args``.
     """
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from ftx.trainer import trainer_class
 
     args = SFTConfig(
         **{"use_cpu": run.device.kind == "cpu", **run.train_args, **overrides},
@@ -89,7 +93,7 @@ def make_sft_trainer(
         remove_unused_columns=False,
         max_length=None,
     )
-    return SFTTrainer(
+    return trainer_class()(
         model=model,
         args=args,
         train_dataset=train_dataset,

@@ -10,12 +10,11 @@ weights and the losses are comparable) per variant and batch, the variants alter
 * ``+ activation checkpointing``: what TRL's and LLaMA-Factory's default (on) costs on a CPU;
 * ``fp32 (no bf16 autocast)``: what bf16 buys (for qlora the 4-bit matmuls keep their bf16
   compute dtype; ``--qlora-fp32`` adds a separate run with ``method.compute_dtype=float32``);
-* ``LM head on trained tokens only``: TRL 1.16's fused LM head scores only the positions with a
-  label on Triton devices and *every* position elsewhere (``compact = _use_triton(device)``);
-  this variant makes it compact on the CPU too (prompt and padding positions skip the
-  ``[tokens, vocab]`` projection);
+* ``TRL's loss (LM head on every position)``: ``SFTTrainer.compute_loss`` instead of ftx's lean
+  CPU loss (``ftx/trainer.py``): TRL 1.16's fused LM head scores only the positions with a label
+  on Triton devices and *every* position elsewhere, in Python-level vocabulary tiles, plus
+  entropy and token accuracy over the full vocabulary; ftx projects only the trained positions;
 * ``LoRA dropout 0`` (qlora): the 0.05 default draws a Bernoulli mask for every LoRA input;
-* ``compact head + dropout 0`` (qlora): both;
 * ``frozen weights in bf16`` (qlora, sft): the frozen weights that are not 4-bit (embeddings,
   norms; for sft the frozen blocks too) stored in bf16 instead of fp32: PEFT's
   ``prepare_model_for_kbit_training`` upcasts them, so the residual stream and the saved
@@ -24,8 +23,8 @@ weights and the losses are comparable) per variant and batch, the variants alter
   quantising, so every 4-bit weight is dequantised to fp32 (``quant_state.dtype``) and then
   cast to bf16 for the matmul, forward and backward; here it is dequantised straight to bf16
   (what loading in bf16, as on a GPU and as LLaMA-Factory does, gives);
-* ``all proposed``: compact head + LoRA dropout 0 + frozen weights in bf16 + bf16
-  dequantisation (the last three where they apply).
+* ``all proposed``: LoRA dropout 0 + frozen weights in bf16 + bf16 dequantisation (where they
+  apply).
 
 Reported: median step time per variant, its ratio to ftx's default, and the mean loss (the
 variants that change no arithmetic must agree to rounding). Results:
@@ -51,19 +50,17 @@ VARIANTS = {
     "ftx default": {},
     "+ activation checkpointing": {"checkpointing": True},
     "fp32 (no bf16 autocast)": {"autocast": False},
-    "LM head on trained tokens only": {"compact_head": True},
+    "TRL's loss (LM head on every position)": {"trl_loss": True},
     "LoRA dropout 0": {"dropout0": True},
-    "compact head + dropout 0": {"compact_head": True, "dropout0": True},
     "frozen weights in bf16": {"bf16_frozen": True},
     "4-bit weights dequantised to bf16": {"dequant_bf16": True},
     "all proposed": {
-        "compact_head": True,
         "dropout0": True,
         "bf16_frozen": True,
         "dequant_bf16": True,
     },
 }
-QLORA_ONLY = {"LoRA dropout 0", "compact head + dropout 0", "4-bit weights dequantised to bf16"}
+QLORA_ONLY = {"LoRA dropout 0", "4-bit weights dequantised to bf16"}
 NEEDS_FROZEN = {"frozen weights in bf16"}
 
 
@@ -75,10 +72,8 @@ class Captured(BaseException):
 def applied(model: Any, toggles: dict[str, Any]):
     """Apply a variant's toggles to the model / TRL for the duration of one step."""
     import torch
-    import trl.trainer.utils as trl_utils
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    saved_use_triton = trl_utils._use_triton
     dropouts = []
     frozen = []
     states = []
@@ -94,10 +89,6 @@ def applied(model: Any, toggles: dict[str, Any]):
             param.data = param.data.to(torch.bfloat16)
     if toggles.get("checkpointing"):
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if toggles.get("compact_head"):
-        # In TRL 1.16 this name (imported into trl.trainer.utils) only decides `compact`; the
-        # kernels module keeps its own reference, so the CPU still runs the torch tiles.
-        trl_utils._use_triton = lambda device: True
     if toggles.get("dropout0"):
         for name, module in model.named_modules():
             if "lora_dropout" in name and hasattr(module, "p"):
@@ -108,7 +99,6 @@ def applied(model: Any, toggles: dict[str, Any]):
     finally:
         if toggles.get("checkpointing"):
             base.gradient_checkpointing_disable()
-        trl_utils._use_triton = saved_use_triton
         for module, p in dropouts:
             module.p = p
         for param in frozen:
@@ -148,6 +138,7 @@ def worker(out_json: str, plugin: str, n_batches: int, variants: list[str], argv
     with contextlib.suppress(Captured):
         cli(["run", *argv], prog_name="ftx", standalone_mode=False)
     import torch
+    from trl import SFTTrainer
 
     trainer, model, run = captured["trainer"], captured["model"], captured["run"]
     model.train()
@@ -165,7 +156,9 @@ def worker(out_json: str, plugin: str, n_batches: int, variants: list[str], argv
             with applied(model, toggles):
                 start = time.perf_counter()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                    loss = trainer.compute_loss(model, dict(batch))
+                    compute = SFTTrainer.compute_loss if toggles.get("trl_loss") else None
+                    compute = compute or type(trainer).compute_loss
+                    loss = compute(trainer, model, dict(batch))
                 loss.backward()
                 elapsed = time.perf_counter() - start
             model.zero_grad(set_to_none=True)

@@ -8,7 +8,9 @@ same steps, batch, max length and learning-rate schedule:
   + PEFT + bitsandbytes as the tutorials write it, same learning rate and schedule as ftx);
 * **ftx vs LLaMA-Factory 0.9.5** (its own venv, ``bench/.venv-llamafactory``): ``qlora`` vs
   LF ``lora`` + ``quantization_bit: 4``, ``fft`` vs LF ``full``, ``sft`` vs LF ``freeze``
-  (last 4 layers); LF YAMLs in ``bench/llamafactory/``, each method at ftx's learning rate.
+  (as many top blocks as ftx sft's ``layers: auto`` trains); LF YAMLs in
+  ``bench/llamafactory/``, each method at ftx's default learning rate (read from the installed
+  plugins, so the comparison follows ftx's defaults).
 
 For every contender (each in its own child process): wall time of the whole command (start-up,
 loading, tokenising, training, saving), the tool's own ``train_runtime``, tokens/s (the subset's
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,9 +74,24 @@ from common import (
     write_subset,
 )
 
-# ftx plugin -> (LLaMA-Factory YAML in bench/llamafactory/, learning rate both sides use).
-# The rates are ftx's per-method defaults (`ftx plugins show NAME`, plugins' train_defaults).
-PAIRS = {"qlora": ("qlora", 1e-3), "fft": ("full", 5e-5), "sft": ("freeze", 1e-4)}
+# ftx plugin -> LLaMA-Factory mode (YAML in bench/llamafactory/).
+PAIRS = {"qlora": "qlora", "fft": "full", "sft": "freeze"}
+MODES = {mode: plugin for plugin, mode in PAIRS.items()}
+
+# Run in the main venv: ftx's default learning rate per plugin (its `train_defaults` hook on the
+# CPU) and how many top blocks `sft`'s `layers: auto` trains on the model in argv[1].
+FTX_DEFAULTS = """
+import json, sys
+from pathlib import Path
+import ftx_fft, ftx_qlora, ftx_sft
+from ftx.device import detect
+from ftx_sft.selection import parse_layers
+device = detect()
+lrs = {m.__name__[4:]: m.train_defaults(device=device)["learning_rate"]
+       for m in (ftx_fft, ftx_qlora, ftx_sft)}
+blocks = json.loads((Path(sys.argv[1]) / "config.json").read_text())["num_hidden_layers"]
+print(json.dumps({"learning_rates": lrs, "sft_blocks": len(parse_layers("auto", blocks))}))
+"""
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
@@ -149,7 +167,7 @@ def trl_contender(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
         "--batch",
         str(args.batch),
         "--lr",
-        str(PAIRS["qlora"][1]),
+        str(ctx["learning_rates"]["qlora"]),
         "--max-length",
         str(args.max_length),
     ]
@@ -162,7 +180,7 @@ def trl_contender(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
     return result
 
 
-def lf_contender(mode: str, lr: float, args: argparse.Namespace, ctx: dict[str, Any]) -> dict:
+def lf_contender(mode: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict:
     out = ctx["work"] / f"lf-{mode}"
     if out.exists():
         shutil.rmtree(out)
@@ -173,9 +191,11 @@ def lf_contender(mode: str, lr: float, args: argparse.Namespace, ctx: dict[str, 
         output_dir=str(out),
         max_steps=args.steps,
         per_device_train_batch_size=args.batch,
-        learning_rate=lr,
+        learning_rate=ctx["learning_rates"][MODES[mode]],
         cutoff_len=args.max_length,
     )
+    if mode == "freeze":
+        config["freeze_trainable_layers"] = ctx["sft_blocks"]
     if args.lf_checkpointing == "off":
         config["disable_gradient_checkpointing"] = True
     yaml_path = ctx["work"] / f"lf-{mode}.yaml"
@@ -221,7 +241,11 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     )
     tokens = count_tokens(subset, model)
     log(f"work dir {work}; {rows} training rows, {tokens['tokens']} tokens")
+    defaults = subprocess.run(
+        [str(MAIN_PY), "-c", FTX_DEFAULTS, str(model)], capture_output=True, text=True, check=True
+    )
     return {
+        **json.loads(defaults.stdout),
         "work": work,
         "model": model,
         "subset": subset,
@@ -266,7 +290,7 @@ def finish(result: dict[str, Any], tokens: int) -> None:
 def comparison_rows(results: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     wanted = [("qlora", "trl", "qlora")] + [
-        (plugin, "llamafactory", mode) for plugin, (mode, _) in PAIRS.items()
+        (plugin, "llamafactory", mode) for plugin, mode in PAIRS.items()
     ]
     for ours_tool in ("ftx", "ftx-proposed"):
         for plugin, tool, method in wanted:
@@ -398,7 +422,7 @@ def main() -> None:
         elif tool == "trl":
             result = trl_contender(args, ctx)
         else:
-            result = lf_contender(method, dict(PAIRS.values())[method], args, ctx)
+            result = lf_contender(method, args, ctx)
         finish(result, ctx["tokens"]["tokens"])
         prune_checkpoints(ctx["work"])
         results[(tool, method)] = result
@@ -417,7 +441,8 @@ def main() -> None:
                 "train_rows": args.steps * args.batch,
                 "max_length": args.max_length,
                 "eval_limit": args.eval_limit,
-                "learning_rates": {k: v[1] for k, v in PAIRS.items()},
+                "learning_rates": ctx["learning_rates"],
+                "sft_blocks_trained": ctx["sft_blocks"],
                 "lr_schedule": "cosine, 5% linear warmup, weight decay 0, seed 42",
                 "lf_gradient_checkpointing": args.lf_checkpointing,
                 "other_tools_omp_wait_policy": other_omp(args) or "unset",

@@ -231,10 +231,15 @@ def test_activations_scale_with_tokens_and_trained_depth():
     assert 1.8 < two / one < 2.05
     shallow = activation_bytes(shape, batch_size=1, layers_with_grad=2, **common)
     assert shallow < one / 3
-    # the loss head's tile stops growing at 4096 tokens
+    # CPU (ftx's lean loss): the logits of every token, so the head grows with the tokens
     big = activation_bytes(shape, batch_size=32, layers_with_grad=0, **common)
     bigger = activation_bytes(shape, batch_size=64, layers_with_grad=0, **common)
-    assert bigger < 2 * big
+    assert bigger == pytest.approx(2 * big, rel=1e-3)
+    # CUDA (TRL's Triton kernel): the head's tile stops growing at 4096 tokens
+    common["device_kind"] = "cuda"
+    big = activation_bytes(shape, batch_size=32, layers_with_grad=0, **common)
+    bigger = activation_bytes(shape, batch_size=64, layers_with_grad=0, **common)
+    assert bigger < 1.9 * big
 
 
 def test_sft_estimate_follows_the_layer_selector():

@@ -16,9 +16,21 @@ STEPS = 6
 
 
 def run_args(out):
-    return ["run", "--plugin", "qlora", "--output", str(out), "--set", f"train.max_steps={STEPS}",
-            "--set", "train.logging_steps=1", "--set", "train.save_steps=100",
-            "--set", "data.eval_limit=8"]
+    return [
+        "run",
+        "--plugin",
+        "qlora",
+        "--output",
+        str(out),
+        "--set",
+        f"train.max_steps={STEPS}",
+        "--set",
+        "train.logging_steps=1",
+        "--set",
+        "train.save_steps=100",
+        "--set",
+        "data.eval_limit=8",
+    ]
 
 
 def curve(run):
@@ -52,4 +64,5 @@ def test_qlora_resume_matches_uninterrupted(ftx_cli, tmp_path, monkeypatch):
     sa = json.loads((straight / "summary.json").read_text())
     sb = json.loads((broken / "summary.json").read_text())
     assert sb["status"] == "finished" and sb["eval_after"]["score"] == pytest.approx(
-        sa["eval_after"]["score"], abs=0.13)
+        sa["eval_after"]["score"], abs=0.13
+    )

@@ -22,10 +22,11 @@ The model of peak training memory (bytes, per process)::
 Activation coefficients are bytes per token per decoder block as ``a*hidden + b*kv_dim +
 c*intermediate``; they were measured by counting the tensors autograd saves (deduplicated by
 storage) for Llama blocks with SDPA attention, for each precision mode, and fitted exactly
-(:data:`ACTIVATION_COEFFICIENTS`). The loss head is TRL's chunked log-prob kernel: it never
-materialises ``tokens x vocab`` logits but works on tiles of ``min(tokens, 4096) x min(vocab,
-32768)``; its torch fallback (CPU) keeps about 35 bytes per tile entry alive in backward, the
-Triton kernel (CUDA) about 2 per entry plus a bf16 weight chunk.
+(:data:`ACTIVATION_COEFFICIENTS`). The loss head: on CUDA/XPU TRL's chunked Triton log-prob kernel,
+which never materialises ``tokens x vocab`` logits but works on tiles of ``min(tokens, 4096) x
+min(vocab, 32768)`` (about 2 bytes per entry plus a bf16 weight chunk); elsewhere ftx's lean loss
+(``ftx.trainer``), fp32 logits of the trained tokens only (12 bytes per entry in backward),
+counted here for every token of the step (the plan does not know which are trained).
 
 Calibration (``tests/test_plan.py``, slow tier): the estimate is compared with the peak RSS above
 the pre-load baseline that ``ftx run`` records in ``summary.json``, for every built-in method on
@@ -65,9 +66,10 @@ QUANTIZED_LINEAR_EXTRA = (0.5, 0.0, 7.0)
 """Extra bytes per token per block when the block's linears are bitsandbytes 4/8-bit layers:
 their outputs come back in the (fp32) input dtype instead of bf16 (measured, CPU)."""
 
-LORA_INPUT_BYTES = 3.0
-"""Extra saved bytes per input feature per token for each LoRA-wrapped linear: the dropout mask
-(1) and the bf16 copy of the dropped input that ``lora_A`` saves (2). Measured."""
+LORA_DROPOUT_MASK_BYTES = 1.0
+"""Extra saved bytes per input feature per token for each LoRA-wrapped linear with dropout on:
+the dropout mask (its dropped copy of the input replaces the input as what ``lora_A`` saves).
+Measured."""
 
 BNB_CPU_BLOCK_WORKSPACE = 11 * (1 << 20)
 """Memory bitsandbytes' CPU training path holds per quantised decoder block beyond the saved
@@ -77,10 +79,14 @@ random Llama (24 blocks of 11.8M), where it did not vary with block size or toke
 
 HEAD_TOKEN_CHUNK = 4096
 HEAD_VOCAB_CHUNK = 32768
-HEAD_TILE_BYTES = {"cpu": 35.0, "mps": 35.0, "cuda": 2.0}
-"""Bytes alive per (token, vocab) entry of one loss-head tile at the backward's peak: on the CPU
-measured (the torch fallback's fp32 temporaries); on CUDA the Triton kernel's bf16 tile (from
-its design, not measured here)."""
+HEAD_TILE_BYTES = {"cuda": 2.0, "xpu": 2.0}
+"""Bytes alive per (token, vocab) entry of one tile of TRL's Triton loss head (CUDA/XPU) at the
+backward's peak: its bf16 tile (from its design, not measured here)."""
+
+LEAN_HEAD_BYTES = 12.0
+"""Bytes alive per (trained token, vocab) entry of ftx's lean loss head (``ftx.trainer``, every
+device without Triton) at the backward's peak: the fp32 log-softmax output it saves, the
+gradient of that output and the gradient of the logits. Measured (peak RSS, 1k-4k tokens)."""
 
 ALLOCATOR_RESERVE = 0.05
 """Share of the memory budget kept free for allocator fragmentation (the CUDA caching allocator,
@@ -448,16 +454,21 @@ def head_bytes(
     *,
     head_trainable: bool,
 ) -> int:
-    """Transient memory of the loss head (TRL's chunked log-prob kernel) at its backward peak:
-    one ``min(tokens, 4096) x min(vocab, 32768)`` tile with its temporaries, a weight chunk in
-    the compute dtype, the fp32 gradient of the final hidden states, and, when the head trains
-    and its weights are not fp32, an fp32 accumulator for its gradient."""
-    tile = min(tokens, HEAD_TOKEN_CHUNK) * min(shape.vocab, HEAD_VOCAB_CHUNK)
-    per_entry = HEAD_TILE_BYTES.get(device_kind, HEAD_TILE_BYTES["cpu"])
-    if precision.mode == "fp32":
-        per_entry += 2
-    chunk = min(shape.vocab, HEAD_VOCAB_CHUNK) * shape.hidden * precision.compute_bytes
-    out = int(tile * per_entry) + chunk + tokens * shape.hidden * 4
+    """Transient memory of the loss head at its backward peak, plus the fp32 gradient of the
+    final hidden states and, when the head trains and its weights are not fp32, an fp32
+    accumulator for its gradient. On CUDA/XPU (TRL's Triton kernel): one ``min(tokens, 4096) x
+    min(vocab, 32768)`` tile and a weight chunk in the compute dtype. Elsewhere (ftx's lean
+    loss): fp32 logits of every token (an upper bound: only trained tokens are projected) with
+    their log-softmax and gradients, and the gathered hidden states."""
+    if device_kind in HEAD_TILE_BYTES:
+        tile = min(tokens, HEAD_TOKEN_CHUNK) * min(shape.vocab, HEAD_VOCAB_CHUNK)
+        per_entry = HEAD_TILE_BYTES[device_kind] + (2 if precision.mode == "fp32" else 0)
+        chunk = min(shape.vocab, HEAD_VOCAB_CHUNK) * shape.hidden * precision.compute_bytes
+        out = int(tile * per_entry) + chunk
+    else:
+        per_entry = LEAN_HEAD_BYTES + (2 if precision.weight_bytes != 4 else 0)
+        out = int(tokens * shape.vocab * per_entry) + tokens * shape.hidden * precision.weight_bytes
+    out += tokens * shape.hidden * 4
     if head_trainable and precision.weight_bytes != 4:
         out += shape.vocab * shape.hidden * 4
     return out
@@ -564,14 +575,23 @@ def lora_params(shape: ModelShape, r: int, targets: Iterable[str] | None = None)
 
 
 def lora_activation_extra(
-    shape: ModelShape, targets: Iterable[str] | None = None, precision: Precision | None = None
+    shape: ModelShape,
+    targets: Iterable[str] | None = None,
+    precision: Precision | None = None,
+    *,
+    dropout: bool = False,
 ) -> tuple[float, float, float]:
     """Per-token-per-block activation coefficients LoRA adds on ``(hidden, kv, intermediate)``
-    for every targeted linear (``None``: all): per input feature, the dropout mask and the
-    compute-dtype copy of the dropped input that ``lora_A`` saves (:data:`LORA_INPUT_BYTES`
-    under bf16 compute)."""
+    for every targeted linear (``None``: all): per input feature, what ``lora_A`` saves beyond
+    the base layer's own input: the compute-dtype copy of its input when autocast casts it
+    (``mixed`` precision, the default when ``precision`` is None) or dropout replaces it, plus
+    the dropout mask (:data:`LORA_DROPOUT_MASK_BYTES`) when ``dropout`` is on."""
     wanted = None if targets is None else set(targets)
-    per_input = LORA_INPUT_BYTES if precision is None else 1.0 + precision.compute_bytes
+    precision = precision or Precision(weights="float32", autocast=True)
+    copies = dropout or precision.mode == "mixed"
+    per_input = (LORA_DROPOUT_MASK_BYTES if dropout else 0.0) + (
+        precision.compute_bytes if copies else 0.0
+    )
     h = i = 0.0
     for name, fan_in, _, n in shape.block_linears():
         if name == "router" or (wanted is not None and name not in wanted):

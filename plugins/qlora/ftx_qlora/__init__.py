@@ -25,7 +25,13 @@ OPTIONS = [
     ),
     Option("r", "int", 16, "LoRA rank"),
     Option("lora_alpha", "int", 32, "LoRA scaling numerator (scale = alpha / r)"),
-    Option("lora_dropout", "float", 0.05, "dropout on the LoRA input"),
+    Option(
+        "lora_dropout",
+        "float",
+        0.0,
+        "dropout on the LoRA input (0, as LLaMA-Factory and Unsloth: a mask per LoRA input "
+        "costs ~30% step time on the CPU)",
+    ),
     Option(
         "target_modules",
         "str",

@@ -72,7 +72,9 @@ def estimate(
             notes.append(f"modules_to_save {module!r}: size unknown, not counted")
     trainable = lora + saved
     largest = max(a * b for _, a, b, _ in shape.block_linears())
-    extra = lora_activation_extra(shape, targets, precision)
+    extra = lora_activation_extra(
+        shape, targets, precision, dropout=float(options.get("lora_dropout", 0.0)) > 0
+    )
     if precision.mode == "mixed":
         extra = tuple(x + y for x, y in zip(extra, QUANTIZED_LINEAR_EXTRA, strict=True))
     acts = {

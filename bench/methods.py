@@ -6,12 +6,15 @@ where the CPU supports it, no activation checkpointing on the CPU) on the first
 parameters (and their share), tokens/s (ftx's ``summary.json``: real tokens over training time),
 the child's peak RSS (``os.wait4``: the whole command, export included), wall time, and the
 held-out exact match scored by ``ftx eval`` (the base model is scored once as "before").
-Ratios are against FFT. Results: ``bench/results/methods.json``.
+Ratios are against FFT. ``--variant "LABEL=PLUGIN:section.key=value,..."`` adds a run of a
+plugin with other settings, reported against that plugin's defaults in a second table (e.g.
+``"fft fp32=fft:train.bf16=false"``: what bf16 autocast buys full fine-tuning on this CPU).
+Results: ``bench/results/methods.json``.
 
 Usage::
 
     python bench/methods.py [--steps 30] [--batch 8] [--eval-limit 40] [--quick]
-                            [--plugins fft,sft,qlora]
+                            [--plugins fft,sft,qlora] [--variant LABEL=PLUGIN:SETS]...
 """
 
 from __future__ import annotations
@@ -45,8 +48,19 @@ from common import (
 )
 
 
-def run_method(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
-    out = ctx["work"] / plugin
+def parse_variant(text: str) -> tuple[str, str, list[str]]:
+    """``"LABEL=PLUGIN:a.b=1,c.d=2"`` -> ``(LABEL, PLUGIN, ["a.b=1", "c.d=2"])``."""
+    label, _, spec = text.partition("=")
+    plugin, _, sets = spec.partition(":")
+    if not label or not plugin:
+        raise SystemExit(f"--variant {text!r}: expected LABEL=PLUGIN:section.key=value,...")
+    return label.strip(), plugin.strip(), [x.strip() for x in sets.split(",") if x.strip()]
+
+
+def run_method(
+    label: str, plugin: str, sets: list[str], args: argparse.Namespace, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    out = ctx["work"] / label.replace(" ", "-")
     cmd = [
         *FTX,
         "run",
@@ -63,13 +77,16 @@ def run_method(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         f"train.max_steps={args.steps}",
         "--set",
         f"train.per_device_train_batch_size={args.batch}",
+        *[x for s in sets for x in ("--set", s)],
     ]
-    result = run_child(cmd, log_path=ctx["work"] / f"{plugin}.log")
-    require_ok(result, f"ftx run --plugin {plugin}")
+    result = run_child(cmd, log_path=out.with_suffix(".log"))
+    require_ok(result, f"ftx run ({label})")
     prune_checkpoints(out)
     summary = read_json(out / "summary.json")
     result.update(
+        label=label,
         plugin=plugin,
+        sets=sets,
         trainable_params=summary.get("trainable_params"),
         total_params=summary.get("total_params"),
         tokens=summary.get("tokens"),
@@ -84,10 +101,10 @@ def run_method(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         },
     )
     result["heldout"] = ftx_eval(
-        out / "model", ctx["heldout"], args.eval_limit, ctx["work"] / f"eval-{plugin}.log"
+        out / "model", ctx["heldout"], args.eval_limit, out.with_name(f"eval-{out.name}.log")
     )
     log(
-        f"{plugin}: {result['tokens_per_s']} tokens/s, peak {fmt_bytes(result['peak_rss_bytes'])}, "
+        f"{label}: {result['tokens_per_s']} tokens/s, peak {fmt_bytes(result['peak_rss_bytes'])}, "
         f"exact {result['heldout']['score']:.3f}"
     )
     return result
@@ -101,7 +118,14 @@ def main() -> None:
     parser.add_argument("--plugins", default="fft,sft,qlora")
     parser.add_argument("--workdir")
     parser.add_argument("--quick", action="store_true", help="3 steps, 8 eval rows")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='"LABEL=PLUGIN:section.key=value,...": a plugin run with other settings',
+    )
     args = parser.parse_args()
+    variants = [parse_variant(v) for v in args.variant]
     if args.quick:
         args.steps, args.eval_limit = 3, 8
     plugins = [p.strip() for p in args.plugins.split(",") if p.strip()]
@@ -116,7 +140,11 @@ def main() -> None:
     results = {}
     for plugin in plugins:
         log(f"ftx run --plugin {plugin} (load {loadavg()[0]})")
-        results[plugin] = run_method(plugin, args, ctx)
+        results[plugin] = run_method(plugin, plugin, [], args, ctx)
+    others = {}
+    for label, plugin, sets in variants:
+        log(f"ftx run --plugin {plugin} {' '.join(sets)} (load {loadavg()[0]})")
+        others[label] = run_method(label, plugin, sets, args, ctx)
     ref = results.get("fft") or next(iter(results.values()))
     rows = []
     for plugin, r in results.items():
@@ -150,6 +178,8 @@ def main() -> None:
         ],
         rows,
     )
+    if others:
+        text += "\n\n" + variant_table(others, results, before["n"])
     print(text)
     path = save_results(
         "methods",
@@ -158,6 +188,7 @@ def main() -> None:
             "data": count_tokens(subset, model),
             "base_model_heldout": before,
             "methods": results,
+            "variants": others,
             "load_average_start": load_start,
             "load_average_end": loadavg(),
             "versions": package_versions(MAIN_PY, MAIN_DISTS),
@@ -166,6 +197,38 @@ def main() -> None:
     )
     log(f"results: {path}")
     cleanup(work, args.workdir)
+
+
+def variant_table(
+    others: dict[str, dict[str, Any]], defaults: dict[str, dict[str, Any]], n: int
+) -> str:
+    """Each variant against its plugin's run with the defaults (ratios: variant / default)."""
+    rows = []
+    for label, r in others.items():
+        base = defaults.get(r["plugin"], {})
+        rows.append(
+            [
+                label,
+                " ".join(r["sets"]),
+                r["tokens_per_s"],
+                ratio(r["tokens_per_s"], base.get("tokens_per_s")),
+                ratio(r["peak_rss_bytes"], base.get("peak_rss_bytes")),
+                r["final_loss"],
+                f"{r['heldout']['score']:.3f} vs {base['heldout']['score']:.3f}" if base else "",
+            ]
+        )
+    return markdown_table(
+        [
+            "variant",
+            "settings",
+            "tokens/s",
+            "tokens/s vs default",
+            "peak RSS vs default",
+            "final loss",
+            f"held-out exact (n={n}) variant vs default",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

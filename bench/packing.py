@@ -4,10 +4,10 @@ loss within 2%).
 The data: ``steps * batch`` plain-text rows cut from the demo conversations, their lengths drawn
 uniformly from 20–400 tokens (seeded), so a padded batch of 8 is about 40% padding.
 
-Part A, the product path: ``ftx run --plugin P --data varlen.jsonl --set data.packing=false``,
-``=true``, and ``=true`` through ``bench/ftx_proposed.py`` with only its per-example attention
-(``FTX_BENCH_ONLY=varlen``), each in its own child process (order reversed in every other of
-``--rounds``). Reported: tokens/s (real tokens, from ``summary.json``: TRL counts the attention
+Part A, the product path: ``ftx run --plugin P --data varlen.jsonl --set data.packing=false``
+and ``=true`` (packed rows run through ftx's ``ftx_varlen_sdpa``, ``ftx/attention.py``), each in
+its own child process (order reversed in every other of ``--rounds``).
+Reported: tokens/s (real tokens, from ``summary.json``: TRL counts the attention
 mask or the packed row, never padding), the mean training loss and the largest per-step loss
 difference against padded (same seed, same batches), wall time and the child's peak RSS.
 
@@ -17,10 +17,10 @@ identical weights) with
 
 * ``padded``: right-padded ``[batch, longest]``, sdpa with the padding mask;
 * ``packed sdpa``: one ``[1, total]`` row, transformers' block-diagonal mask over
-  ``total**2`` query/key pairs (what ``data.packing=true`` runs on the CPU today);
-* ``packed varlen``: the same row through a small attention function registered with
-  transformers' ``AttentionInterface`` that runs SDPA once per example (``is_causal=True``, no
-  mask tensor): the CPU analogue of flash-attention's varlen kernel.
+  ``total**2`` query/key pairs (what transformers' own sdpa does with a packed row);
+* ``packed varlen``: the same row through ftx's ``ftx_varlen_sdpa`` (what ``data.packing=true``
+  runs on sdpa): SDPA once per example (``is_causal=True``, no mask tensor), the analogue of
+  flash-attention's varlen kernel.
 
 Variants alternate batch by batch; median time per variant and the loss each computes.
 
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    BENCH,
     FTX,
     MAIN_DISTS,
     MAIN_PY,
@@ -96,20 +95,15 @@ def padding_share(lengths: list[int], batch: int) -> float:
     return 1 - real / padded
 
 
-SIDES = {
-    # name: (data.packing, launcher, FTX_BENCH_ONLY for bench/ftx_proposed.py)
-    "padded": (False, "ftx", None),
-    "packed": (True, "ftx", None),
-    "packed + per-example attention (proposed)": (True, "proposed", "varlen"),
-}
+SIDES = {"padded": False, "packed": True}  # name: data.packing
 
 
 def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) -> dict:
-    packing, launcher, only = SIDES[side]
-    name = f"{side.split()[0]}{'-varlen' if only else ''}{tag}"
+    packing = SIDES[side]
+    name = f"{side}{tag}"
     out = ctx["work"] / name
     cmd = [
-        *(FTX if launcher == "ftx" else [str(MAIN_PY), str(BENCH / "ftx_proposed.py")]),
+        *FTX,
         "run",
         "--plugin",
         args.plugin,
@@ -131,8 +125,7 @@ def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) 
         "--set",
         "train.logging_steps=1",
     ]
-    env = {"FTX_BENCH_ONLY": only} if only else None
-    result = run_child(cmd, log_path=ctx["work"] / f"{name}.log", env=env)
+    result = run_child(cmd, log_path=ctx["work"] / f"{name}.log")
     require_ok(result, f"ftx run ({name})")
     prune_checkpoints(out)
     summary = read_json(out / "summary.json")
@@ -143,6 +136,7 @@ def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) 
     ]
     result.update(
         packing=summary.get("packing"),
+        packed_attention=summary.get("packed_attention"),
         tokens=summary.get("tokens"),
         train_time_s=summary.get("train_time_s"),
         tokens_per_s=summary.get("tokens_per_s"),
@@ -157,12 +151,12 @@ def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) 
 
 def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     import torch
-    from ftx_proposed import varlen_sdpa
-    from transformers import AttentionInterface, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
+    from ftx.attention import register
     from ftx.data import PackingCollator, load_conversations, tokenize_dataset
 
-    AttentionInterface.register("sdpa_varlen", varlen_sdpa)
+    varlen = register()
     tokenizer = ctx["tokenizer"]
     examples = tokenize_dataset(
         load_conversations(str(ctx["data"])), tokenizer, max_length=MAX_LEN + 8
@@ -177,7 +171,7 @@ def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     variants = {
         "padded sdpa": ("sdpa", padded),
         "packed sdpa (block-diagonal mask)": ("sdpa", packed),
-        "packed varlen sdpa (per example)": ("sdpa_varlen", packed),
+        "packed ftx_varlen_sdpa (per example)": (varlen, packed),
     }
     times: dict[str, list[float]] = {v: [] for v in variants}
     losses: dict[str, list[float]] = {v: [] for v in variants}

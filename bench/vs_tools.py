@@ -95,15 +95,11 @@ print(json.dumps({"learning_rates": lrs, "sft_blocks": len(parse_layers("auto", 
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
-def ftx_contender(
-    plugin: str, args: argparse.Namespace, ctx: dict[str, Any], *, proposed: bool = False
-) -> dict[str, Any]:
-    tool = "ftx-proposed" if proposed else "ftx"
+def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    tool = "ftx"
     out = ctx["work"] / f"{tool}-{plugin}"
-    launcher = [str(MAIN_PY), str(BENCH / "ftx_proposed.py")] if proposed else FTX
-    extra = ["--set", "method.lora_dropout=0"] if proposed and plugin == "qlora" else []
     cmd = [
-        *launcher,
+        *FTX,
         "run",
         "--plugin",
         plugin,
@@ -120,7 +116,6 @@ def ftx_contender(
         f"train.per_device_train_batch_size={args.batch}",
         "--set",
         f"data.max_length={args.max_length}",
-        *extra,
     ]
     result = run_child(cmd, log_path=ctx["work"] / f"{tool}-{plugin}.log")
     require_ok(result, f"{tool} run --plugin {plugin}")
@@ -255,9 +250,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def schedule(only: set[str], proposed: bool, methods: set[str]) -> list[tuple[str, str]]:
-    """(tool, method) in run order: pairs back to back, ftx first in every other pair (with
-    ``proposed``, ftx with the proposed changes right after plain ftx)."""
+def schedule(only: set[str], methods: set[str]) -> list[tuple[str, str]]:
+    """(tool, method) in run order: pairs back to back, ftx first in every other pair."""
     order: list[tuple[str, str]] = []
     if "trl" in only and "qlora" in methods:
         order += [("trl", "qlora"), ("ftx", "qlora")]
@@ -268,10 +262,7 @@ def schedule(only: set[str], proposed: bool, methods: set[str]) -> list[tuple[st
             pair = [("ftx", plugin), ("llamafactory", mode)]
             order += pair if i % 2 else pair[::-1]
     seen: set[tuple[str, str]] = set()
-    order = [c for c in order if not (c in seen or seen.add(c))]
-    if proposed:
-        order = [x for c in order for x in ([c, ("ftx-proposed", c[1])] if c[0] == "ftx" else [c])]
-    return order
+    return [c for c in order if not (c in seen or seen.add(c))]
 
 
 def score(result: dict[str, Any], ctx: dict[str, Any], limit: int) -> None:
@@ -292,14 +283,12 @@ def comparison_rows(results: dict[tuple[str, str], dict[str, Any]]) -> list[dict
     wanted = [("qlora", "trl", "qlora")] + [
         (plugin, "llamafactory", mode) for plugin, mode in PAIRS.items()
     ]
-    for ours_tool in ("ftx", "ftx-proposed"):
-        for plugin, tool, method in wanted:
-            ours, theirs = results.get((ours_tool, plugin)), results.get((tool, method))
-            if not ours or not theirs:
-                continue
+    for plugin, tool, method in wanted:
+        ours, theirs = results.get(("ftx", plugin)), results.get((tool, method))
+        if ours and theirs:
             rows.append(
                 {
-                    "ftx": f"{ours_tool} {plugin}",
+                    "ftx": f"ftx {plugin}",
                     "other": f"{tool} {method}",
                     "wall_ratio": ratio(ours["wall_s"], theirs["wall_s"]),
                     "train_time_ratio": ratio(ours["train_runtime_s"], theirs["train_runtime_s"]),
@@ -390,11 +379,6 @@ def main() -> None:
         help="LLaMA-Factory gradient checkpointing (its default is on; off is faster on CPU)",
     )
     parser.add_argument(
-        "--proposed",
-        action="store_true",
-        help="also run ftx with the proposed CPU changes (bench/ftx_proposed.py)",
-    )
-    parser.add_argument(
         "--as-installed",
         action="store_true",
         help="run the TRL script and LLaMA-Factory without OMP_WAIT_POLICY, as a user runs them "
@@ -415,10 +399,10 @@ def main() -> None:
     load_start = loadavg()
     results: dict[tuple[str, str], dict[str, Any]] = {}
     methods = {m.strip() for m in args.methods.split(",") if m.strip()}
-    for tool, method in schedule(only, args.proposed, methods):
+    for tool, method in schedule(only, methods):
         log(f"training: {tool} {method} (load {loadavg()[0]})")
-        if tool in ("ftx", "ftx-proposed"):
-            result = ftx_contender(method, args, ctx, proposed=tool == "ftx-proposed")
+        if tool == "ftx":
+            result = ftx_contender(method, args, ctx)
         elif tool == "trl":
             result = trl_contender(args, ctx)
         else:

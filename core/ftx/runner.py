@@ -559,6 +559,10 @@ def _build_trainer(run, prep, model, tokenizer, tokenized, summary):
         device=run.device.kind,
     )
     summary["packing"] = "padding-free" if packing else "padded"
+    if packing and run.attn_implementation == "sdpa":
+        from ftx.attention import use_for_packed_rows
+
+        summary["packed_attention"] = use_for_packed_rows(model)
     collator = data_mod.PackingCollator(tokenizer.pad_token_id, padding_free=packing)
     train_ds = Dataset.from_list(tokenized.examples)
     resume_step = int(prep.resume_from.name.split("-")[-1]) if prep.resume_from else 0

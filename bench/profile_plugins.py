@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -48,17 +47,8 @@ CATEGORIES = {
 
 def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> None:
     """Child: run ``ftx run argv`` with timers and a torch.profiler window around some steps."""
-    if os.environ.get("FTX_BENCH_PROPOSED"):
-        # bench/ftx_proposed.py's changes, to profile them (mallopt before anything allocates).
-        import ftx_proposed
-
-        ftx_proposed.return_freed_memory()
     # ftx first: it sets OMP_WAIT_POLICY before torch loads, as the ftx command does.
     import ftx
-
-    if os.environ.get("FTX_BENCH_PROPOSED"):
-        ftx_proposed.compact_lm_head()
-        ftx_proposed.frozen_weights_in_bf16()
 
     started = time.perf_counter()
     phases: dict[str, float] = {}
@@ -227,11 +217,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--profile-steps", type=int, default=3)
     parser.add_argument("--py-spy", action="store_true", help="also sample with py-spy")
-    parser.add_argument(
-        "--proposed",
-        action="store_true",
-        help="apply bench/ftx_proposed.py's changes (add --set method.lora_dropout=0 for all)",
-    )
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--workdir")
     parser.add_argument("--tag", default="", help="suffix for the results file name")
@@ -279,7 +264,7 @@ def main() -> None:
         if args.py_spy and Path(py_spy).exists():
             cmd = [py_spy, "record", "--format", "raw", "--rate", "20", "-o", str(raw), "--", *cmd]
         log(f"profiling {plugin} (load {loadavg()[0]})")
-        env = {"OMP_WAIT_POLICY": "", "FTX_BENCH_PROPOSED": "1" if args.proposed else ""}
+        env = {"OMP_WAIT_POLICY": ""}
         result = run_child(cmd, log_path=work / f"{plugin}.log", env=env)
         require_ok(result, f"profile {plugin}")
         prune_checkpoints(work / plugin)

@@ -100,7 +100,9 @@ def build_trainer(
     ``data_collator`` batches them (padding-free packing or padding, per ``data.packing``).
     ``callbacks`` are the host's (metrics log, progress, NaN guard, interrupt handling): pass
     them all to the trainer. ``run.train_args`` holds the resolved TrainingArguments/SFTConfig
-    keyword arguments. Core default: TRL's ``SFTTrainer`` with ``SFTConfig(**run.train_args)``.
+    keyword arguments. Core default: ``ftx.trainer``'s ``SFTTrainer`` subclass (TRL's, with a
+    lean loss off CUDA) with ``SFTConfig(**run.train_args)``; ``ftx.defaults.make_sft_trainer``
+    builds it for plugins that only change arguments.
     """
 
 

@@ -63,7 +63,11 @@ def runs(tmp_path_factory, ftx_tiny_model, ftx_tiny_data):
 
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    extra = {"sft": ["--set", "method.layers=last:1"], "qlora": ["--set", "method.r=4"]}
+    extra = {
+        "fft": ["--set", "data.packing=true"],
+        "sft": ["--set", "method.layers=last:1"],
+        "qlora": ["--set", "method.r=4"],
+    }
     for plugin in ("fft", "sft", "qlora"):
         target = root / plugin
         result = CliRunner().invoke(
@@ -96,6 +100,21 @@ def test_run_directory_contract(runs, plugin):
 
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["plugin"] == plugin and saved["train"]["max_steps"] == STEPS
+
+
+def test_padding_free_run_uses_varlen_attention_and_exports_plain_sdpa(runs):
+    """The fft run trains padding-free rows through ftx_varlen_sdpa; the exported model does
+    not name it (plain transformers loads it with its default attention)."""
+    from transformers import AutoModelForCausalLM
+
+    summary = json.loads((runs["fft"] / "summary.json").read_text())
+    assert summary["packing"] == "padding-free"
+    assert summary["packed_attention"] == "ftx_varlen_sdpa"
+    assert "ftx_varlen" not in (runs["fft"] / "model" / "config.json").read_text()
+    model = AutoModelForCausalLM.from_pretrained(str(runs["fft"] / "model"))
+    assert model.config._attn_implementation == "sdpa"
+    padded = json.loads((runs["sft"] / "summary.json").read_text())
+    assert padded["packing"] == "padded" and "packed_attention" not in padded
 
 
 @pytest.mark.parametrize("plugin", ["fft", "sft", "qlora"])

@@ -16,20 +16,10 @@ STEPS = 6
 
 
 def run_args(out):
-    return [
-        "run",
-        "--plugin",
-        "qlora",
-        "--output",
-        str(out),
-        "--set",
-        f"train.max_steps={STEPS}",
-        "--set",
-        "train.logging_steps=1",
-        "--set",
-        "train.save_steps=100",
-        "--set",
-        "data.eval_limit=8",
+    settings = (f"train.max_steps={STEPS}", "train.logging_steps=1", "train.save_steps=100")
+    settings += ("data.eval_limit=8",)
+    return ["run", "--plugin", "qlora", "--output", str(out)] + [
+        arg for setting in settings for arg in ("--set", setting)
     ]
 
 

@@ -252,3 +252,27 @@ def test_pickle_weights_refused_unless_allowed(ftx_cli, ftx_tiny_model, ftx_tiny
     )
     assert r.exit_code == 0, r.output
     assert "warning: model.allow_pickle is on" in r.stderr
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), None])
+def test_finite_guard_checks_every_gradient_in_one_pass(poison):
+    """One non-finite entry in any gradient stops training and zeroes every gradient; finite
+    gradients pass untouched."""
+    import torch
+    from transformers import TrainerControl, TrainerState
+
+    from ftx.callbacks import FiniteGuard
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    if poison is not None:
+        model[1].weight.grad[1, 2] = poison
+    guard, control, state = FiniteGuard(), TrainerControl(), TrainerState(global_step=6)
+    guard.on_pre_optimizer_step(None, state, control, model=model)
+    if poison is None:
+        assert guard.bad_step is None and not control.should_training_stop
+        assert all(bool((p.grad == 1).all()) for p in model.parameters())
+    else:
+        assert guard.bad_step == 7 and control.should_training_stop
+        assert all(bool((p.grad == 0).all()) for p in model.parameters())

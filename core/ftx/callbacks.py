@@ -67,7 +67,13 @@ class MetricsLog(TrainerCallback):
 
 
 class FiniteGuard(TrainerCallback):
-    """Stop training at the first non-finite gradient; ``bad_step`` says where."""
+    """Stop training at the first non-finite gradient; ``bad_step`` says where.
+
+    The check is one fused pass: the total norm of all gradients (``torch.nn.utils.
+    get_total_norm``, per-tensor norms in one foreach kernel) is finite exactly when every
+    gradient is (barring fp32 overflow of a norm above ~1e19). A per-parameter
+    ``isfinite(grad).all()`` took ~0.4 s of a 2 s full fine-tuning step of SmolLM2 on the CPU.
+    """
 
     def __init__(self) -> None:
         self.bad_step: int | None = None
@@ -77,15 +83,14 @@ class FiniteGuard(TrainerCallback):
 
         if model is None or self.bad_step is not None:
             return
-        for param in model.parameters():
-            if param.grad is not None and not torch.isfinite(param.grad).all():
-                self.bad_step = state.global_step + 1
-                control.should_training_stop = True
-                # Zero the poisoned gradients so the optimizer step leaves the weights as they were.
-                for p in model.parameters():
-                    if p.grad is not None:
-                        p.grad.zero_()
-                return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads or bool(torch.nn.utils.get_total_norm(grads).isfinite()):
+            return
+        self.bad_step = state.global_step + 1
+        control.should_training_stop = True
+        # Zero the poisoned gradients so the optimizer step leaves the weights as they were.
+        for grad in grads:
+            grad.zero_()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bad_step is not None:

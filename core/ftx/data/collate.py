@@ -95,12 +95,13 @@ def resolve_packing(
     ``"auto"`` is padding-free exactly when the attention implementation is flash-attention 2 or
     3 and ``batch_size > 1``. Those kernels run a packed row as variable-length sequences: no
     padding tokens are computed and no attention is spent across examples, a pure win. With
-    sdpa, eager or flex attention a packed row needs a block-diagonal mask over all
-    ``total_tokens**2`` query/key pairs (``batch * longest**2`` when padded), which cancels the
-    saving on padding: measured on SmolLM2-135M, CPU, sdpa, bf16 autocast, batch 8 of the demo
-    data (about 20% padding), one forward+backward took 4.9 s padded and 5.0 s padding-free
-    (same loss). So auto keeps the simpler padded batches there, as TRL recommends
-    padding-free only with flash attention. ``batch_size == 1`` has nothing to pad.
+    sdpa a packed row runs example by example through ``ftx_varlen_sdpa`` (``ftx.attention``):
+    a clear win on rows of very different lengths (``bench/packing.py``), but on short rows of
+    similar length the per-example calls cost what the padding saved: on SmolLM2-135M, CPU, bf16
+    autocast, batches of 8 demo rows, one forward+backward took 1.57 s padded and 1.60 s
+    padding-free (FFT; QLoRA 1.67 / 1.69 s; same loss). So auto keeps padded batches there and
+    ``packing: true`` is the setting for variable-length data. ``batch_size == 1`` has nothing
+    to pad.
 
     `device` (``"cpu"``, ``"cuda"``, ...) is accepted for callers that know it; the rule above
     does not depend on it (flash-attention kernels exist only on GPUs anyway).

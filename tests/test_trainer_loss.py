@@ -143,3 +143,14 @@ def test_the_head_is_whole_again_after_the_loss(ftx_tiny_model, tmp_path):
     assert logits.shape == (*batch["input_ids"].shape, trainer.model.config.vocab_size)
     assert not trainer.model.get_output_embeddings()._forward_pre_hooks
     assert not trainer.model.get_output_embeddings()._forward_hooks
+
+
+def test_a_batch_without_trained_tokens_gives_a_zero_loss_that_backpropagates(
+    ftx_tiny_model, tmp_path
+):
+    trainer = _trainer(ftx_tiny_model, tmp_path)
+    batch = _padded_batch(trainer.model.config.vocab_size, seed=5)
+    batch["labels"].fill_(IGNORE)
+    loss, grads = _ftx(trainer, batch)
+    assert loss == 0.0
+    assert all(bool((g == 0).all()) for g in grads.values())

@@ -22,6 +22,7 @@ not serialise the attention implementation), so exported models load with the de
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 NAME = "ftx_varlen_sdpa"
@@ -80,7 +81,7 @@ def varlen_sdpa_forward(
             dropout_p=p,
             scale=scaling,
         )
-        for a, b in zip(starts, starts[1:], strict=False)
+        for a, b in itertools.pairwise(starts)
     ]
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 

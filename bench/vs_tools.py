@@ -392,7 +392,8 @@ def main() -> None:
     if "llamafactory" in only and not (LF_VENV / "bin" / "llamafactory-cli").exists():
         sys.exit(
             f"LLaMA-Factory venv not found at {LF_VENV}; create it with:\n"
-            f"  python -m venv {LF_VENV} && {LF_VENV}/bin/pip install llamafactory==0.9.5 bitsandbytes\n"
+            f"  python -m venv {LF_VENV} &&\n"
+            f"  {LF_VENV}/bin/pip install llamafactory==0.9.5 bitsandbytes\n"
             "or pass --only trl"
         )
     ctx = prepare(args)

@@ -29,8 +29,11 @@ def test_generation_and_padded_batches_match_sdpa(tiny_dirs, chat_tokenizer):  #
         model = _load(tiny_dirs["chat"], attn)
         with torch.no_grad():
             many = model.generate(**batch, max_new_tokens=8, do_sample=False)
-            one = model.generate(**chat_tokenizer(prompts[1:], return_tensors="pt"),
-                                 max_new_tokens=8, do_sample=False)
+            one = model.generate(
+                **chat_tokenizer(prompts[1:], return_tensors="pt"),
+                max_new_tokens=8,
+                do_sample=False,
+            )
             logits = model(**batch, use_cache=False).logits
         outputs[attn] = (many, one, logits)
     ref, ours = outputs["sdpa"], outputs["ftx_varlen_sdpa"]

@@ -103,7 +103,13 @@ def varlen_sdpa_mask(
     if batch_size == 1 and attention_mask is None and whole_row:
         return None
     return sdpa_mask(
-        batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask=attention_mask, **kwargs
+        batch_size,
+        q_length,
+        kv_length,
+        q_offset,
+        kv_offset,
+        attention_mask=attention_mask,
+        **kwargs,
     )
 
 

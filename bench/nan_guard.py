@@ -1,0 +1,107 @@
+"""What ftx's NaN guard costs per optimizer step: one fused norm vs ``isfinite`` per parameter.
+
+``ftx.callbacks.FiniteGuard`` checks the gradients before every optimizer step so that a
+non-finite step never reaches the weights. It used to run ``torch.isfinite(grad).all()`` for
+each parameter (four elementwise passes and a Python sync per tensor); it now takes the total
+gradient norm once (``torch.nn.utils.get_total_norm``, a foreach kernel), finite exactly when
+every gradient is. This script builds SmolLM2-135M's shapes (random weights, every parameter
+with an fp32 gradient, as in full fine-tuning) and times the old check and ftx's
+``FiniteGuard.on_pre_optimizer_step`` itself, alternating, in one process. Results:
+``bench/results/nan_guard.json``.
+
+Usage::
+
+    python bench/nan_guard.py [--repeats 15] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from common import MAIN_DISTS, MAIN_PY, log, markdown_table, package_versions, ratio, save_results
+
+
+def per_parameter_isfinite(model) -> bool:
+    """The check ftx ran before (a sync per tensor)."""
+    import torch
+
+    return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+
+
+def finite_guard(model) -> bool:
+    """ftx's guard as the Trainer calls it; True when it lets the step through."""
+    from transformers import TrainerControl, TrainerState
+
+    from ftx.callbacks import FiniteGuard
+
+    guard = FiniteGuard()
+    guard.on_pre_optimizer_step(None, TrainerState(), TrainerControl(), model=model)
+    return guard.bad_step is None
+
+
+def smollm2_with_grads():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    for param in model.parameters():
+        param.grad = torch.randn_like(param)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="3 repeats")
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    repeats = 3 if args.quick else args.repeats
+    import ftx  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads, as the ftx command)
+
+    model = smollm2_with_grads()
+    checks = {
+        "isfinite per parameter (before)": per_parameter_isfinite,
+        "FiniteGuard: one fused norm (ftx)": finite_guard,
+    }
+    times: dict[str, list[float]] = {name: [] for name in checks}
+    for i in range(repeats + 1):
+        for name, check in checks.items() if i % 2 else reversed(checks.items()):
+            start = time.perf_counter()
+            assert check(model)
+            if i:  # round 0 warms up
+                times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    base = medians["isfinite per parameter (before)"]
+    text = markdown_table(
+        ["check", "ms per optimizer step (median)", "vs before"],
+        [[name, round(1000 * m, 1), ratio(m, base)] for name, m in medians.items()],
+    )
+    params = list(model.parameters())
+    text = f"{len(params)} gradients, {sum(p.numel() for p in params):,} fp32 values\n\n{text}"
+    print(text)
+    path = save_results(
+        "nan_guard",
+        {
+            "repeats": repeats,
+            "times_s": times,
+            "versions": package_versions(MAIN_PY, MAIN_DISTS),
+            "tables_markdown": text,
+        },
+    )
+    log(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,9 @@ RESULTS = BENCH / "results"
 MAIN_PY = Path(sys.executable)
 FTX = [str(MAIN_PY), "-m", "ftx.cli"]
 LF_VENV = BENCH / ".venv-llamafactory"
+USER_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+"""The user's own setting, read before this process imports ftx (whose import may set the
+variable, ftx/openmp.py): children get the user's environment, not this process's choice."""
 
 # Tokenizer/template files copied next to every trained model before scoring, so that every
 # contender is scored with the base model's own tokenizer and chat template.
@@ -68,6 +71,8 @@ def run_child(
     environment (a value of ``""`` removes the variable).
     """
     child_env = dict(os.environ)
+    if USER_OMP_WAIT_POLICY is None:
+        child_env.pop("OMP_WAIT_POLICY", None)
     for key, value in (env or {}).items():
         if value == "":
             child_env.pop(key, None)

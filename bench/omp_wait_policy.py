@@ -1,31 +1,36 @@
-"""What ``OMP_WAIT_POLICY=PASSIVE`` (set by ``ftx/__init__.py``) buys for a QLoRA step on the CPU.
+"""OpenMP's wait policy for a QLoRA step on the CPU, on an idle and on a shared machine.
 
 torch ships its own ``libgomp``; bitsandbytes' CPU library links the system ``libgomp``: once
 both are loaded there are two OpenMP runtimes, each with a thread per core. Under the default
-wait policy an idle OpenMP thread spins for a while before it sleeps, so each runtime's idle
-threads burn the cores the other runtime's busy threads need.
+wait policy an idle OpenMP thread spins for a while before it sleeps: on an otherwise idle
+machine that saves wake-ups, on a shared one the spinning threads burn the cores that the other
+runtime's and the other processes' busy threads need. ``ftx/openmp.py`` picks per run from
+this measurement: the default when no other task is runnable at start, ``PASSIVE`` otherwise.
 
 For each policy (``unset``: the libgomp default, as a plain TRL/PEFT/LLaMA-Factory script runs;
-``PASSIVE``: ftx's setting; optionally ``ACTIVE``) a fresh child process sets the variable *before*
-importing torch, then measures
+``PASSIVE``; ``ACTIVE``; or any ``NAME=VALUE`` such as ``GOMP_SPINCOUNT=10000``) a fresh child
+process sets the variable *before* importing torch, then measures
 
 * a small fp32 matmul (``[256, 576] @ [576, 576]``, SmolLM2's hidden size) 200 times, after
   bitsandbytes is imported;
-* QLoRA training steps on SmolLM2-135M as ftx runs them: 4-bit NF4 base, LoRA r16 on every
-  linear layer, bf16 autocast, no gradient checkpointing, batch 8 demo rows, AdamW; one warm-up
-  step, then ``--steps`` timed steps (median reported).
+* QLoRA training steps on SmolLM2-135M: 4-bit NF4 base, LoRA r16 on every linear layer, bf16
+  autocast, no gradient checkpointing, batch 8 demo rows, AdamW; one warm-up step, then
+  ``--steps`` timed steps (median reported).
 
-The policies alternate across ``--rounds`` rounds. Results: ``bench/results/omp_wait_policy.json``.
+Each policy is measured on the idle machine and again with ``--busy`` processes spinning beside
+it (another job on the machine); the policies alternate across ``--rounds`` rounds. Results:
+``bench/results/omp_wait_policy.json``.
 
 Usage::
 
-    python bench/omp_wait_policy.py [--steps 2] [--rounds 1] [--batch 8]
+    python bench/omp_wait_policy.py [--steps 4] [--rounds 2] [--batch 8] [--busy 1]
                                     [--policies unset,PASSIVE,ACTIVE] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 POLICIES = ("unset", "PASSIVE", "ACTIVE")
 
@@ -107,7 +113,11 @@ def worker(model_dir: str, data: str, steps: int, batch: int) -> None:
 def run_policy(policy: str, args: argparse.Namespace, model: str, data: str) -> dict:
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
-    if policy != "unset":
+    env.pop("GOMP_SPINCOUNT", None)
+    if "=" in policy:  # e.g. GOMP_SPINCOUNT=10000: another OpenMP variable, wait policy unset
+        name, _, value = policy.partition("=")
+        env[name] = value
+    elif policy != "unset":
         env["OMP_WAIT_POLICY"] = policy
     cmd = [sys.executable, __file__, "--worker", model, data, str(args.steps), str(args.batch)]
     start = time.perf_counter()
@@ -118,6 +128,30 @@ def run_policy(policy: str, args: argparse.Namespace, model: str, data: str) -> 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update(policy=policy, wall_s=round(wall, 2), load=[round(x, 2) for x in os.getloadavg()])
     return result
+
+
+def summarise(by_policy: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for policy, results in by_policy.items():
+        steps = [t for r in results for t in r["step_s"]]
+        out[policy] = {
+            "step_s_median": round(statistics.median(steps), 3),
+            "matmul_ms_median": round(statistics.median(r["matmul_ms"] for r in results), 3),
+            "tokens_per_step": results[0]["tokens_per_step"],
+        }
+    return out
+
+
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """``n`` processes spinning on a core each (another job on the machine) while active."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def main() -> None:
@@ -134,10 +168,21 @@ def main() -> None:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--policies", default="unset,PASSIVE", help="also: ACTIVE")
+    parser.add_argument(
+        "--policies",
+        default="unset,PASSIVE",
+        help="comma-separated OMP_WAIT_POLICY values (unset, PASSIVE, ACTIVE) or NAME=VALUE "
+        "settings (e.g. GOMP_SPINCOUNT=10000)",
+    )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=1,
+        help="also measure with N busy processes competing for the cores (0: idle only)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 1 step")
     parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,35 +191,38 @@ def main() -> None:
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     model, (train, _) = str(demo_model()), demo_data()
     load_start = loadavg()
-    runs: dict[str, list[dict]] = {p: [] for p in policies}
-    for r in range(args.rounds):
-        order = policies if r % 2 == 0 else policies[::-1]
-        for policy in order:
-            result = run_policy(policy, args, model, str(train))
-            runs[policy].append(result)
-            log(f"{policy}: steps {result['step_s']} s, matmul {result['matmul_ms']} ms")
-    summary = {}
-    for policy, results in runs.items():
-        steps = [t for r in results for t in r["step_s"]]
-        summary[policy] = {
-            "step_s_median": round(statistics.median(steps), 3),
-            "matmul_ms_median": round(statistics.median(r["matmul_ms"] for r in results), 3),
-            "tokens_per_step": results[0]["tokens_per_step"],
-        }
-    ref = summary.get("PASSIVE") or next(iter(summary.values()))
-    rows = [
-        [
-            policy,
-            s["step_s_median"],
-            round(s["tokens_per_step"] / s["step_s_median"], 1),
-            round(s["step_s_median"] / ref["step_s_median"], 2),
-            s["matmul_ms_median"],
-            round(s["matmul_ms_median"] / ref["matmul_ms_median"], 1),
+    conditions = {"idle": 0, **({f"{args.busy} busy": args.busy} if args.busy else {})}
+    runs: dict[str, dict[str, list[dict]]] = {}
+    for condition, hogs in conditions.items():
+        runs[condition] = {p: [] for p in policies}
+        with busy_processes(hogs):
+            for r in range(args.rounds):
+                for policy in policies if r % 2 == 0 else policies[::-1]:
+                    result = run_policy(policy, args, model, str(train))
+                    runs[condition][policy].append(result)
+                    log(
+                        f"{condition}, {policy}: steps {result['step_s']} s, "
+                        f"matmul {result['matmul_ms']} ms"
+                    )
+    summary = {c: summarise(by_policy) for c, by_policy in runs.items()}
+    rows = []
+    for condition, by_policy in summary.items():
+        ref = by_policy.get("PASSIVE") or next(iter(by_policy.values()))
+        rows += [
+            [
+                condition,
+                policy,
+                s["step_s_median"],
+                round(s["tokens_per_step"] / s["step_s_median"], 1),
+                round(s["step_s_median"] / ref["step_s_median"], 2),
+                s["matmul_ms_median"],
+                round(s["matmul_ms_median"] / ref["matmul_ms_median"], 1),
+            ]
+            for policy, s in by_policy.items()
         ]
-        for policy, s in summary.items()
-    ]
     text = markdown_table(
         [
+            "machine",
             "OMP_WAIT_POLICY",
             "QLoRA step s (median)",
             "tokens/s",

@@ -4,12 +4,13 @@ loss within 2%).
 The data: ``steps * batch`` plain-text rows cut from the demo conversations, their lengths drawn
 uniformly from 20–400 tokens (seeded), so a padded batch of 8 is about 40% padding.
 
-Part A, the product path: ``ftx run --plugin P --data varlen.jsonl --set data.packing=false``
-and ``=true`` (packed rows run through ftx's ``ftx_varlen_sdpa``, ``ftx/attention.py``), each in
-its own child process (order reversed in every other of ``--rounds``).
-Reported: tokens/s (real tokens, from ``summary.json``: TRL counts the attention
-mask or the packed row, never padding), the mean training loss and the largest per-step loss
-difference against padded (same seed, same batches), wall time and the child's peak RSS.
+Part A, the product path, for each of ``--plugins`` (default qlora and fft): ``ftx run --plugin
+P --data varlen.jsonl --set data.packing=false`` and ``=true`` (packed rows run through ftx's
+``ftx_varlen_sdpa``, ``ftx/attention.py``), each in its own child process (order reversed in
+every other of ``--rounds``). Reported: tokens/s (real tokens, from ``summary.json``: counted
+from the attention mask or the packed row, never padding), the mean training loss and the
+largest per-step loss difference against padded (same seed, same batches), wall time and the
+child's peak RSS.
 
 Part B, why (``--no-micro`` skips it): one SmolLM2 in this process, bf16 autocast, every weight
 trainable; for the same batches, one forward+backward (no optimizer step, so every variant sees
@@ -26,7 +27,7 @@ Variants alternate batch by batch; median time per variant and the loss each com
 
 Usage::
 
-    python bench/packing.py [--steps 12] [--batch 8] [--plugin qlora] [--rounds 1] [--quick]
+    python bench/packing.py [--steps 12] [--batch 8] [--plugins qlora,fft] [--rounds 1] [--quick]
 """
 
 from __future__ import annotations
@@ -98,15 +99,17 @@ def padding_share(lengths: list[int], batch: int) -> float:
 SIDES = {"padded": False, "packed": True}  # name: data.packing
 
 
-def run_ftx(side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str) -> dict:
+def run_ftx(
+    plugin: str, side: str, args: argparse.Namespace, ctx: dict[str, Any], tag: str
+) -> dict:
     packing = SIDES[side]
-    name = f"{side}{tag}"
+    name = f"{plugin}-{side}{tag}"
     out = ctx["work"] / name
     cmd = [
         *FTX,
         "run",
         "--plugin",
-        args.plugin,
+        plugin,
         "--model",
         str(ctx["model"]),
         "--data",
@@ -208,11 +211,66 @@ def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def e2e_summary(runs: dict[str, list[dict]]) -> dict[str, Any]:
+    """Per packed side: tokens/s ratio to padded, train-loss and largest per-step loss diffs."""
+    pad_loss = _median(runs["padded"], "train_loss")
+    out = {}
+    for side in list(SIDES)[1:]:
+        pairs = zip(runs["padded"][0]["step_losses"], runs[side][0]["step_losses"], strict=False)
+        out[side] = {
+            "tokens_per_s_ratio": ratio(
+                _median(runs[side], "tokens_per_s"), _median(runs["padded"], "tokens_per_s")
+            ),
+            "train_loss_rel_diff": round(
+                abs(_median(runs[side], "train_loss") - pad_loss) / pad_loss, 4
+            ),
+            "max_step_loss_rel_diff": round(max(abs(a - b) / abs(a) for a, b in pairs), 4),
+        }
+    return out
+
+
+def _median(results: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in results)
+
+
+def e2e_table(runs: dict[str, list[dict]], summary: dict[str, Any]) -> str:
+    rows = [
+        [
+            side,
+            _median(results, "tokens"),
+            _median(results, "train_time_s"),
+            _median(results, "tokens_per_s"),
+            summary.get(side, {}).get("tokens_per_s_ratio", 1.0),
+            round(_median(results, "train_loss"), 4),
+            f"{100 * summary.get(side, {}).get('train_loss_rel_diff', 0.0):.2f}%",
+            f"{100 * summary.get(side, {}).get('max_step_loss_rel_diff', 0.0):.2f}%",
+            _median(results, "wall_s"),
+            fmt_bytes(_median(results, "peak_rss_bytes")),
+        ]
+        for side, results in runs.items()
+    ]
+    return markdown_table(
+        [
+            "batches",
+            "real tokens",
+            "train s",
+            "tokens/s",
+            "tokens/s vs padded (goal ≥ 1.5)",
+            "train loss",
+            "loss diff vs padded (goal ≤ 2%)",
+            "largest step loss diff",
+            "wall s",
+            "peak RSS",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--plugin", default="qlora")
+    parser.add_argument("--plugins", default="qlora,fft", help="ftx plugins run end to end")
     parser.add_argument("--rounds", type=int, default=1, help="padded/packed runs per side")
     parser.add_argument("--micro-batches", type=int, default=4)
     parser.add_argument("--no-micro", action="store_true", help="skip part B")
@@ -235,71 +293,26 @@ def main() -> None:
     log(f"{rows} rows, {sum(lengths)} tokens, {100 * share:.0f}% padding when padded")
     ctx = {"work": work, "model": model, "data": data, "tokenizer": tokenizer}
     load_start = loadavg()
-    e2e: dict[str, list[dict]] = {side: [] for side in SIDES}
+    plugins = [p.strip() for p in args.plugins.split(",") if p.strip()]
+    e2e: dict[str, dict[str, list[dict]]] = {p: {side: [] for side in SIDES} for p in plugins}
     if not args.no_e2e:
-        for r in range(args.rounds):
-            for side in list(SIDES) if r % 2 == 0 else list(SIDES)[::-1]:
-                log(f"ftx run {args.plugin}: {side} (load {loadavg()[0]})")
-                e2e[side].append(run_ftx(side, args, ctx, f"-{r}"))
-                log(f"  {e2e[side][-1]['tokens_per_s']} tokens/s")
+        for plugin in plugins:
+            for r in range(args.rounds):
+                for side in list(SIDES) if r % 2 == 0 else list(SIDES)[::-1]:
+                    log(f"ftx run {plugin}: {side} (load {loadavg()[0]})")
+                    e2e[plugin][side].append(run_ftx(plugin, side, args, ctx, f"-{r}"))
+                    log(f"  {e2e[plugin][side][-1]['tokens_per_s']} tokens/s")
     micro_results = {} if args.no_micro else micro(args, ctx)
 
     tables = []
     summary: dict[str, Any] = {}
-    if all(e2e.values()):
-
-        def med(side: str, key: str) -> float:
-            return statistics.median(r[key] for r in e2e[side])
-
-        pad_loss = med("padded", "train_loss")
-        for side in list(SIDES)[1:]:
-            step_diff = max(
-                abs(a - b) / abs(a)
-                for a, b in zip(
-                    e2e["padded"][0]["step_losses"], e2e[side][0]["step_losses"], strict=False
-                )
+    for plugin, runs in e2e.items():
+        if all(runs.values()):
+            summary[plugin] = e2e_summary(runs)
+            tables.append(
+                f"ftx run --plugin {plugin}, {args.steps} steps × batch {args.batch}, "
+                f"{100 * share:.0f}% padding when padded\n\n" + e2e_table(runs, summary[plugin])
             )
-            summary[side] = {
-                "tokens_per_s_ratio": ratio(
-                    med(side, "tokens_per_s"), med("padded", "tokens_per_s")
-                ),
-                "train_loss_rel_diff": round(abs(med(side, "train_loss") - pad_loss) / pad_loss, 4),
-                "max_step_loss_rel_diff": round(step_diff, 4),
-            }
-        rows_a = [
-            [
-                side,
-                med(side, "tokens"),
-                med(side, "train_time_s"),
-                med(side, "tokens_per_s"),
-                summary.get(side, {}).get("tokens_per_s_ratio", 1.0),
-                round(med(side, "train_loss"), 4),
-                f"{100 * summary.get(side, {}).get('train_loss_rel_diff', 0.0):.2f}%",
-                f"{100 * summary.get(side, {}).get('max_step_loss_rel_diff', 0.0):.2f}%",
-                med(side, "wall_s"),
-                fmt_bytes(med(side, "peak_rss_bytes")),
-            ]
-            for side in SIDES
-        ]
-        tables.append(
-            f"ftx run --plugin {args.plugin}, {args.steps} steps × batch {args.batch}, "
-            f"{100 * share:.0f}% padding when padded\n\n"
-            + markdown_table(
-                [
-                    "batches",
-                    "real tokens",
-                    "train s",
-                    "tokens/s",
-                    "tokens/s vs padded (goal ≥ 1.5)",
-                    "train loss",
-                    "loss diff vs padded (goal ≤ 2%)",
-                    "largest step loss diff",
-                    "wall s",
-                    "peak RSS",
-                ],
-                rows_a,
-            )
-        )
     if micro_results:
         base = micro_results["padded sdpa"]
         rows_b = [

@@ -19,16 +19,18 @@ peak RSS (``os.wait4``), CPU seconds, and held-out exact match scored by the *sa
 ``ftx eval DIR --data heldout.jsonl --metric exact --limit K``, with the base model's tokenizer.
 Ratios are ftx / other (wall time, memory: lower is better; tokens/s: higher is better).
 
-The other tools run with ``OMP_WAIT_POLICY=PASSIVE``, the setting ftx makes in its own process:
-without it a QLoRA step of theirs is about 9x slower here (``bench/omp_wait_policy.py``), which
-would swamp everything else; ``--as-installed`` runs them without it, as a user would.
+Every tool runs as a user runs it: the other tools with OpenMP's default wait policy, ftx with
+the policy it picks itself (``ftx/openmp.py``: the default on an idle machine, PASSIVE when other
+tasks compete; the run's ``summary.json`` says which). Run the benchmark on an otherwise idle
+machine; ``--others-passive`` gives the other tools ``OMP_WAIT_POLICY=PASSIVE`` (what ftx picks
+on a shared machine, where the default is up to 4.5x slower: ``bench/omp_wait_policy.py``).
 LLaMA-Factory runs without gradient checkpointing (``disable_gradient_checkpointing: true``),
 its fastest working CPU setting (``--lf-checkpointing on`` restores its default).
 
 Usage::
 
     python bench/vs_tools.py [--steps 30] [--batch 8] [--eval-limit 40] [--quick]
-                             [--only trl,llamafactory] [--workdir DIR] [--as-installed]
+                             [--only trl,llamafactory] [--workdir DIR] [--others-passive]
 
 Contenders run in pairs (ftx and its counterpart back to back, the order alternating from pair
 to pair) so that both sides of a ratio see similar load from other processes; the load
@@ -136,12 +138,8 @@ def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) ->
 
 
 def other_omp(args: argparse.Namespace) -> str:
-    """OMP_WAIT_POLICY for the other tools' processes ("" = unset, as a user runs them).
-
-    ftx sets PASSIVE in its own process (``ftx/__init__.py``); without it, a QLoRA step here ran
-    about 9x slower (bench/omp_wait_policy.py), which would swamp every other difference.
-    """
-    return "" if args.as_installed else "PASSIVE"
+    """OMP_WAIT_POLICY for the other tools' processes ("" = unset, as a user runs them)."""
+    return "PASSIVE" if args.others_passive else ""
 
 
 def trl_contender(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -379,11 +377,10 @@ def main() -> None:
         help="LLaMA-Factory gradient checkpointing (its default is on; off is faster on CPU)",
     )
     parser.add_argument(
-        "--as-installed",
+        "--others-passive",
         action="store_true",
-        help="run the TRL script and LLaMA-Factory without OMP_WAIT_POLICY, as a user runs them "
-        "(default: PASSIVE, ftx's setting, so the ratios measure everything else ftx does; "
-        "bench/omp_wait_policy.py measures what the variable alone is worth)",
+        help="run the TRL script and LLaMA-Factory with OMP_WAIT_POLICY=PASSIVE (default: unset, "
+        "as a user runs them; bench/omp_wait_policy.py measures what the variable is worth)",
     )
     args = parser.parse_args()
     if args.quick:

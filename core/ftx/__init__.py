@@ -14,11 +14,11 @@ import os
 
 import pluggy
 
-# bitsandbytes (imported by trl/peft) loads a second OpenMP runtime next to torch's. With both
-# runtimes' idle threads spin-waiting ("active" policy), CPU matmuls ran 4-30x slower here
-# (bench/README: omp_wait_policy). Idle OpenMP threads must sleep instead. This only takes effect
-# if ftx is imported before torch, which is the case for the `ftx` command.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from ftx.openmp import choose_wait_policy
+
+# Idle OpenMP threads sleep (PASSIVE) when other tasks compete for the cores, spin otherwise
+# (ftx/openmp.py). Takes effect only before torch loads, which is the case for the `ftx` command.
+choose_wait_policy()
 # ftx never downloads at run time: say so to huggingface_hub instead of letting it retry.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # bitsandbytes warns at import that it could not download optional CPU kernels from a hub; ftx

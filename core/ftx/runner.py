@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ftx import config as cfg_mod
+from ftx import openmp
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
 
@@ -337,6 +338,7 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         "dtype": run.dtype,
         "bf16_autocast": bool(run.train_args.get("bf16")),
         "attn_implementation": run.attn_implementation,
+        "omp_wait_policy": openmp.DECISION,
         "data": stats,
         "data_files": {"train": dcfg["path"], "eval": dcfg["eval"]},
         "data_hashes": prep.data_files,

@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--plugins", default="fft,sft,qlora")
     parser.add_argument("--workdir")
     parser.add_argument("--quick", action="store_true", help="3 steps, 8 eval rows")
+    parser.add_argument("--tag", default="", help="suffix for the results file name")
     parser.add_argument(
         "--variant",
         action="append",
@@ -182,7 +183,7 @@ def main() -> None:
         text += "\n\n" + variant_table(others, results, before["n"])
     print(text)
     path = save_results(
-        "methods",
+        f"methods{args.tag}",
         {
             "settings": {**vars(args), "train_rows": args.steps * args.batch},
             "data": count_tokens(subset, model),

@@ -97,7 +97,8 @@ def run_method(
         .get("train", {})
         .get("learning_rate"),
         settings={
-            k: summary.get(k) for k in ("dtype", "bf16_autocast", "packing", "attn_implementation")
+            k: summary.get(k)
+            for k in ("dtype", "bf16_autocast", "packing", "attn_implementation", "omp_wait_policy")
         },
     )
     result["heldout"] = ftx_eval(

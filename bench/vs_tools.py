@@ -130,7 +130,8 @@ def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) ->
         trainable_params=summary.get("trainable_params"),
         final_loss=summary.get("final_loss"),
         settings={
-            k: summary.get(k) for k in ("dtype", "bf16_autocast", "packing", "attn_implementation")
+            k: summary.get(k)
+            for k in ("dtype", "bf16_autocast", "packing", "attn_implementation", "omp_wait_policy")
         },
         artifact=str(out / ("adapter" if plugin == "qlora" else "model")),
     )

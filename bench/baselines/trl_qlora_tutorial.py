@@ -1,4 +1,4 @@
-"""QLoRA the way the TRL/PEFT tutorials write it: the baseline that ``bench/vs_trl.py`` times.
+"""QLoRA the way the TRL/PEFT tutorials write it: the baseline that ``bench/vs_tools.py`` times.
 
 This is deliberately *not* tuned. It follows the common form of the Hugging Face QLoRA tutorials
 (TRL docs "PEFT integration", the "fine-tune LLMs with TRL" blog posts):

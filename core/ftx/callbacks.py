@@ -71,8 +71,9 @@ class FiniteGuard(TrainerCallback):
 
     The check is one fused pass: the total norm of all gradients (``torch.nn.utils.
     get_total_norm``, per-tensor norms in one foreach kernel) is finite exactly when every
-    gradient is (barring fp32 overflow of a norm above ~1e19). A per-parameter
-    ``isfinite(grad).all()`` took ~0.4 s of a 2 s full fine-tuning step of SmolLM2 on the CPU.
+    gradient is (barring fp32 overflow of a norm above ~1e19). On SmolLM2's 135M gradients
+    (full fine-tuning, CPU) it takes 19 ms per optimizer step where ``isfinite(grad).all()`` per
+    parameter took 150 ms (``bench/nan_guard.py``).
     """
 
     def __init__(self) -> None:

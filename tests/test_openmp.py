@@ -39,7 +39,7 @@ def test_busy_machine_gets_passive(monkeypatch):
     env: dict[str, str] = {}
     decision = openmp.choose_wait_policy(env)
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and "1 other runnable" in decision
-    assert openmp.DECISION == decision
+    assert decision == openmp.DECISION
 
 
 def test_the_users_setting_wins(monkeypatch):

@@ -20,7 +20,16 @@ import argparse
 import statistics
 import time
 
-from common import MAIN_DISTS, MAIN_PY, log, markdown_table, package_versions, ratio, save_results
+from common import (
+    MAIN_DISTS,
+    MAIN_PY,
+    demo_model,
+    log,
+    markdown_table,
+    package_versions,
+    ratio,
+    save_results,
+)
 
 
 def per_parameter_isfinite(model) -> bool:
@@ -42,19 +51,12 @@ def finite_guard(model) -> bool:
 
 
 def smollm2_with_grads():
+    """SmolLM2-135M's architecture (the demo model's config), random weights, random fp32
+    gradients on every parameter."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(demo_model()))
     for param in model.parameters():
         param.grad = torch.randn_like(param)
     return model

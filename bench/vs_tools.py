@@ -118,6 +118,8 @@ def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) ->
         f"train.per_device_train_batch_size={args.batch}",
         "--set",
         f"data.max_length={args.max_length}",
+        "--set",
+        f"train.seed={args.seed}",
     ]
     result = run_child(cmd, log_path=ctx["work"] / f"{tool}-{plugin}.log")
     require_ok(result, f"{tool} run --plugin {plugin}")
@@ -187,6 +189,7 @@ def lf_contender(mode: str, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         per_device_train_batch_size=args.batch,
         learning_rate=ctx["learning_rates"][MODES[mode]],
         cutoff_len=args.max_length,
+        seed=args.seed,
     )
     if mode == "freeze":
         config["freeze_trainable_layers"] = ctx["sft_blocks"]
@@ -371,6 +374,7 @@ def main() -> None:
     parser.add_argument("--workdir", help="keep outputs here (default: a fresh /tmp dir)")
     parser.add_argument("--methods", default="qlora,fft,sft", help="ftx plugins to compare")
     parser.add_argument("--tag", default="", help="suffix for the results file name")
+    parser.add_argument("--seed", type=int, default=42, help="ftx and LLaMA-Factory (not TRL)")
     parser.add_argument(
         "--lf-checkpointing",
         choices=("on", "off"),
@@ -426,7 +430,7 @@ def main() -> None:
                 "eval_limit": args.eval_limit,
                 "learning_rates": ctx["learning_rates"],
                 "sft_blocks_trained": ctx["sft_blocks"],
-                "lr_schedule": "cosine, 5% linear warmup, weight decay 0, seed 42",
+                "lr_schedule": f"cosine, 5% linear warmup, weight decay 0, seed {args.seed}",
                 "lf_gradient_checkpointing": args.lf_checkpointing,
                 "other_tools_omp_wait_policy": other_omp(args) or "unset",
                 "workdir": str(ctx["work"]),

@@ -28,21 +28,19 @@ from typing import Any
 NAME = "ftx_varlen_sdpa"
 
 
-def example_starts(position_ids: Any) -> list[int]:
-    """Offsets where a packed row's examples start (``position_ids == 0``), plus its length."""
+def packed_example_starts(query: Any, attention_mask: Any, position_ids: Any) -> list[int] | None:
+    """For one row of several examples (batch 1, no mask, ``position_ids`` restarting at 0
+    inside it): the offsets where its examples start, plus the row's length. None otherwise."""
+    if (
+        attention_mask is not None
+        or position_ids is None
+        or query.shape[0] != 1
+        or position_ids.shape[-1] != query.shape[2]
+    ):
+        return None
     positions = position_ids[0]
-    return [*(positions == 0).nonzero().flatten().tolist(), int(positions.numel())]
-
-
-def is_packed_row(query: Any, attention_mask: Any, position_ids: Any) -> bool:
-    """True for one row of several examples: batch 1, no mask, ``position_ids`` restarting."""
-    return (
-        attention_mask is None
-        and position_ids is not None
-        and query.shape[0] == 1
-        and position_ids.shape[-1] == query.shape[2]
-        and int((position_ids[0] == 0).sum()) > 1
-    )
+    starts = (positions == 0).nonzero().flatten().tolist()
+    return [*starts, int(positions.numel())] if len(starts) > 1 else None
 
 
 def varlen_sdpa_forward(
@@ -61,8 +59,8 @@ def varlen_sdpa_forward(
     import torch.nn.functional as F
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    position_ids = kwargs.get("position_ids")
-    if not is_packed_row(query, attention_mask, position_ids):
+    starts = packed_example_starts(query, attention_mask, kwargs.get("position_ids"))
+    if starts is None:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
         )
@@ -70,7 +68,6 @@ def varlen_sdpa_forward(
     if groups > 1:
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
-    starts = example_starts(position_ids)
     p = dropout if module.training else 0.0
     pieces = [
         F.scaled_dot_product_attention(

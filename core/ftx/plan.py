@@ -79,9 +79,10 @@ random Llama (24 blocks of 11.8M), where it did not vary with block size or toke
 
 HEAD_TOKEN_CHUNK = 4096
 HEAD_VOCAB_CHUNK = 32768
-HEAD_TILE_BYTES = {"cuda": 2.0, "xpu": 2.0}
-"""Bytes alive per (token, vocab) entry of one tile of TRL's Triton loss head (CUDA/XPU) at the
-backward's peak: its bf16 tile (from its design, not measured here)."""
+HEAD_TILE_BYTES = 2.0
+"""Bytes alive per (token, vocab) entry of one tile of TRL's Triton loss head (the devices in
+``ftx.trainer.TRITON_DEVICES``) at the backward's peak: its bf16 tile (from its design, not
+measured here)."""
 
 LEAN_HEAD_BYTES = 12.0
 """Bytes alive per (trained token, vocab) entry of ftx's lean loss head (``ftx.trainer``, every
@@ -460,9 +461,11 @@ def head_bytes(
     min(vocab, 32768)`` tile and a weight chunk in the compute dtype. Elsewhere (ftx's lean
     loss): fp32 logits of every token (an upper bound: only trained tokens are projected) with
     their log-softmax and gradients, and the gathered hidden states."""
-    if device_kind in HEAD_TILE_BYTES:
+    from ftx.trainer import TRITON_DEVICES
+
+    if device_kind in TRITON_DEVICES:
         tile = min(tokens, HEAD_TOKEN_CHUNK) * min(shape.vocab, HEAD_VOCAB_CHUNK)
-        per_entry = HEAD_TILE_BYTES[device_kind] + (2 if precision.mode == "fp32" else 0)
+        per_entry = HEAD_TILE_BYTES + (2 if precision.mode == "fp32" else 0)
         chunk = min(shape.vocab, HEAD_VOCAB_CHUNK) * shape.hidden * precision.compute_bytes
         out = int(tile * per_entry) + chunk
     else:

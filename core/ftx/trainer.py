@@ -30,8 +30,11 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-IGNORE_INDEX = -100
+from ftx.data.masking import IGNORE_INDEX
+
 TRITON_DEVICES = ("cuda", "xpu")
+"""Devices where TRL's fused LM head is a Triton kernel that scores only trained positions
+(and bounds memory with tiles): the lean loss leaves them to TRL."""
 
 
 def next_token_targets(inputs: dict[str, Any]) -> Any:

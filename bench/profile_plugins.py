@@ -156,6 +156,9 @@ def profiler_callback(warmup: int, steps: int, report: dict[str, Any]) -> Any:
                     for e in sorted(averages, key=lambda e: -e.self_cpu_time_total)[:60]
                 ]
                 report["ops_table"] = averages.table(sort_by="self_cpu_time_total", row_limit=25)
+                report["ops_by_shape_table"] = self.prof.key_averages(
+                    group_by_input_shape=True
+                ).table(sort_by="self_cpu_time_total", row_limit=60)
                 report["torch_threads"] = torch.get_num_threads()
                 self.prof = None
 
@@ -275,6 +278,7 @@ def main() -> None:
         if raw.exists():
             data["py_spy_top_self"] = py_spy_top(raw)
         (work / f"{plugin}.ops.txt").write_text(data.pop("ops_table", ""))
+        (work / f"{plugin}.ops-by-shape.txt").write_text(data.pop("ops_by_shape_table", ""))
         results[plugin] = data
     tables = []
     for plugin, data in results.items():

@@ -62,7 +62,7 @@ def test_padded_batch_layout(chat_tokenizer):  # noqa: F811
         assert batch["labels"][row, n:].eq(IGNORE_INDEX).all()
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager", "ftx_varlen_sdpa"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "ftx_sdpa"])
 def test_padding_free_equals_padded_loss_and_logits(tiny_dirs, chat_tokenizer, attn):  # noqa: F811
     """No token attends across an example boundary in a padding-free batch (use_cache=False)."""
     import torch

@@ -276,3 +276,27 @@ def test_finite_guard_checks_every_gradient_in_one_pass(poison):
     else:
         assert guard.bad_step == 7 and control.should_training_stop
         assert all(bool((p.grad == 0).all()) for p in model.parameters())
+
+
+def test_finite_guard_reads_the_trainers_norm_once():
+    """With read_norm_from, the guard judges by the norm the trainer computed for the step (and
+    takes it, so a stale norm is never reused); without one it computes the norm itself."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import TrainerControl, TrainerState
+
+    from ftx.callbacks import FiniteGuard
+
+    model = torch.nn.Linear(3, 2)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    trainer = SimpleNamespace(step_grad_norm=torch.tensor(2.0))
+    guard, control = FiniteGuard(), TrainerControl()
+    guard.read_norm_from(trainer)
+    guard.on_pre_optimizer_step(None, TrainerState(global_step=1), control, model=model)
+    assert guard.bad_step is None and not hasattr(trainer, "step_grad_norm")
+    trainer.step_grad_norm = float("inf")  # what the trainer saw; the guard believes it
+    guard.on_pre_optimizer_step(None, TrainerState(global_step=2), control, model=model)
+    assert guard.bad_step == 3 and control.should_training_stop
+    assert all(bool((p.grad == 0).all()) for p in model.parameters())

@@ -102,19 +102,19 @@ def test_run_directory_contract(runs, plugin):
     assert saved["plugin"] == plugin and saved["train"]["max_steps"] == STEPS
 
 
-def test_padding_free_run_uses_varlen_attention_and_exports_plain_sdpa(runs):
-    """The fft run trains padding-free rows through ftx_varlen_sdpa; the exported model does
+def test_cpu_runs_train_on_ftx_sdpa_and_export_plain_sdpa(runs):
+    """CPU runs (padding-free fft, padded sft) train through ftx_sdpa; the exported model does
     not name it (plain transformers loads it with its default attention)."""
     from transformers import AutoModelForCausalLM
 
     summary = json.loads((runs["fft"] / "summary.json").read_text())
     assert summary["packing"] == "padding-free"
-    assert summary["packed_attention"] == "ftx_varlen_sdpa"
-    assert "ftx_varlen" not in (runs["fft"] / "model" / "config.json").read_text()
+    assert summary["training_attention"] == "ftx_sdpa"
+    assert "ftx_sdpa" not in (runs["fft"] / "model" / "config.json").read_text()
     model = AutoModelForCausalLM.from_pretrained(str(runs["fft"] / "model"))
     assert model.config._attn_implementation == "sdpa"
     padded = json.loads((runs["sft"] / "summary.json").read_text())
-    assert padded["packing"] == "padded" and "packed_attention" not in padded
+    assert padded["packing"] == "padded" and padded["training_attention"] == "ftx_sdpa"
 
 
 @pytest.mark.parametrize("plugin", ["fft", "sft", "qlora"])

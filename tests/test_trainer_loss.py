@@ -154,3 +154,15 @@ def test_a_batch_without_trained_tokens_gives_a_zero_loss_that_backpropagates(
     loss, grads = _ftx(trainer, batch)
     assert loss == 0.0
     assert all(bool((g == 0).all()) for g in grads.values())
+
+
+def test_the_trainer_keeps_each_steps_grad_norm_for_the_guard(ftx_tiny_model, tmp_path):
+    """ftx's trainer leaves the total gradient norm it computed (to clip and log) for
+    FiniteGuard, so the guard need not compute it again."""
+    trainer = _trainer(ftx_tiny_model, tmp_path)
+    model = trainer.model
+    _ftx(trainer, _padded_batch(model.config.vocab_size))
+    expected = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])
+    norm = trainer._get_grad_norm(model)
+    assert trainer.step_grad_norm is norm
+    torch.testing.assert_close(torch.as_tensor(norm, dtype=expected.dtype), expected)

@@ -1,11 +1,19 @@
-"""``ftx_varlen_sdpa``: SDPA that runs a padding-free row as variable-length sequences.
+"""``ftx_sdpa``: SDPA with two CPU fixes, packed rows example by example and short rows in fp32.
 
-transformers runs a packed ``[1, total]`` row (several examples, ``position_ids`` restarting at
-0, no attention mask) through SDPA with a block-diagonal mask over all ``total**2`` query/key
-pairs: a masked SDPA cannot use the fused causal kernel, and most of the pairs are masked out.
-flash-attention's variable-length kernel avoids both, but exists only on CUDA. This
-implementation is its analogue for every device: one causal SDPA call per example, the examples
-found where ``position_ids`` restart at 0, no mask built at all.
+1. **Padding-free rows.** transformers runs a packed ``[1, total]`` row (several examples,
+   ``position_ids`` restarting at 0, no attention mask) through SDPA with a block-diagonal mask
+   over all ``total**2`` query/key pairs: a masked SDPA cannot use the fused causal kernel, and
+   most of the pairs are masked out. flash-attention's variable-length kernel avoids both, but
+   exists only on CUDA. ``ftx_sdpa`` is its analogue for every device: one causal SDPA call per
+   example, the examples found where ``position_ids`` restart at 0, no mask built at all.
+2. **Short bf16 sequences on the CPU run in fp32.** torch's CPU flash-attention kernel is slow in
+   bf16 on short sequences: forward and backward of a 64-token batch take 2.2x as long as the same
+   kernel on fp32 copies, casts included (``bench/attention_kernels.py``); from about 256 tokens
+   the bf16 kernel is as fast or faster. So on the CPU, a bf16 call whose query and key lengths
+   are at most :data:`FP32_MAX_LENGTH` runs on fp32 copies of ``q``, ``k``, ``v`` and its output is
+   cast back to bf16 (more precise, never less). Under CPU autocast this is decided by the
+   dtype SDPA computes in (autocast's), not the query's: Llama's query is fp32 after the rotary
+   embedding and autocast casts it down.
 
 Contract:
 
@@ -13,11 +21,16 @@ Contract:
   attended example by example, causally, never across examples: the outputs equal those of the
   block-diagonal mask (``tests/test_attention.py``);
 * everything else (padded batches, generation with a cache, single examples) is passed, with the
-  same mask transformers would build for ``sdpa``, to transformers' own SDPA implementation.
+  same mask transformers would build for ``sdpa``, to transformers' own SDPA implementation;
+* the output has the dtype plain SDPA would return; only the dtype it computes in changes
+  (rule 2).
 
 :func:`register` makes the name known to transformers (idempotent); the runner switches a model
-to it for padding-free training on SDPA. The name is not saved with the model (transformers does
-not serialise the attention implementation), so exported models load with the default.
+to it for training where ``model.attn_implementation`` is ``auto`` and resolves to SDPA (packed
+rows on any device, and every CPU run; :func:`suits_run`); ``sdpa`` set explicitly keeps
+transformers' own. The name is not saved
+with the model (transformers does not serialise the attention implementation), so exported
+models load with the default.
 """
 
 from __future__ import annotations
@@ -25,7 +38,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-NAME = "ftx_varlen_sdpa"
+NAME = "ftx_sdpa"
+FP32_MAX_LENGTH = 192
+"""Longest query/key length that rule 2 runs in fp32 (measured crossover: 192 tokens 0.82-0.94x
+the bf16 kernel's time, 256 tokens 1.0x, 512 tokens 1.1-1.2x)."""
 
 
 def packed_example_starts(query: Any, attention_mask: Any, position_ids: Any) -> list[int] | None:
@@ -43,7 +59,30 @@ def packed_example_starts(query: Any, attention_mask: Any, position_ids: Any) ->
     return [*starts, int(positions.numel())] if len(starts) > 1 else None
 
 
-def varlen_sdpa_forward(
+def computes_in(query: Any) -> Any:
+    """The dtype torch's SDPA computes in for this query: CPU autocast's dtype while it is on
+    (SDPA is on its lower-precision list: Llama's query is fp32 after the rotary embedding, and
+    autocast casts it down), the query's own dtype otherwise."""
+    import torch
+
+    on_cpu = query.device.type == "cpu"
+    if on_cpu and torch.is_autocast_enabled("cpu") and query.dtype == torch.float32:
+        return torch.get_autocast_dtype("cpu")
+    return query.dtype
+
+
+def fp32_is_faster(query: Any, key: Any) -> bool:
+    """Rule 2: a CPU SDPA call in bf16 with query and key lengths <= FP32_MAX_LENGTH."""
+    import torch
+
+    return (
+        query.device.type == "cpu"
+        and computes_in(query) == torch.bfloat16
+        and max(query.shape[2], key.shape[2]) <= FP32_MAX_LENGTH
+    )
+
+
+def sdpa_forward(
     module: Any,
     query: Any,
     key: Any,
@@ -54,33 +93,70 @@ def varlen_sdpa_forward(
     **kwargs: Any,
 ) -> tuple[Any, None]:
     """Attention function with transformers' signature (``query``: ``[batch, heads, seq, dim]``;
-    returns ``[batch, seq, heads, dim]`` and no weights)."""
+    returns ``[batch, seq, heads, dim]`` in the dtype SDPA would have computed in, and no
+    weights)."""
     import torch
-    import torch.nn.functional as F
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     starts = packed_example_starts(query, attention_mask, kwargs.get("position_ids"))
     if starts is None:
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
-        )
+        if not fp32_is_faster(query, key):
+            return sdpa_attention_forward(
+                module,
+                query,
+                key,
+                value,
+                attention_mask,
+                scaling=scaling,
+                dropout=dropout,
+                **kwargs,
+            )
+        if attention_mask is not None and attention_mask.is_floating_point():
+            attention_mask = attention_mask.float()
+        with torch.autocast("cpu", enabled=False):
+            out, _ = sdpa_attention_forward(
+                module,
+                query.float(),
+                key.float(),
+                value.float(),
+                attention_mask,
+                scaling=scaling,
+                dropout=dropout,
+                **kwargs,
+            )
+        return out.to(torch.bfloat16), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     p = dropout if module.training else 0.0
     pieces = [
-        F.scaled_dot_product_attention(
-            query[:, :, a:b],
-            key[:, :, a:b],
-            value[:, :, a:b],
-            is_causal=True,
-            dropout_p=p,
-            scale=scaling,
-        )
+        causal_sdpa(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout=p, scale=scaling)
         for a, b in itertools.pairwise(starts)
     ]
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
+
+
+def causal_sdpa(query: Any, key: Any, value: Any, *, dropout: float, scale: float | None) -> Any:
+    """Causal SDPA of one example; in fp32 where rule 2 says so, the output then in bf16 (the
+    dtype the bf16 kernel would have returned)."""
+    import torch
+    import torch.nn.functional as F
+
+    if not fp32_is_faster(query, key):
+        return F.scaled_dot_product_attention(
+            query, key, value, is_causal=True, dropout_p=dropout, scale=scale
+        )
+    with torch.autocast("cpu", enabled=False):
+        out = F.scaled_dot_product_attention(
+            query.float(),
+            key.float(),
+            value.float(),
+            is_causal=True,
+            dropout_p=dropout,
+            scale=scale,
+        )
+    return out.to(torch.bfloat16)
 
 
 def varlen_sdpa_mask(
@@ -121,19 +197,26 @@ def applies_to(config: Any) -> bool:
 
 
 def register() -> str:
-    """Register ``ftx_varlen_sdpa`` with transformers (attention and mask); return the name."""
+    """Register ``ftx_sdpa`` with transformers (attention and mask); return the name."""
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
-    AttentionInterface.register(NAME, varlen_sdpa_forward)
+    AttentionInterface.register(NAME, sdpa_forward)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, varlen_sdpa_mask)
     return NAME
 
 
-def use_for_packed_rows(model: Any) -> str:
-    """Switch ``model`` (SDPA, training padding-free rows) to ``ftx_varlen_sdpa`` where it
-    applies; return the attention that packed rows will get, for the run summary."""
+def suits_run(requested: str, resolved: str, *, packing: bool, device: str) -> bool:
+    """Whether a run trains on ``ftx_sdpa``: ``model.attn_implementation`` left on ``auto`` (an
+    explicit ``sdpa`` gets transformers' own), resolved to SDPA, and the rows packed or the
+    device a CPU."""
+    return requested == "auto" and resolved == "sdpa" and (packing or device == "cpu")
+
+
+def use_ftx_sdpa(model: Any) -> str:
+    """Switch ``model`` (on SDPA) to ``ftx_sdpa`` where it applies; return the attention it
+    trains with, for the run summary."""
     if not applies_to(model.config):
-        return "sdpa (block-diagonal mask: the model has sliding-window attention)"
+        return "sdpa (the model has sliding-window attention)"
     model.set_attn_implementation(register())
     return NAME

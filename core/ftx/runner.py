@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from ftx import allocator, openmp
 from ftx import config as cfg_mod
-from ftx import openmp
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
 
@@ -280,6 +280,8 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
     resolved = prep.resolved
     mcfg, dcfg = resolved.config["model"], resolved.config["data"]
     started = time.time()
+    if prep.device.kind == "cpu":
+        allocator.keep_freed_memory()
     for flag, risk in (
         ("trust_remote_code", "runs the model repository's own Python code"),
         ("allow_pickle", "unpickles weights, which can run arbitrary code"),
@@ -339,6 +341,7 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         "bf16_autocast": bool(run.train_args.get("bf16")),
         "attn_implementation": run.attn_implementation,
         "omp_wait_policy": openmp.DECISION,
+        "allocator": allocator.DECISION,
         "data": stats,
         "data_files": {"train": dcfg["path"], "eval": dcfg["eval"]},
         "data_hashes": prep.data_files,
@@ -561,10 +564,13 @@ def _build_trainer(run, prep, model, tokenizer, tokenized, summary):
         device=run.device.kind,
     )
     summary["packing"] = "padding-free" if packing else "padded"
-    if packing and run.attn_implementation == "sdpa":
-        from ftx.attention import use_for_packed_rows
+    from ftx.attention import suits_run, use_ftx_sdpa
 
-        summary["packed_attention"] = use_for_packed_rows(model)
+    requested = run.config["model"]["attn_implementation"]
+    if suits_run(requested, run.attn_implementation, packing=packing, device=run.device.kind):
+        summary["training_attention"] = use_ftx_sdpa(model)
+    else:
+        summary["training_attention"] = run.attn_implementation
     collator = data_mod.PackingCollator(tokenizer.pad_token_id, padding_free=packing)
     train_ds = Dataset.from_list(tokenized.examples)
     resume_step = int(prep.resume_from.name.split("-")[-1]) if prep.resume_from else 0
@@ -586,6 +592,7 @@ def _build_trainer(run, prep, model, tokenizer, tokenized, summary):
         callbacks=callbacks,
     )
     summary["hooks"]["build_trainer"] = who
+    guard.read_norm_from(trainer)
     summary.update(run.state.get("summary", {}))
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 

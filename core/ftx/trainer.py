@@ -134,6 +134,14 @@ def trainer_class() -> type:
             self._log_step_metrics(inputs, logits, picked, count)
             return loss
 
+        def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
+            """The Trainer's total gradient norm of this step (it computes one every step),
+            also kept as ``step_grad_norm`` for :class:`ftx.callbacks.FiniteGuard`, which
+            would otherwise compute it again."""
+            norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+            self.step_grad_norm = norm
+            return norm
+
         def _log_step_metrics(self, inputs: Any, logits: Any, picked: Any, count: Any) -> None:
             """``mean_token_accuracy`` and the running ``num_tokens``, as TRL logs them."""
             mode = "train" if self.model.training else "eval"

@@ -95,7 +95,7 @@ def resolve_packing(
     ``"auto"`` is padding-free exactly when the attention implementation is flash-attention 2 or
     3 and ``batch_size > 1``. Those kernels run a packed row as variable-length sequences: no
     padding tokens are computed and no attention is spent across examples, a pure win. With
-    sdpa a packed row runs example by example through ``ftx_varlen_sdpa`` (``ftx.attention``):
+    sdpa a packed row runs example by example through ``ftx_sdpa`` (``ftx.attention``):
     a clear win on rows of very different lengths (``bench/packing.py``), but on short rows of
     similar length the per-example calls cost what the padding saved: on SmolLM2-135M, CPU, bf16
     autocast, batches of 8 demo rows, one forward+backward took 1.57 s padded and 1.60 s

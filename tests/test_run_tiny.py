@@ -95,6 +95,7 @@ def test_run_directory_contract(runs, plugin):
     assert {"eval_before", "eval_after"} <= set(summary)
     assert summary["versions"]["torch"] and summary["data_hashes"]["train"]
     assert set(summary["hooks"]) == {"load_model", "select_trainable", "build_trainer", "export"}
+    assert summary["allocator"] and summary["omp_wait_policy"] and summary["training_attention"]
     # The saved config is complete and reusable as --config.
     import yaml
 

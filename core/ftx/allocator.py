@@ -46,7 +46,7 @@ def user_choice(env: Mapping[str, str]) -> str | None:
     for name in ALLOCATORS:
         if name in preload:
             return f"{name} (LD_PRELOAD)"
-    tuned = sorted(k for k in env if k.startswith("MALLOC_") and k.endswith("_"))
+    tuned = sorted(k for k in env if k.startswith("MALLOC_"))
     if tuned:
         return f"glibc malloc as set by the user ({', '.join(tuned)})"
     if "glibc.malloc" in env.get("GLIBC_TUNABLES", ""):

@@ -35,7 +35,7 @@ class FakeLibc:
 def test_a_users_choice_is_left_alone(env, says):
     libc = FakeLibc()
     decision = allocator.keep_freed_memory(env, libc_name="glibc", load_libc=lambda: libc)
-    assert says in decision and allocator.DECISION == decision
+    assert says in decision and decision == allocator.DECISION
     assert libc.calls == []
 
 

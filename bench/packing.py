@@ -1,26 +1,33 @@
 """Padding-free batches vs padded batches on variable-length data (goal: ≥ 1.5× tokens/s, same
 loss within 2%).
 
-The data: ``steps * batch`` plain-text rows cut from the demo conversations, their lengths drawn
-uniformly from 20–400 tokens (seeded), so a padded batch of 8 is about 40% padding.
+The data (``--rows``, both by default), ``steps * batch`` rows each, lengths drawn uniformly
+(seeded) so that a padded batch of 8 is about 40% padding:
+
+* ``text``: plain-text rows cut from the demo conversations, 20–400 tokens, every token trained
+  (the LM head, 49152 x 576 in SmolLM2, then scores every token: a cost packing cannot cut);
+* ``chat``: multi-turn conversations of demo orders under the chat template, 60–400 tokens,
+  only the answers trained (what supervised fine-tuning data usually is).
 
 Part A, the product path, for each of ``--plugins`` (default qlora and fft): ``ftx run --plugin
-P --data varlen.jsonl --set data.packing=false`` and ``=true`` (packed rows run through ftx's
-``ftx_varlen_sdpa``, ``ftx/attention.py``), each in its own child process (order reversed in
-every other of ``--rounds``). Reported: tokens/s (real tokens, from ``summary.json``: counted
-from the attention mask or the packed row, never padding), the mean training loss and the
-largest per-step loss difference against padded (same seed, same batches), wall time and the
-child's peak RSS.
+P --data varlen.jsonl --set data.packing=false`` and ``=true`` (both on ftx's ``ftx_sdpa``,
+``ftx/attention.py``: packed rows example by example, short bf16 calls in fp32), each in its
+own child process (order reversed in every other of ``--rounds``). Reported: tokens/s (real
+tokens, from ``summary.json``: counted from the attention mask or the packed row, never
+padding), the mean training loss and the largest per-step loss difference against padded (same
+seed, same batches), wall time and the child's peak RSS.
 
 Part B, why (``--no-micro`` skips it): one SmolLM2 in this process, bf16 autocast, every weight
 trainable; for the same batches, one forward+backward (no optimizer step, so every variant sees
 identical weights) with
 
-* ``padded``: right-padded ``[batch, longest]``, sdpa with the padding mask;
+* ``padded sdpa``: right-padded ``[batch, longest]``, transformers' sdpa with the padding mask;
+* ``padded ftx_sdpa``: the same through ftx's ``ftx_sdpa`` (what ``data.packing=false`` runs on
+  the CPU: rows of at most 192 tokens on the fp32 kernel);
 * ``packed sdpa``: one ``[1, total]`` row, transformers' block-diagonal mask over
   ``total**2`` query/key pairs (what transformers' own sdpa does with a packed row);
-* ``packed varlen``: the same row through ftx's ``ftx_varlen_sdpa`` (what ``data.packing=true``
-  runs on sdpa): SDPA once per example (``is_causal=True``, no mask tensor), the analogue of
+* ``packed ftx_sdpa``: the same row through ``ftx_sdpa`` (what ``data.packing=true`` runs on
+  sdpa): SDPA once per example (``is_causal=True``, no mask tensor), the analogue of
   flash-attention's varlen kernel.
 
 Variants alternate batch by batch; median time per variant and the loss each computes.
@@ -62,6 +69,7 @@ from common import (
 )
 
 MIN_LEN, MAX_LEN = 20, 400
+CHAT_MIN_LEN = 60  # a one-turn demo chat with SmolLM2's system prompt is ~50 tokens
 
 
 def make_varlen_data(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> list[int]:
@@ -84,6 +92,44 @@ def make_varlen_data(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(out) + "\n")
     return lengths
+
+
+def make_varlen_chats(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> list[int]:
+    """Write ``rows`` multi-turn conversations of about 60–400 tokens under the chat template
+    (demo orders as consecutive turns: only the answers are trained); return their lengths."""
+    train, _ = demo_data()
+    turns = [json.loads(line)["conversations"] for line in train.read_text().splitlines()]
+    rng = random.Random(seed)
+
+    def length(messages: list[dict[str, str]]) -> int:
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    out, lengths = [], []
+    for _ in range(rows):
+        goal = rng.randint(CHAT_MIN_LEN, MAX_LEN)
+        messages: list[dict[str, str]] = []
+        while True:
+            human, gpt = rng.choice(turns)
+            longer = [
+                *messages,
+                {"role": "user", "content": human["value"]},
+                {"role": "assistant", "content": gpt["value"]},
+            ]
+            if messages and length(longer) > goal:
+                break
+            messages = longer
+        out.append(json.dumps({"messages": messages}))
+        lengths.append(length(messages))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(out) + "\n")
+    return lengths
+
+
+ROW_KINDS = {
+    "text": (make_varlen_data, "plain-text rows of 20–400 tokens, every token trained"),
+    "chat": (make_varlen_chats, "multi-turn chats of 60–400 tokens, only the answers trained"),
+}
 
 
 def padding_share(lengths: list[int], batch: int) -> float:
@@ -139,7 +185,7 @@ def run_ftx(
     ]
     result.update(
         packing=summary.get("packing"),
-        packed_attention=summary.get("packed_attention"),
+        training_attention=summary.get("training_attention"),
         tokens=summary.get("tokens"),
         train_time_s=summary.get("train_time_s"),
         tokens_per_s=summary.get("tokens_per_s"),
@@ -156,10 +202,12 @@ def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from ftx.allocator import keep_freed_memory
     from ftx.attention import register
     from ftx.data import PackingCollator, load_conversations, tokenize_dataset
 
-    varlen = register()
+    keep_freed_memory()  # as `ftx run` does on the CPU
+    ours = register()
     tokenizer = ctx["tokenizer"]
     examples = tokenize_dataset(
         load_conversations(str(ctx["data"])), tokenizer, max_length=MAX_LEN + 8
@@ -173,8 +221,9 @@ def micro(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     packed = PackingCollator(tokenizer.pad_token_id, padding_free=True)
     variants = {
         "padded sdpa": ("sdpa", padded),
+        "padded ftx_sdpa": (ours, padded),
         "packed sdpa (block-diagonal mask)": ("sdpa", packed),
-        "packed ftx_varlen_sdpa (per example)": (varlen, packed),
+        "packed ftx_sdpa (per example)": (ours, packed),
     }
     times: dict[str, list[float]] = {v: [] for v in variants}
     losses: dict[str, list[float]] = {v: [] for v in variants}
@@ -272,6 +321,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--plugins", default="qlora,fft", help="ftx plugins run end to end")
     parser.add_argument("--rounds", type=int, default=1, help="padded/packed runs per side")
+    parser.add_argument("--rows", default="text,chat", help="row kinds: text, chat or both")
     parser.add_argument("--micro-batches", type=int, default=4)
     parser.add_argument("--no-micro", action="store_true", help="skip part B")
     parser.add_argument("--no-e2e", action="store_true", help="skip part A")
@@ -287,40 +337,63 @@ def main() -> None:
     model = demo_model()
     tokenizer = load_tokenizer(model)
     rows = max(args.steps, args.micro_batches + 1) * args.batch
-    data = work / "varlen.jsonl"
-    lengths = make_varlen_data(data, rows, tokenizer)
-    share = padding_share(lengths[: args.steps * args.batch], args.batch)
-    log(f"{rows} rows, {sum(lengths)} tokens, {100 * share:.0f}% padding when padded")
-    ctx = {"work": work, "model": model, "data": data, "tokenizer": tokenizer}
+    kinds = [k.strip() for k in args.rows.split(",") if k.strip()]
+    datasets: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        make, description = ROW_KINDS[kind]
+        lengths = make(work / f"varlen-{kind}.jsonl", rows, tokenizer)
+        share = padding_share(lengths[: args.steps * args.batch], args.batch)
+        datasets[kind] = {
+            "description": description,
+            "rows": rows,
+            "tokens": sum(lengths),
+            "mean_length": round(statistics.mean(lengths), 1),
+            "padding_share_padded": round(share, 4),
+        }
+        log(f"{kind}: {rows} rows, {sum(lengths)} tokens, {100 * share:.0f}% padding when padded")
     load_start = loadavg()
     plugins = [p.strip() for p in args.plugins.split(",") if p.strip()]
-    e2e: dict[str, dict[str, list[dict]]] = {p: {side: [] for side in SIDES} for p in plugins}
+    e2e: dict[str, dict[str, list[dict]]] = {}
     if not args.no_e2e:
-        for plugin in plugins:
-            for r in range(args.rounds):
-                for side in list(SIDES) if r % 2 == 0 else list(SIDES)[::-1]:
-                    log(f"ftx run {plugin}: {side} (load {loadavg()[0]})")
-                    e2e[plugin][side].append(run_ftx(plugin, side, args, ctx, f"-{r}"))
-                    log(f"  {e2e[plugin][side][-1]['tokens_per_s']} tokens/s")
-    micro_results = {} if args.no_micro else micro(args, ctx)
+        for kind in kinds:
+            ctx = {"work": work, "model": model, "data": work / f"varlen-{kind}.jsonl"}
+            for plugin in plugins:
+                runs = e2e[f"{plugin} {kind}"] = {side: [] for side in SIDES}
+                for r in range(args.rounds):
+                    for side in list(SIDES) if r % 2 == 0 else list(SIDES)[::-1]:
+                        log(f"ftx run {plugin} on {kind} rows: {side} (load {loadavg()[0]})")
+                        runs[side].append(run_ftx(plugin, side, args, ctx, f"-{kind}-{r}"))
+                        log(f"  {runs[side][-1]['tokens_per_s']} tokens/s")
+    micro_kind = kinds[0]
+    micro_ctx = {
+        "model": model,
+        "tokenizer": tokenizer,
+        "data": work / f"varlen-{micro_kind}.jsonl",
+    }
+    micro_results = {} if args.no_micro else micro(args, micro_ctx)
 
     tables = []
     summary: dict[str, Any] = {}
-    for plugin, runs in e2e.items():
+    for key, runs in e2e.items():
         if all(runs.values()):
-            summary[plugin] = e2e_summary(runs)
+            plugin, kind = key.split()
+            summary[key] = e2e_summary(runs)
+            share = datasets[kind]["padding_share_padded"]
             tables.append(
-                f"ftx run --plugin {plugin}, {args.steps} steps × batch {args.batch}, "
-                f"{100 * share:.0f}% padding when padded\n\n" + e2e_table(runs, summary[plugin])
+                f"ftx run --plugin {plugin}, {datasets[kind]['description']}, {args.steps} steps"
+                f" × batch {args.batch}, {100 * share:.0f}% padding when padded\n\n"
+                + e2e_table(runs, summary[key])
             )
     if micro_results:
         base = micro_results["padded sdpa"]
+        ours = micro_results["padded ftx_sdpa"]
         rows_b = [
             [
                 name,
                 r["step_s_median"],
                 r["tokens_per_s"],
                 ratio(r["tokens_per_s"], base["tokens_per_s"]),
+                ratio(r["tokens_per_s"], ours["tokens_per_s"]),
                 r["mean_loss"],
                 f"{100 * abs(r['mean_loss'] - base['mean_loss']) / base['mean_loss']:.3f}%",
             ]
@@ -328,13 +401,14 @@ def main() -> None:
         ]
         tables.append(
             f"forward+backward, SmolLM2 bf16 autocast, {args.micro_batches} batches of "
-            f"{args.batch}\n\n"
+            f"{args.batch} {micro_kind} rows\n\n"
             + markdown_table(
                 [
                     "attention path",
                     "step s (median)",
                     "tokens/s",
-                    "tokens/s vs padded",
+                    "tokens/s vs padded sdpa",
+                    "vs padded ftx_sdpa",
                     "mean loss",
                     "loss diff vs padded",
                 ],
@@ -347,12 +421,7 @@ def main() -> None:
         "packing",
         {
             "settings": {**vars(args), "min_len": MIN_LEN, "max_len": MAX_LEN},
-            "data": {
-                "rows": rows,
-                "tokens": sum(lengths),
-                "mean_length": round(statistics.mean(lengths), 1),
-                "padding_share_padded": round(share, 4),
-            },
+            "data": datasets,
             "e2e": e2e,
             "summary": summary,
             "micro": micro_results,

@@ -18,7 +18,7 @@ With ``--py-spy`` (needs ``py-spy``, e.g. ``bench/.venv-tools/bin/py-spy``) the 
 Usage::
 
     python bench/profile_plugins.py [--plugins fft,sft,qlora] [--steps 6] [--batch 8] [--quick]
-        [--set section.key=value ...]
+        [--set section.key=value ...] [--data ROWS.jsonl]
 
 Results: ``bench/results/profile_plugins.json``; the raw profiler tables go to the work dir.
 """
@@ -221,6 +221,7 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=3)
     parser.add_argument("--py-spy", action="store_true", help="also sample with py-spy")
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--data", help="training rows to profile on (default: the demo rows)")
     parser.add_argument("--workdir")
     parser.add_argument("--tag", default="", help="suffix for the results file name")
     parser.add_argument("--quick", action="store_true", help="4 steps, 1 profiled")
@@ -231,7 +232,7 @@ def main() -> None:
     args.steps = max(args.steps, args.warmup + args.profile_steps)
     work = workdir("profile", args.workdir)
     model = demo_model()
-    train, _ = demo_data()
+    train = Path(args.data) if args.data else demo_data()[0]
     subset = write_subset(train, args.steps * args.batch, work / "train.jsonl")
     py_spy = shutil.which("py-spy") or str(BENCH / ".venv-tools" / "bin" / "py-spy")
     results: dict[str, Any] = {}

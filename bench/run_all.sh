@@ -18,5 +18,7 @@ run bench/methods.py --eval-limit 80 --variant "fft fp32=fft:train.bf16=false" \
     --variant "qlora dropout 0.05=qlora:method.lora_dropout=0.05"
 run bench/ablations.py --qlora-fp32
 run bench/nan_guard.py
+run bench/allocator.py
+run bench/attention_kernels.py
 run bench/profile_plugins.py
 echo "=== done ($(date +%T))"

@@ -186,3 +186,28 @@ def test_plugin_train_defaults_apply_unless_overridden(runs):
     assert who == "qlora" and defaults["learning_rate"] > 2e-5
     saved = yaml.safe_load((runs["qlora"] / "config.yaml").read_text())
     assert saved["train"]["learning_rate"] == 5e-3  # --set wins over the plugin default
+
+
+def test_train_seed_fixes_the_adapter_initialisation(tmp_path, ftx_tiny_model, ftx_tiny_data):
+    """LoRA's random initialisation happens in select_trainable, before the Trainer seeds:
+    ftx seeds first, so the same train.seed gives the same adapter and another seed another
+    (learning rate 0: the saved adapter is the initialisation)."""
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from ftx.cli import cli
+
+    def adapter(name, seed):
+        out = tmp_path / name
+        args = run_args("qlora", ftx_tiny_model, ftx_tiny_data, str(out))
+        args += ["--set", "train.max_steps=1", "--set", "train.learning_rate=0"]
+        args += ["--set", f"train.seed={seed}", "--set", "data.eval=null"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return load_file(str(out / "adapter" / "adapter_model.safetensors"))
+
+    first, again, other = adapter("a", 7), adapter("b", 7), adapter("c", 8)
+    lora_a = [k for k in first if "lora_A" in k]
+    assert lora_a and first.keys() == again.keys() == other.keys()
+    assert all(first[k].equal(again[k]) for k in first)
+    assert not any(first[k].equal(other[k]) for k in lora_a)

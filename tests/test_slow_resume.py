@@ -46,13 +46,13 @@ def test_qlora_resume_matches_uninterrupted(ftx_cli, tmp_path, monkeypatch):
 
     a, b = curve(straight), curve(broken)
     assert [r["step"] for r in b] == list(range(1, STEPS + 1))
-    # bitsandbytes' CPU 4-bit kernels are not bit-reproducible between processes: two
-    # uninterrupted runs already differ by ~0.5% after a few steps (measured 0.3% at step 3,
-    # before any interruption). Exact equality of resumed training is proven on the tiny model
-    # in tests/test_reliability.py; here the curve must continue within that noise.
-    assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], rel=2e-2)
+    # Same seed, same process-independent arithmetic (ftx seeds before LoRA's initialisation):
+    # the interrupted run's first steps are the straight run's, and after the resume (weights,
+    # optimizer, scheduler and RNG restored) the curve continues as the straight one does.
+    losses_a, losses_b = [r["loss"] for r in a], [r["loss"] for r in b]
+    assert losses_b[:3] == losses_a[:3]
+    assert losses_b == pytest.approx(losses_a, rel=1e-4)
     sa = json.loads((straight / "summary.json").read_text())
     sb = json.loads((broken / "summary.json").read_text())
-    assert sb["status"] == "finished" and sb["eval_after"]["score"] == pytest.approx(
-        sa["eval_after"]["score"], abs=0.13
-    )
+    assert sb["status"] == "finished"
+    assert sb["eval_after"]["score"] == sa["eval_after"]["score"]

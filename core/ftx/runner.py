@@ -26,6 +26,9 @@ from ftx import config as cfg_mod
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
 
+DEFAULT_SEED = 42
+"""``train.seed`` when the config leaves it out (TrainingArguments' own default)."""
+
 
 @dataclass
 class RunRequest:
@@ -384,6 +387,11 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
             if "eval_before" in prior:
                 summary["eval_before"] = prior["eval_before"]
         baseline = reset_peak_rss()  # the training peak is measured from here
+        # train.seed governs everything random from here on, the plugin's own initialisation
+        # (LoRA/IA3 adapters, new heads) included: the Trainer seeds only once it is built.
+        from transformers import set_seed
+
+        set_seed(int(run.train_args.get("seed", DEFAULT_SEED)))
         model, who = call_first(prep.pm, "load_model", run=run)
         summary["hooks"]["load_model"] = who
         model, who = call_first(prep.pm, "select_trainable", run=run, model=model)

@@ -20,13 +20,13 @@ import statistics
 from typing import Any
 
 from common import (
-    FTX,
     MAIN_DISTS,
     MAIN_PY,
     cleanup,
     demo_data,
     demo_model,
     fmt_bytes,
+    ftx_run_command,
     loadavg,
     log,
     markdown_table,
@@ -45,23 +45,15 @@ SIDES = {"ftx (heap kept)": {}, "glibc default": {"FTX_MALLOC": "system"}}
 
 def run_once(plugin: str, side: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict:
     out = ctx["work"] / f"{plugin}-{'kept' if not SIDES[side] else 'system'}"
-    cmd = [
-        *FTX,
-        "run",
-        "--plugin",
+    cmd = ftx_run_command(
         plugin,
-        "--model",
-        str(ctx["model"]),
-        "--data",
-        str(ctx["subset"]),
-        "--output",
-        str(out),
-        "--overwrite",
-        "--set",
-        f"train.max_steps={args.steps}",
-        "--set",
-        f"train.per_device_train_batch_size={args.batch}",
-    ]
+        model=ctx["model"],
+        data=ctx["subset"],
+        out=out,
+        steps=args.steps,
+        batch=args.batch,
+        sets=[],
+    )
     log(f"{plugin}: {side} (load {loadavg()[0]})")
     result = run_child(cmd, log_path=out.with_suffix(".log"), env=SIDES[side])
     require_ok(result, f"ftx run --plugin {plugin} ({side})")

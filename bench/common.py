@@ -110,6 +110,28 @@ def run_child(
     }
 
 
+def ftx_run_command(
+    plugin: str, *, model: Path, data: Path, out: Path, steps: int, batch: int, sets: list[str]
+) -> list[str]:
+    """``ftx run`` of ``plugin`` for ``steps`` steps of ``batch`` rows into ``out`` (replaced),
+    with ``--set`` for each of ``sets``."""
+    settings = [f"train.max_steps={steps}", f"train.per_device_train_batch_size={batch}", *sets]
+    return [
+        *FTX,
+        "run",
+        "--plugin",
+        plugin,
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--overwrite",
+        *[arg for setting in settings for arg in ("--set", setting)],
+    ]
+
+
 def require_ok(result: dict[str, Any], what: str) -> None:
     """Exit with the tail of the child's log if it failed."""
     if result["rc"] != 0:

@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 from common import (
-    FTX,
     MAIN_DISTS,
     MAIN_PY,
     cleanup,
@@ -33,6 +32,7 @@ from common import (
     demo_model,
     fmt_bytes,
     ftx_eval,
+    ftx_run_command,
     loadavg,
     log,
     markdown_table,
@@ -61,24 +61,15 @@ def run_method(
     label: str, plugin: str, sets: list[str], args: argparse.Namespace, ctx: dict[str, Any]
 ) -> dict[str, Any]:
     out = ctx["work"] / label.replace(" ", "-")
-    cmd = [
-        *FTX,
-        "run",
-        "--plugin",
+    cmd = ftx_run_command(
         plugin,
-        "--model",
-        str(ctx["model"]),
-        "--data",
-        str(ctx["subset"]),
-        "--output",
-        str(out),
-        "--overwrite",
-        "--set",
-        f"train.max_steps={args.steps}",
-        "--set",
-        f"train.per_device_train_batch_size={args.batch}",
-        *[x for s in sets for x in ("--set", s)],
-    ]
+        model=ctx["model"],
+        data=ctx["subset"],
+        out=out,
+        steps=args.steps,
+        batch=args.batch,
+        sets=sets,
+    )
     result = run_child(cmd, log_path=out.with_suffix(".log"))
     require_ok(result, f"ftx run ({label})")
     prune_checkpoints(out)

@@ -48,13 +48,13 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    FTX,
     MAIN_DISTS,
     MAIN_PY,
     cleanup,
     demo_data,
     demo_model,
     fmt_bytes,
+    ftx_run_command,
     loadavg,
     log,
     markdown_table,
@@ -151,29 +151,19 @@ def run_ftx(
     packing = SIDES[side]
     name = f"{plugin}-{side}{tag}"
     out = ctx["work"] / name
-    cmd = [
-        *FTX,
-        "run",
-        "--plugin",
+    cmd = ftx_run_command(
         plugin,
-        "--model",
-        str(ctx["model"]),
-        "--data",
-        str(ctx["data"]),
-        "--output",
-        str(out),
-        "--overwrite",
-        "--set",
-        f"train.max_steps={args.steps}",
-        "--set",
-        f"train.per_device_train_batch_size={args.batch}",
-        "--set",
-        f"data.max_length={MAX_LEN + 8}",
-        "--set",
-        f"data.packing={'true' if packing else 'false'}",
-        "--set",
-        "train.logging_steps=1",
-    ]
+        model=ctx["model"],
+        data=ctx["data"],
+        out=out,
+        steps=args.steps,
+        batch=args.batch,
+        sets=[
+            f"data.max_length={MAX_LEN + 8}",
+            f"data.packing={'true' if packing else 'false'}",
+            "train.logging_steps=1",
+        ],
+    )
     result = run_child(cmd, log_path=ctx["work"] / f"{name}.log")
     require_ok(result, f"ftx run ({name})")
     prune_checkpoints(out)

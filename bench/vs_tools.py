@@ -50,7 +50,6 @@ from typing import Any
 import yaml
 from common import (
     BENCH,
-    FTX,
     LF_VENV,
     MAIN_DISTS,
     MAIN_PY,
@@ -60,6 +59,7 @@ from common import (
     demo_model,
     fmt_bytes,
     ftx_eval,
+    ftx_run_command,
     loadavg,
     log,
     markdown_table,
@@ -100,27 +100,15 @@ SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging
 def ftx_contender(plugin: str, args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     tool = "ftx"
     out = ctx["work"] / f"{tool}-{plugin}"
-    cmd = [
-        *FTX,
-        "run",
-        "--plugin",
+    cmd = ftx_run_command(
         plugin,
-        "--model",
-        str(ctx["model"]),
-        "--data",
-        str(ctx["subset"]),
-        "--output",
-        str(out),
-        "--overwrite",
-        "--set",
-        f"train.max_steps={args.steps}",
-        "--set",
-        f"train.per_device_train_batch_size={args.batch}",
-        "--set",
-        f"data.max_length={args.max_length}",
-        "--set",
-        f"train.seed={args.seed}",
-    ]
+        model=ctx["model"],
+        data=ctx["subset"],
+        out=out,
+        steps=args.steps,
+        batch=args.batch,
+        sets=[f"data.max_length={args.max_length}", f"train.seed={args.seed}"],
+    )
     result = run_child(cmd, log_path=ctx["work"] / f"{tool}-{plugin}.log")
     require_ok(result, f"{tool} run --plugin {plugin}")
     summary = read_json(out / "summary.json")

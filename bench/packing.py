@@ -6,7 +6,7 @@ The data (``--rows``, both by default), ``steps * batch`` rows each, lengths dra
 
 * ``text``: plain-text rows cut from the demo conversations, 20–400 tokens, every token trained
   (the LM head, 49152 x 576 in SmolLM2, then scores every token: a cost packing cannot cut);
-* ``chat``: multi-turn conversations of demo orders under the chat template, 60–400 tokens,
+* ``chat``: multi-turn conversations of demo orders under the chat template, ~50–400 tokens,
   only the answers trained (what supervised fine-tuning data usually is).
 
 Part A, the product path, for each of ``--plugins`` (default qlora and fft): ``ftx run --plugin
@@ -96,7 +96,7 @@ def make_varlen_data(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> 
 
 def make_varlen_chats(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> list[int]:
     """Write ``rows`` multi-turn conversations of about 60–400 tokens under the chat template
-    (demo orders as consecutive turns: only the answers are trained); return their lengths."""
+    (demo orders as consecutive turns, at least one: only the answers are trained); return their lengths."""
     train, _ = demo_data()
     turns = [json.loads(line)["conversations"] for line in train.read_text().splitlines()]
     rng = random.Random(seed)
@@ -128,7 +128,7 @@ def make_varlen_chats(target: Path, rows: int, tokenizer: Any, seed: int = 0) ->
 
 ROW_KINDS = {
     "text": (make_varlen_data, "plain-text rows of 20–400 tokens, every token trained"),
-    "chat": (make_varlen_chats, "multi-turn chats of 60–400 tokens, only the answers trained"),
+    "chat": (make_varlen_chats, "multi-turn chats of ~50–400 tokens, only the answers trained"),
 }
 
 

@@ -96,7 +96,8 @@ def make_varlen_data(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> 
 
 def make_varlen_chats(target: Path, rows: int, tokenizer: Any, seed: int = 0) -> list[int]:
     """Write ``rows`` multi-turn conversations of about 50–400 tokens under the chat template
-    (demo orders as consecutive turns, at least one: only the answers are trained); return their lengths."""
+    (demo orders as consecutive turns, at least one: only the answers are trained); return
+    their lengths."""
     train, _ = demo_data()
     turns = [json.loads(line)["conversations"] for line in train.read_text().splitlines()]
     rng = random.Random(seed)

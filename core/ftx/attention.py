@@ -7,11 +7,11 @@
    exists only on CUDA. ``ftx_sdpa`` is its analogue for every device: one causal SDPA call per
    example, the examples found where ``position_ids`` restart at 0, no mask built at all.
 2. **Short bf16 sequences on the CPU run in fp32.** torch's CPU flash-attention kernel is slow in
-   bf16 on short sequences: forward and backward of a 64-token batch take 2.2x as long as the same
-   kernel on fp32 copies, casts included (``bench/attention_kernels.py``); from about 256 tokens
-   the bf16 kernel is as fast or faster. So on the CPU, a bf16 call whose query and key lengths
-   are at most :data:`FP32_MAX_LENGTH` runs on fp32 copies of ``q``, ``k``, ``v`` and its output is
-   cast back to bf16 (more precise, never less). Under CPU autocast this is decided by the
+   bf16 on short sequences: forward and backward of 64-token rows take 1.6-2.3x as long as the
+   same kernel on fp32 copies, casts included (``bench/attention_kernels.py``); from about 256
+   tokens the bf16 kernel is as fast or faster. So on the CPU, a bf16 call whose query and key
+   lengths are at most :data:`FP32_MAX_LENGTH` runs on fp32 copies of ``q``, ``k``, ``v`` and its
+   output is cast back to bf16 (more precise, never less). Under CPU autocast this is decided by the
    dtype SDPA computes in (autocast's), not the query's: Llama's query is fp32 after the rotary
    embedding and autocast casts it down.
 

@@ -61,10 +61,12 @@ def train_defaults(device: Any) -> dict[str, Any] | None:
 def load_model(run: Any) -> Any | None:
     """Load the model to be trained and return it (a ``transformers.PreTrainedModel``).
 
-    Called once, after the data has been validated and tokenised and the run directory created.
-    The model weights live at ``run.model_path`` (always a local Hugging Face directory: GGUF
-    files and the demo are converted by the host). Use ``run.dtype`` and
-    ``run.attn_implementation`` unless the method needs otherwise (QLoRA quantises here).
+    Called once, after the data has been validated and tokenised and the run directory created,
+    and after the host has seeded Python, NumPy and torch with ``train.seed`` (so any random
+    initialisation here and in ``select_trainable`` is reproducible). The model weights live at
+    ``run.model_path`` (always a local Hugging Face directory: GGUF files and the demo are
+    converted by the host). Use ``run.dtype`` and ``run.attn_implementation`` unless the method
+    needs otherwise (QLoRA quantises here).
     Core default: ``AutoModelForCausalLM.from_pretrained`` with those settings.
     ``None`` means "use the next implementation" (ultimately the core default).
     """

@@ -100,62 +100,44 @@ def sdpa_forward(
 
     starts = packed_example_starts(query, attention_mask, kwargs.get("position_ids"))
     if starts is None:
-        if not fp32_is_faster(query, key):
-            return sdpa_attention_forward(
-                module,
-                query,
-                key,
-                value,
-                attention_mask,
-                scaling=scaling,
-                dropout=dropout,
-                **kwargs,
-            )
-        if attention_mask is not None and attention_mask.is_floating_point():
-            attention_mask = attention_mask.float()
-        with torch.autocast("cpu", enabled=False):
+
+        def transformers_sdpa(q: Any, k: Any, v: Any, mask: Any) -> Any:
             out, _ = sdpa_attention_forward(
-                module,
-                query.float(),
-                key.float(),
-                value.float(),
-                attention_mask,
-                scaling=scaling,
-                dropout=dropout,
-                **kwargs,
+                module, q, k, v, mask, scaling=scaling, dropout=dropout, **kwargs
             )
-        return out.to(torch.bfloat16), None
+            return out
+
+        return in_fastest_dtype(transformers_sdpa, query, key, value, attention_mask), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     p = dropout if module.training else 0.0
+
+    def causal(q: Any, k: Any, v: Any, _mask: None) -> Any:
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=p, scale=scaling
+        )
+
     pieces = [
-        causal_sdpa(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout=p, scale=scaling)
+        in_fastest_dtype(causal, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None)
         for a, b in itertools.pairwise(starts)
     ]
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 
-def causal_sdpa(query: Any, key: Any, value: Any, *, dropout: float, scale: float | None) -> Any:
-    """Causal SDPA of one example; in fp32 where rule 2 says so, the output then in bf16 (the
-    dtype the bf16 kernel would have returned)."""
+def in_fastest_dtype(attend: Any, query: Any, key: Any, value: Any, mask: Any) -> Any:
+    """``attend(query, key, value, mask)``, or, where rule 2 says so, the same on fp32 copies
+    (a floating mask too) outside autocast, the output cast to bf16 (what the bf16 kernel would
+    have returned)."""
     import torch
-    import torch.nn.functional as F
 
     if not fp32_is_faster(query, key):
-        return F.scaled_dot_product_attention(
-            query, key, value, is_causal=True, dropout_p=dropout, scale=scale
-        )
+        return attend(query, key, value, mask)
+    if mask is not None and mask.is_floating_point():
+        mask = mask.float()
     with torch.autocast("cpu", enabled=False):
-        out = F.scaled_dot_product_attention(
-            query.float(),
-            key.float(),
-            value.float(),
-            is_causal=True,
-            dropout_p=dropout,
-            scale=scale,
-        )
+        out = attend(query.float(), key.float(), value.float(), mask)
     return out.to(torch.bfloat16)
 
 

@@ -26,9 +26,6 @@ from ftx import config as cfg_mod
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
 
-DEFAULT_SEED = 42
-"""``train.seed`` when the config leaves it out (TrainingArguments' own default)."""
-
 
 @dataclass
 class RunRequest:
@@ -391,7 +388,7 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         # (LoRA/IA3 adapters, new heads) included: the Trainer seeds only once it is built.
         from transformers import set_seed
 
-        set_seed(int(run.train_args.get("seed", DEFAULT_SEED)))
+        set_seed(int(run.train_args["seed"]))  # always set: config.CORE_TRAIN_DEFAULTS
         model, who = call_first(prep.pm, "load_model", run=run)
         summary["hooks"]["load_model"] = who
         model, who = call_first(prep.pm, "select_trainable", run=run, model=model)

@@ -38,7 +38,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import statistics
@@ -197,15 +196,14 @@ def main() -> None:
         worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), variants, sys.argv[6 + n_variants :])
         return
     from common import (
-        MAIN_DISTS,
         MAIN_PY,
+        bench_parser,
         cleanup,
         demo_data,
         demo_model,
         loadavg,
         log,
         markdown_table,
-        package_versions,
         ratio,
         require_ok,
         run_child,
@@ -214,15 +212,12 @@ def main() -> None:
         write_subset,
     )
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="1 batch per variant", ignore=("steps", "eval-limit"))
     parser.add_argument("--plugins", default="qlora,sft,fft")
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--qlora-fp32", action="store_true", help="add a pure-fp32 qlora run")
     parser.add_argument("--workdir")
-    parser.add_argument("--quick", action="store_true", help="1 batch per variant")
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.batches = 1
@@ -295,18 +290,16 @@ def main() -> None:
         ["plugin", "variant", "fwd+bwd s (median)", "time vs ftx default", "mean loss"], rows
     )
     print(text)
-    path = save_results(
+    save_results(
         "ablations",
         {
             "settings": vars(args),
             "results": results,
             "load_average_start": load_start,
             "load_average_end": loadavg(),
-            "versions": package_versions(MAIN_PY, MAIN_DISTS),
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
     cleanup(work, args.workdir)
 
 

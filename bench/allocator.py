@@ -20,8 +20,7 @@ import statistics
 from typing import Any
 
 from common import (
-    MAIN_DISTS,
-    MAIN_PY,
+    bench_parser,
     cleanup,
     demo_data,
     demo_model,
@@ -30,7 +29,6 @@ from common import (
     loadavg,
     log,
     markdown_table,
-    package_versions,
     ratio,
     read_json,
     require_ok,
@@ -68,14 +66,12 @@ def run_once(plugin: str, side: str, args: argparse.Namespace, ctx: dict[str, An
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="3 steps, 1 round", ignore=("eval-limit",))
     parser.add_argument("--plugins", default="fft,sft,qlora")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir")
-    parser.add_argument("--quick", action="store_true", help="3 steps, 1 round")
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.rounds = 3, 1
@@ -130,16 +126,14 @@ def main() -> None:
     )
     text = f"ftx run, {args.steps} steps × batch {args.batch}, {args.rounds} round(s)\n\n{text}"
     print(text)
-    path = save_results(
+    save_results(
         "allocator",
         {
             "settings": vars(args),
             "runs": runs,
-            "versions": package_versions(MAIN_PY, MAIN_DISTS),
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
     cleanup(work, args.workdir)
 
 

@@ -21,12 +21,11 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from typing import Any
 
-from common import MAIN_DISTS, MAIN_PY, log, markdown_table, package_versions, ratio, save_results
+from common import bench_parser, log, markdown_table, ratio, save_results
 
 HEADS, KV_HEADS, HEAD_DIM = 9, 3, 64
 
@@ -90,12 +89,11 @@ def time_one(fn: Any, args: tuple[Any, ...]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(
+        __doc__, quick="lengths 64,512, 2 repeats", ignore=("steps", "eval-limit")
+    )
     parser.add_argument("--lengths", default="32,64,128,192,256,512,1024")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="lengths 64,512, 2 repeats")
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.lengths, args.repeats = "64,512", 2
@@ -133,17 +131,15 @@ def main() -> None:
         rows,
     )
     print(text)
-    path = save_results(
+    save_results(
         "attention_kernels",
         {
             "settings": vars(args),
             "fp32_max_length": FP32_MAX_LENGTH,
             "median_ms": results,
-            "versions": package_versions(MAIN_PY, MAIN_DISTS),
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
 
 
 if __name__ == "__main__":

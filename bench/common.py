@@ -11,6 +11,7 @@ This module imports nothing heavy; the scripts run with the main venv's Python.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -44,6 +45,18 @@ TOKENIZER_FILES = (
     "merges.txt",
 )
 MODEL_FILES = ("config.json", "generation_config.json", "adapter_config.json")
+
+
+def bench_parser(doc: str, *, quick: str, ignore: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """The parser every bench script starts from: the first line of its docstring ``doc`` as the
+    description, ``--quick`` (``quick`` says what it shrinks to) and, hidden, the int flags in
+    ``ignore``: other bench scripts' options (``steps``, ``batch``, ``eval-limit``) that do not
+    apply to this one, accepted so that one command line can drive them all."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    for flag in ignore:
+        parser.add_argument(f"--{flag}", type=int, help=argparse.SUPPRESS)
+    return parser
 
 
 def log(message: str) -> None:
@@ -297,7 +310,8 @@ def machine() -> dict[str, Any]:
 
 
 def save_results(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` (the latest run of that script)."""
+    """Write ``bench/results/<name>.json`` (the latest run of that script) and say where.
+    ``versions`` defaults to the main venv's ftx/TRL/PEFT/torch stack."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "bench": name,
@@ -305,8 +319,10 @@ def save_results(name: str, payload: dict[str, Any]) -> Path:
         "machine": machine(),
         **payload,
     }
+    payload.setdefault("versions", package_versions(MAIN_PY, MAIN_DISTS))
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    log(f"results: {path}")
     return path
 
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import yaml
 from common import (
-    MAIN_DISTS,
-    MAIN_PY,
+    bench_parser,
     cleanup,
     count_tokens,
     demo_data,
@@ -36,7 +35,6 @@ from common import (
     loadavg,
     log,
     markdown_table,
-    package_versions,
     prune_checkpoints,
     ratio,
     read_json,
@@ -103,13 +101,12 @@ def run_method(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="3 steps, 8 eval rows")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--eval-limit", type=int, default=40)
     parser.add_argument("--plugins", default="fft,sft,qlora")
     parser.add_argument("--workdir")
-    parser.add_argument("--quick", action="store_true", help="3 steps, 8 eval rows")
     parser.add_argument("--tag", default="", help="suffix for the results file name")
     parser.add_argument(
         "--variant",
@@ -174,7 +171,7 @@ def main() -> None:
     if others:
         text += "\n\n" + variant_table(others, results, before["n"])
     print(text)
-    path = save_results(
+    save_results(
         f"methods{args.tag}",
         {
             "settings": {**vars(args), "train_rows": args.steps * args.batch},
@@ -184,11 +181,9 @@ def main() -> None:
             "variants": others,
             "load_average_start": load_start,
             "load_average_end": loadavg(),
-            "versions": package_versions(MAIN_PY, MAIN_DISTS),
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
     cleanup(work, args.workdir)
 
 

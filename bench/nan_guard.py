@@ -17,18 +17,14 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from types import SimpleNamespace
 
 from common import (
-    MAIN_DISTS,
-    MAIN_PY,
+    bench_parser,
     demo_model,
-    log,
     markdown_table,
-    package_versions,
     ratio,
     save_results,
 )
@@ -83,11 +79,8 @@ def smollm2_with_grads():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="3 repeats", ignore=("steps", "eval-limit"))
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--quick", action="store_true", help="3 repeats")
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
     import ftx  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads, as the ftx command)
@@ -117,16 +110,14 @@ def main() -> None:
     params = list(model.parameters())
     text = f"{len(params)} gradients, {sum(p.numel() for p in params):,} fp32 values\n\n{text}"
     print(text)
-    path = save_results(
+    save_results(
         "nan_guard",
         {
             "repeats": repeats,
             "times_s": times,
-            "versions": package_versions(MAIN_PY, MAIN_DISTS),
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
 
 
 if __name__ == "__main__":

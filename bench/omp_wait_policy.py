@@ -159,6 +159,7 @@ def main() -> None:
         worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         return
     from common import (
+        bench_parser,
         demo_data,
         demo_model,
         loadavg,
@@ -167,7 +168,7 @@ def main() -> None:
         save_results,
     )
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="1 round of 1 step", ignore=("eval-limit",))
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
@@ -183,8 +184,6 @@ def main() -> None:
         default=1,
         help="also measure with N busy processes competing for the cores (0: idle only)",
     )
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 step")
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.rounds = 1, 1
@@ -233,7 +232,7 @@ def main() -> None:
         rows,
     )
     print(text)
-    path = save_results(
+    save_results(
         "omp_wait_policy",
         {
             "settings": vars(args),
@@ -244,7 +243,6 @@ def main() -> None:
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
 
 
 if __name__ == "__main__":

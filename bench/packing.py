@@ -48,8 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    MAIN_DISTS,
-    MAIN_PY,
+    bench_parser,
     cleanup,
     demo_data,
     demo_model,
@@ -58,7 +57,6 @@ from common import (
     loadavg,
     log,
     markdown_table,
-    package_versions,
     prune_checkpoints,
     ratio,
     read_json,
@@ -307,7 +305,7 @@ def e2e_table(runs: dict[str, list[dict]], summary: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="3 steps, 1 micro batch", ignore=("eval-limit",))
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--plugins", default="qlora,fft", help="ftx plugins run end to end")
@@ -317,8 +315,6 @@ def main() -> None:
     parser.add_argument("--no-micro", action="store_true", help="skip part B")
     parser.add_argument("--no-e2e", action="store_true", help="skip part A")
     parser.add_argument("--workdir")
-    parser.add_argument("--quick", action="store_true", help="3 steps, 1 micro batch")
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.micro_batches = 3, 1
@@ -408,7 +404,7 @@ def main() -> None:
         )
     text = "\n\n".join(tables)
     print(text)
-    path = save_results(
+    save_results(
         "packing",
         {
             "settings": {**vars(args), "min_len": MIN_LEN, "max_len": MAX_LEN},
@@ -418,11 +414,9 @@ def main() -> None:
             "micro": micro_results,
             "load_average_start": load_start,
             "load_average_end": loadavg(),
-            "versions": package_versions(MAIN_PY, MAIN_DISTS),
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
     cleanup(work, args.workdir)
 
 

@@ -25,7 +25,6 @@ Results: ``bench/results/profile_plugins.json``; the raw profiler tables go to t
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -199,6 +198,7 @@ def main() -> None:
     from common import (
         BENCH,
         MAIN_PY,
+        bench_parser,
         cleanup,
         demo_data,
         demo_model,
@@ -213,7 +213,7 @@ def main() -> None:
         write_subset,
     )
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="4 steps, 1 profiled", ignore=("eval-limit",))
     parser.add_argument("--plugins", default="fft,sft,qlora")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=8)
@@ -224,8 +224,6 @@ def main() -> None:
     parser.add_argument("--data", help="training rows to profile on (default: the demo rows)")
     parser.add_argument("--workdir")
     parser.add_argument("--tag", default="", help="suffix for the results file name")
-    parser.add_argument("--quick", action="store_true", help="4 steps, 1 profiled")
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.warmup, args.profile_steps = 4, 2, 1
@@ -313,7 +311,7 @@ def main() -> None:
         )
     text = "\n\n".join(tables)
     print(text)
-    path = save_results(
+    save_results(
         f"profile_plugins{args.tag}",
         {
             "settings": vars(args),
@@ -324,7 +322,6 @@ def main() -> None:
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
     cleanup(work, args.workdir)
 
 

@@ -17,7 +17,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -25,7 +24,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import MAIN_DISTS, MAIN_PY, loadavg, log, markdown_table, package_versions, save_results
+from common import (
+    MAIN_DISTS,
+    MAIN_PY,
+    bench_parser,
+    loadavg,
+    log,
+    markdown_table,
+    package_versions,
+    save_results,
+)
 
 BIN = MAIN_PY.parent
 
@@ -58,13 +66,8 @@ def time_once(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="3 repeats", ignore=("steps", "batch", "eval-limit"))
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="3 repeats")
-    # Accepted for a uniform interface across bench scripts; they do not apply here.
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--eval-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
     cmds = commands()
@@ -92,7 +95,7 @@ def main() -> None:
         ["command", "median ms", "min ms", "ratio to import torch", "goal ≤ 0.15× met"], rows
     )
     print(text)
-    path = save_results(
+    save_results(
         "startup",
         {
             "repeats": repeats,
@@ -106,7 +109,6 @@ def main() -> None:
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
 
 
 if __name__ == "__main__":

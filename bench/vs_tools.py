@@ -53,6 +53,7 @@ from common import (
     LF_VENV,
     MAIN_DISTS,
     MAIN_PY,
+    bench_parser,
     cleanup,
     count_tokens,
     demo_data,
@@ -352,12 +353,11 @@ def print_tables(rows: list[dict[str, Any]], per_tool: list[dict[str, Any]]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="smoke run: 3 steps, 8 eval rows")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--eval-limit", type=int, default=40)
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps, 8 eval rows")
     parser.add_argument("--only", default="trl,llamafactory", help="trl, llamafactory or both")
     parser.add_argument("--workdir", help="keep outputs here (default: a fresh /tmp dir)")
     parser.add_argument("--methods", default="qlora,fft,sft", help="ftx plugins to compare")
@@ -407,7 +407,7 @@ def main() -> None:
     per_tool = list(results.values())
     rows = comparison_rows(results)
     text = print_tables(rows, per_tool)
-    path = save_results(
+    save_results(
         f"vs_tools{args.tag}",
         {
             "settings": {
@@ -439,7 +439,6 @@ def main() -> None:
             "tables_markdown": text,
         },
     )
-    log(f"results: {path}")
     cleanup(ctx["work"], args.workdir)
 
 

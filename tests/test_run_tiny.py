@@ -94,7 +94,14 @@ def test_run_directory_contract(runs, plugin):
     assert summary["peak_memory_bytes"] > 0
     assert {"eval_before", "eval_after"} <= set(summary)
     assert summary["versions"]["torch"] and summary["data_hashes"]["train"]
-    assert set(summary["hooks"]) == {"load_model", "select_trainable", "build_trainer", "export"}
+    assert set(summary["hooks"]) == {
+        "load_model",
+        "select_trainable",
+        "training_arguments",
+        "build_trainer",
+        "trainer_ready",
+        "export",
+    }
     assert summary["allocator"] and summary["omp_wait_policy"] and summary["training_attention"]
     # The saved config is complete and reusable as --config.
     import yaml
@@ -130,7 +137,8 @@ def test_fft_trains_every_weight(runs, ftx_tiny_model):
     summary = json.loads((runs["fft"] / "summary.json").read_text())
     assert summary["trainable_params"] == summary["total_params"]
     assert summary["hooks"]["select_trainable"] == "core"
-    assert summary["hooks"]["build_trainer"] == "fft"  # hook: build_trainer
+    assert summary["hooks"]["build_trainer"] == "core"  # hook: build_trainer
+    assert summary["hooks"]["training_arguments"] == ["fft"]  # hook: training_arguments
     assert summary["engine"].startswith("single process")
     before, after = state_dict(ftx_tiny_model), state_dict(runs["fft"] / "model")
     for name, tensor in before.items():
@@ -156,6 +164,7 @@ def test_qlora_trains_only_adapters_and_exports_both(runs, ftx_tiny_model):
     run = runs["qlora"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["hooks"]["load_model"] == "qlora" and summary["hooks"]["export"] == "qlora"
+    assert summary["hooks"]["trainer_ready"] == ["qlora"]  # hook: trainer_ready
     assert summary["trainable_params"] < summary["total_params"] / 2
     assert (run / "adapter" / "adapter_config.json").is_file()
     base = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))

@@ -8,13 +8,12 @@ Importing this module imports no torch/transformers: ``ftx --help`` and ``ftx pl
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 import click
 
-from ftx import __version__
+from ftx import __version__, ranks
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 
 
@@ -102,12 +101,12 @@ def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, f
         force=force,
     )
     prep = prepare(req)  # bad input fails here, once, before any process is launched
-    if nproc is not None and nproc > 1 and "LOCAL_RANK" not in os.environ:
+    if nproc is not None and nproc > 1 and not ranks.under_launcher():
         from ftx.launch import relaunch
 
         raise SystemExit(relaunch(nproc, sys.argv[1:], output=str(prep.output_dir)))
     console = stderr_console()
-    console.quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 speaks
+    console.quiet = not ranks.is_main_process()  # under torchrun only rank 0 speaks
     summary = execute(prep, console)
     from ftx.show import print_run_summary
 

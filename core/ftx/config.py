@@ -1,4 +1,4 @@
-"""Run configuration: YAML file + CLI flags + ``--set section.key=value``, validated and resolved.
+"""Run configuration: YAML file + CLI flags + ``--set [PLUGIN:]section.key=value``, resolved.
 
 A config has four sections:
 
@@ -177,31 +177,67 @@ def load_file(path: str | Path | None) -> dict[str, Any]:
     return out
 
 
-def parse_set(expr: str) -> tuple[str, str, Any]:
-    """Parse ``section.key=value`` (value read as YAML) into ``(section, key, value)``."""
-    if "=" not in expr or "." not in expr.split("=", 1)[0]:
-        raise BadInput(f"--set {expr!r}: expected section.key=value, e.g. train.max_steps=50")
-    lhs, raw = expr.split("=", 1)
-    section, key = lhs.strip().split(".", 1)
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One ``--set [PLUGIN:]section.key=value``: ``plugin`` is ``None`` unless scoped."""
+
+    section: str
+    key: str
+    value: Any
+    plugin: str | None = None
+
+    def applies_to(self, plugin: str | None) -> bool:
+        return self.plugin is None or self.plugin == plugin
+
+
+SET_SYNTAX = (
+    "section.key=value, e.g. train.max_steps=50 (PLUGIN:section.key=value scopes it to one "
+    "plugin, e.g. qlora:method.r=8)"
+)
+
+
+def parse_set(expr: str) -> Setting:
+    """Parse ``[PLUGIN:]section.key=value`` (value read as YAML) — the one ``--set`` syntax of
+    ``ftx run``, ``ftx compare`` and ``ftx plan``. ``PLUGIN:`` scopes the value to one plugin
+    (``qlora:method.r=8``), for commands that handle several plugins at once."""
+    lhs, sep, raw = expr.partition("=")
+    scope, colon, path = lhs.strip().rpartition(":")
+    plugin = scope.strip() if colon else None
+    section, dot, key = path.strip().partition(".")
+    if not sep or not dot or not section or not key.strip() or (colon and not plugin):
+        raise BadInput(f"--set {expr!r}: expected {SET_SYNTAX}")
     if section not in SECTIONS:
+        hint = None
+        if plugin is None and "." in path:
+            hint = f"a plugin's option is set as PLUGIN:method.KEY, e.g. {section}:method.{key}"
         raise BadInput(
-            f"--set {expr!r}: unknown section '{section}'{did_you_mean(section, SECTIONS)}"
+            f"--set {expr!r}: unknown section '{section}'{did_you_mean(section, SECTIONS)}",
+            hint=hint,
         )
     try:
         value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    return section, key.strip(), value
+    return Setting(section=section, key=key.strip(), value=value, plugin=plugin)
 
 
-def merge(file_cfg: dict[str, Any], flags: dict[str, Any], sets: list[str]) -> dict[str, Any]:
-    """Layer CLI flags (``{"model": {...}, "data": {...}}``) and ``--set``s over a file config."""
+def merge(
+    file_cfg: dict[str, Any],
+    flags: dict[str, Any],
+    sets: list[str],
+    *,
+    plugin: str | None = None,
+) -> dict[str, Any]:
+    """Layer CLI flags (``{"model": {...}, "data": {...}}``) and ``--set``s over a file config.
+
+    ``--set`` values scoped to another plugin than ``plugin`` are left out."""
     cfg = {s: dict(file_cfg.get(s) or {}) for s in SECTIONS}
     for section, values in flags.items():
         cfg[section].update({k: v for k, v in values.items() if v is not None})
     for expr in sets:
-        section, key, value = parse_set(expr)
-        cfg[section][key] = value
+        setting = parse_set(expr)
+        if setting.applies_to(plugin):
+            cfg[setting.section][setting.key] = setting.value
     return cfg
 
 

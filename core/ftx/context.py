@@ -56,6 +56,6 @@ class RunContext:
     @property
     def is_main_process(self) -> bool:
         """True on rank 0 (or when not distributed): only it writes files and logs."""
-        import os
+        from ftx.ranks import is_main_process
 
-        return os.environ.get("RANK", "0") == "0"
+        return is_main_process()

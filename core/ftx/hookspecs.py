@@ -108,6 +108,29 @@ def build_trainer(
     """
 
 
+@hookspec
+def training_arguments(run: Any, model: Any) -> dict[str, Any] | None:
+    """Return training-argument overrides this method needs for this run, e.g. FSDP settings.
+
+    Called once, after ``select_trainable`` and before ``build_trainer``, with the model it
+    returned. Every implementation is called (not ``firstresult``); the dicts are merged over
+    ``run.train_args`` (the selected plugin's win over the core's), so the trainer — the core
+    default's or a plugin's own — sees them in ``run.train_args``. Keys are fields of the
+    run's arguments class. Use this instead of restating ``build_trainer`` when only arguments
+    differ. ``None`` or ``{}``: nothing to change.
+    """
+
+
+@hookspec
+def trainer_ready(run: Any, model: Any, trainer: Any) -> None:
+    """Adjust the built trainer or model before training starts (e.g. recast adapter weights).
+
+    Called once, right after ``build_trainer``, with its result; every implementation is
+    called. Return value ignored. Use this instead of restating ``build_trainer`` when only a
+    step after construction differs.
+    """
+
+
 @hookspec(firstresult=True)
 def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str] | None:
     """Write the trained artifacts into ``run.output_dir`` and return ``{kind: path}``.

@@ -179,3 +179,16 @@ def call_first(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> tuple
         if result is not None:
             return result, impl.plugin_name
     return None, None
+
+
+def call_all(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[Any, str]]:
+    """Call a hook that every implementation answers: ``[(result, plugin_name), …]``, the
+    core's first and the selected plugin's last (so merging in order lets the plugin win)."""
+    hook = getattr(pm.hook, hook_name)
+    answers = []
+    for impl in hook.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+        answers.append((impl.function(**args), impl.plugin_name))
+    return answers

@@ -24,7 +24,7 @@ import yaml
 from ftx import allocator, openmp
 from ftx import config as cfg_mod
 from ftx.errors import BadInput, RunFailed, RunInterrupted
-from ftx.plugins import PluginInfo, call_first, get_plugin, manager_for
+from ftx.plugins import PluginInfo, call_all, call_first, get_plugin, manager_for
 
 
 @dataclass
@@ -140,7 +140,7 @@ def prepare(req: RunRequest) -> PreparedRun:
     for section in cfg_mod.SECTIONS:
         base[section].update(file_cfg.get(section) or {})
     flags = {"model": {"name": req.model}, "data": {"path": req.data}}
-    raw = cfg_mod.merge(base, flags, req.sets)
+    raw = cfg_mod.merge(base, flags, req.sets, plugin=req.plugin)
     resolved = cfg_mod.resolve(
         raw,
         declared_options=list(declared or []),
@@ -585,6 +585,10 @@ def _build_trainer(run, prep, model, tokenizer, tokenized, summary):
         guard,
         stopper,
     ]
+    answered = call_all(prep.pm, "training_arguments", run=run, model=model)
+    for overrides, _ in answered:
+        run.train_args.update(overrides or {})
+    summary["hooks"]["training_arguments"] = [who for _, who in answered]
     trainer, who = call_first(
         prep.pm,
         "build_trainer",
@@ -597,6 +601,8 @@ def _build_trainer(run, prep, model, tokenizer, tokenized, summary):
         callbacks=callbacks,
     )
     summary["hooks"]["build_trainer"] = who
+    answered = call_all(prep.pm, "trainer_ready", run=run, model=model, trainer=trainer)
+    summary["hooks"]["trainer_ready"] = [who for _, who in answered]
     guard.read_norm_from(trainer)
     summary.update(run.state.get("summary", {}))
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

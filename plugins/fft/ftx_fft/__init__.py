@@ -40,24 +40,13 @@ def train_defaults(device: Any) -> dict[str, Any]:
 
 
 @hookimpl
-def build_trainer(
-    run: Any,
-    model: Any,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any,
-    data_collator: Any,
-    callbacks: list[Any],
-) -> Any:
-    from ftx.defaults import make_sft_trainer
+def training_arguments(run: Any, model: Any) -> dict[str, Any]:
     from ftx_fft.engine import engine_arguments
 
     overrides, engine = engine_arguments(run, model)
     run.state.setdefault("summary", {})["engine"] = engine
     run.log(f"engine: {engine}")
-    return make_sft_trainer(
-        run, model, tokenizer, train_dataset, eval_dataset, data_collator, callbacks, **overrides
-    )
+    return overrides
 
 
 @hookimpl

@@ -12,10 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ftx.errors import BadInput
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+from ftx.ranks import world_size
 
 
 def fsdp_settings(option: str, layer_cls: str, *, offload: bool) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """ftx-qlora: QLoRA — a frozen 4-bit (NF4) base via bitsandbytes, trainable LoRA adapters via PEFT.
 
 Hooks: ``load_model`` (quantise on load), ``select_trainable`` (k-bit preparation + LoRA),
-``export`` (``adapter/`` and a merged ``model/`` built on the unquantised base). The trainer is
-the core default (TRL ``SFTTrainer``). Importing this module imports no torch.
+``trainer_ready`` (fp32 adapter weights), ``export`` (``adapter/`` and a merged ``model/`` built
+on the unquantised base). The trainer is the core default (TRL ``SFTTrainer``). Importing this
+module imports no torch.
 """
 
 from __future__ import annotations
@@ -106,9 +107,9 @@ def load_model(run: Any) -> Any:
         torch_dtype(compute_dtype(run)) if run.device.is_gpu else torch_dtype("float32")
     )
     if run.device.kind == "cuda":
-        import os
+        from ftx.ranks import local_rank
 
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+        kwargs["device_map"] = {"": local_rank()}
     model = AutoModelForCausalLM.from_pretrained(
         str(run.model_path), quantization_config=quant, **kwargs
     )
@@ -155,26 +156,12 @@ def select_trainable(run: Any, model: Any) -> Any:
 
 
 @hookimpl
-def build_trainer(
-    run: Any,
-    model: Any,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any,
-    data_collator: Any,
-    callbacks: list[Any],
-) -> Any:
-    from ftx.defaults import make_sft_trainer
-
-    trainer = make_sft_trainer(
-        run, model, tokenizer, train_dataset, eval_dataset, data_collator, callbacks
-    )
+def trainer_ready(model: Any) -> None:
     # TRL casts the adapters of quantised models to bf16. ftx keeps fp32 master weights for the
     # adapters (bf16 compute still comes from autocast): small LoRA updates survive rounding.
     for param in model.parameters():
         if param.requires_grad:
             param.data = param.data.float()
-    return trainer
 
 
 @hookimpl

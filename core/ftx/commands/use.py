@@ -138,7 +138,7 @@ def chat_cmd(run_or_model, system, max_new_tokens):
 @click.option("--overwrite", is_flag=True, help="Replace an existing target directory.")
 def export_cmd(run, fmt, dtype, out, overwrite):
     """(Re)write a finished run's model artifact, atomically."""
-    from ftx.export import export_run
+    from ftx.artifact_formats import export_run
 
     target = Path(out) if out else Path(run) / f"export-{fmt}-{dtype}"
     written = export_run(Path(run), fmt, dtype, target, overwrite=overwrite)

@@ -1,4 +1,5 @@
-"""``ftx export``: rewrite a finished run's model as ``full``, ``merged`` or ``adapter``.
+"""The formats a finished run's model can be (re)written in, for ``ftx export``: ``full``,
+``merged`` or ``adapter``.
 
 * ``full``: the whole model for every method (the run's ``model/``, cast to ``dtype``);
 * ``merged``: an adapter run's base with the adapter folded in (rebuilt from ``adapter/`` and
@@ -6,6 +7,8 @@
 * ``adapter``: the PEFT adapter alone.
 
 Writes go through a temporary directory and a rename: never a half-written artifact.
+(Not to be confused with the ``export`` hook, which writes a run's own ``model/`` at the end of
+training, nor ``ftx.adapters.export_adapter_method``, the helper adapter plugins answer it with.)
 """
 
 from __future__ import annotations

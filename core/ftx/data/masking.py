@@ -34,8 +34,9 @@ TRAIN_ON = ("assistant", "all")
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What to tokenise for one conversation: the text, its trained spans, ids put before it."""
+class TrainedSpans:
+    """What to tokenise for one conversation: the rendered text, the character spans of it that
+    are trained, and the ids put before it (a bos, or none)."""
 
     text: str
     spans: list[Span]
@@ -54,7 +55,7 @@ def render(
     refuses the conversation.
     """
     tmpl = template if isinstance(template, Template) else template_for(tokenizer, template)
-    return encode([plan(conv, tokenizer, tmpl, train_on)], tokenizer)[0]
+    return encode([mark_trained(conv, tokenizer, tmpl, train_on)], tokenizer)[0]
 
 
 def prompt_for_generation(
@@ -80,34 +81,36 @@ def prompt_for_generation(
     return ids, conv.messages[last]["content"]
 
 
-def plan(conv: Conversation, tokenizer: Any, template: Template, train_on: str) -> Plan:
-    """Render `conv` with `template`; decide the trained character spans."""
+def mark_trained(
+    conv: Conversation, tokenizer: Any, template: Template, train_on: str
+) -> TrainedSpans:
+    """Render `conv` with `template` and mark the character spans that are trained."""
     if train_on not in TRAIN_ON:
         raise BadInput(f"unknown train_on {train_on!r}; expected one of: {', '.join(TRAIN_ON)}")
     if conv.is_text:
         text = conv.text + (getattr(tokenizer, "eos_token", None) or "")
-        return Plan(text, [(0, len(text))], default_prefix_ids(tokenizer))
+        return TrainedSpans(text, [(0, len(text))], default_prefix_ids(tokenizer))
     if train_on == "all":
         text = _render(conv, template, conv.messages, False)
-        return Plan(text, [(0, len(text))], template.prefix_ids)
+        return TrainedSpans(text, [(0, len(text))], template.prefix_ids)
     try:
         text, spans = assistant_spans(conv.messages, template)
     except BadInput as err:
         raise BadInput(f"{conv.source}: {err.message}", hint=err.hint) from None
     except _template_error() as err:
         raise _template_refused(conv, err) from None
-    return Plan(text, spans, template.prefix_ids)
+    return TrainedSpans(text, spans, template.prefix_ids)
 
 
-def encode(plans: list[Plan], tokenizer: Any) -> list[tuple[list[int], list[int]]]:
-    """Tokenise planned texts (batched) and label them; returns ``[(input_ids, labels), ...]``."""
-    if not plans:
+def encode(marked: list[TrainedSpans], tokenizer: Any) -> list[tuple[list[int], list[int]]]:
+    """Tokenise marked texts (batched) and label them; returns ``[(input_ids, labels), ...]``."""
+    if not marked:
         return []
     if not getattr(tokenizer, "is_fast", False):
-        return [_encode_pieces(p, tokenizer) for p in plans]
+        return [_encode_pieces(p, tokenizer) for p in marked]
     out = []
-    for start in range(0, len(plans), 512):
-        chunk = plans[start : start + 512]
+    for start in range(0, len(marked), 512):
+        chunk = marked[start : start + 512]
         enc = tokenizer(
             [p.text for p in chunk], add_special_tokens=False, return_offsets_mapping=True
         )
@@ -131,7 +134,7 @@ def _label_by_offsets(ids: list[int], offsets: list, spans: list[Span]) -> list[
     return labels
 
 
-def _encode_pieces(p: Plan, tokenizer: Any) -> tuple[list[int], list[int]]:
+def _encode_pieces(p: TrainedSpans, tokenizer: Any) -> tuple[list[int], list[int]]:
     ids, labels = list(p.prefix_ids), [IGNORE_INDEX] * len(p.prefix_ids)
     cursor = 0
     for start, end in [*p.spans, (len(p.text), len(p.text))]:

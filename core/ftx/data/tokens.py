@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftx.data.conversation import Conversation
-from ftx.data.masking import IGNORE_INDEX, encode, plan
+from ftx.data.masking import IGNORE_INDEX, encode, mark_trained
 from ftx.data.templates import Template, template_for
 from ftx.errors import BadInput
 
@@ -47,7 +47,7 @@ def tokenize_dataset(
     if max_length < 1:
         raise BadInput(f"max_length must be a positive number of tokens, got {max_length}")
     tmpl = template if isinstance(template, Template) else template_for(tokenizer, template)
-    encoded = encode([plan(c, tokenizer, tmpl, train_on) for c in convs], tokenizer)
+    encoded = encode([mark_trained(c, tokenizer, tmpl, train_on) for c in convs], tokenizer)
     examples: list[dict] = []
     lengths: list[int] = []
     truncated = 0

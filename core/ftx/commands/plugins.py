@@ -1,0 +1,103 @@
+"""``ftx plugins`` and ``ftx plugins show NAME``: what is installed, and one plugin's options.
+
+Listing loads each plugin's entry-point module only (cheap by contract), never torch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+@click.group("plugins", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_context
+def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
+    """List installed method plugins and whether they load."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ftx.plugins import discover
+
+    found = discover()
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in found], indent=2))
+        return
+    print_plugins(found)
+
+
+@plugins_cmd.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_show_cmd(name: str, as_json: bool) -> None:
+    """Show a plugin's hooks and options."""
+    from ftx.plugins import call_first, get_plugin, manager_for
+
+    info = get_plugin(name)
+    options, _ = call_first(manager_for(info, defaults=False), "method_options")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    **info.as_dict(),
+                    "options": [
+                        {
+                            "name": o.name,
+                            "type": o.describe_type(),
+                            "default": o.default,
+                            "help": o.help,
+                            "choices": list(o.choices) if o.choices else None,
+                        }
+                        for o in options or []
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    print_plugin_detail(info, options or [])
+
+
+def print_plugins(plugins: list[Any]) -> None:
+    """The ``ftx plugins`` table: name, distribution, version, status, hooks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="ftx method plugins")
+    for col in ("name", "distribution", "version", "status", "hooks"):
+        table.add_column(col)
+    for p in plugins:
+        status = "[green]ok[/]" if p.ok else f"[red]{p.status}[/]"
+        table.add_row(p.name, p.distribution, p.version, status, ", ".join(p.hooks))
+    if not plugins:
+        table.caption = "none installed: pip install ftx-fft ftx-sft ftx-qlora"
+    Console().print(table)
+
+
+def print_plugin_detail(info: Any, options: list[Any]) -> None:
+    """``ftx plugins show``: the plugin's hooks, then its options with defaults and help."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{info.name}[/] — {info.distribution} {info.version} ({info.module})")
+    console.print(f"hooks: {', '.join(info.hooks) or 'none'} (core defaults answer the rest)")
+    table = Table(title="method options (config section `method:` / --set method.KEY=VALUE)")
+    for col in ("option", "type", "default", "help"):
+        table.add_column(col)
+    for o in options:
+        extra = f" [dim](one of: {', '.join(map(str, o.choices))})[/]" if o.choices else ""
+        table.add_row(
+            o.name,
+            o.describe_type(),
+            repr(o.default) if o.default != "auto" else "auto",
+            f"{o.help}{extra}",
+        )
+    if not options:
+        table.caption = "this plugin declares no options"
+    console.print(table)
+
+
+COMMANDS = [plugins_cmd]

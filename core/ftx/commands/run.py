@@ -1,0 +1,95 @@
+"""``ftx run``: one fine-tuning run with one method plugin, and its end-of-run summary table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ftx import ranks
+from ftx.commands import stderr_console
+
+
+@click.command("run")
+@click.option("--plugin", "-p", help="Method plugin to use (see `ftx plugins`).")
+@click.option("--config", "-c", "config_file", type=click.Path(), help="YAML run config.")
+@click.option("--model", "-m", help="HF model dir, .gguf file or cached hub id (default: demo).")
+@click.option("--data", "-d", help="Training data file or directory (default: demo data).")
+@click.option(
+    "--output", "-o", type=click.Path(), help="Run directory (default: runs/<plugin>-<time>)."
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override one config value, e.g. --set train.max_steps=50 (repeatable).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output directory.")
+@click.option("--force", is_flag=True, help="With --resume: continue even if the data changed.")
+@click.option(
+    "--nproc", type=int, default=None, help="Processes to launch with torchrun (multi-GPU)."
+)
+def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, force, nproc):
+    """Fine-tune a model with one method plugin."""
+    from ftx.runner import RunRequest, execute, prepare
+
+    req = RunRequest(
+        plugin=plugin,
+        config_file=config_file,
+        model=model,
+        data=data,
+        output=output,
+        sets=list(sets),
+        resume=resume,
+        overwrite=overwrite,
+        force=force,
+    )
+    prep = prepare(req)  # bad input fails here, once, before any process is launched
+    if nproc is not None and nproc > 1 and not ranks.under_launcher():
+        from ftx.launch import relaunch
+
+        raise SystemExit(relaunch(nproc, sys.argv[1:], output=str(prep.output_dir)))
+    console = stderr_console()
+    console.quiet = not ranks.is_main_process()  # under torchrun only rank 0 speaks
+    summary = execute(prep, console)
+    print_run_summary(summary, prep.output_dir, console)
+
+
+def print_run_summary(summary: dict[str, Any], out: Path, console: Any) -> None:
+    """The end-of-run table: parameters, speed, memory, loss, held-out scores, where it is."""
+    from rich.table import Table
+
+    table = Table(title=f"ftx run {summary.get('plugin')} — {summary.get('status')}")
+    table.add_column("")
+    table.add_column("value")
+    trainable, total = summary.get("trainable_params"), summary.get("total_params")
+    if trainable and total:
+        table.add_row(
+            "trainable params", f"{trainable:,} / {total:,} ({100 * trainable / total:.2f}%)"
+        )
+    for key, label in (
+        ("steps", "steps"),
+        ("tokens_per_s", "tokens/s"),
+        ("train_time_s", "train time (s)"),
+        ("wall_time_s", "wall time (s)"),
+        ("final_loss", "final loss"),
+    ):
+        if summary.get(key) is not None:
+            table.add_row(label, str(summary[key]))
+    if summary.get("peak_memory_bytes"):
+        table.add_row("peak memory", f"{summary['peak_memory_bytes'] / 2**30:.2f} GiB")
+    for key, label in (("eval_before", "held-out before"), ("eval_after", "held-out after")):
+        ev = summary.get(key)
+        if ev:
+            table.add_row(label, f"{ev['metric']} {ev['score']:.3f} (n={ev['n']})")
+    console.print(table)
+    console.print(f"run directory: {out}  (model in {out / 'model'})")
+
+
+COMMANDS = [run_cmd]

@@ -166,7 +166,7 @@ def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tm
         "--set",
         "data.eval_max_new_tokens=4",
         "--set",
-        "method.layers=last:1",
+        "fft:method.layers=last:1",
     )
     # method.layers is an sft option: fft rejects it before anything runs.
     assert r.exit_code == 2 and "method.layers" in r.stderr and not out.exists()
@@ -186,8 +186,11 @@ def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tm
         f"data.eval={ftx_tiny_data['eval']}",
         "--set",
         "data.eval_max_new_tokens=4",
+        "--set",
+        "method.layers=last:1",  # unscoped: goes to sft, the one plugin that declares it
     )
     assert r.exit_code == 0, r.output
+    assert "last:1" in (out / "sft" / "config.yaml").read_text()
     report = (out / "compare.md").read_text()
     assert "| fft | finished |" in report and "| sft | finished |" in report
     assert (out / "compare.png").stat().st_size > 1000

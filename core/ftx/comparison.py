@@ -1,9 +1,12 @@
 """``ftx compare``: the same data and budget through several methods, one report.
 
 Each plugin runs in its own process (``OUT/<plugin>/``) so that peak memory is measured per
-method; each keeps its own default learning rate. The report (rich table, ``compare.md``,
-``compare.png`` with every loss curve) is built from the runs' ``summary.json`` and
-``metrics.jsonl`` only, so it can be rebuilt from the directories at any time.
+method; each keeps its own default learning rate. ``--set``s are routed per run
+(:func:`route_sets`): ``PLUGIN:section.key=value`` to that plugin's run only, unscoped
+``model.*``/``data.*``/``train.*`` to every run, an unscoped ``method.KEY`` to every compared
+plugin that declares option ``KEY``. The report (rich table, ``compare.md``, ``compare.png`` with
+every loss curve) is built from the runs' ``summary.json`` and ``metrics.jsonl`` only, so it can
+be rebuilt from the directories at any time.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftx.artifacts import write_text
+from ftx.errors import BadInput
+from ftx.options import did_you_mean
 from ftx.report import plot_losses, read_metrics
+
+if TYPE_CHECKING:
+    from ftx.runner import RunRequest
 
 COLUMNS = (
     ("plugin", "method"),
@@ -30,10 +38,109 @@ COLUMNS = (
 )
 
 
-def run_one(plugin: str, out: Path, run_args: list[str]) -> int:
-    """``ftx run --plugin plugin --output out <run_args>`` in a fresh process; its exit code."""
-    cmd = [sys.executable, "-m", "ftx.cli", "run", "--plugin", plugin, "--output", str(out)]
-    return subprocess.call([*cmd, *run_args])
+def parse_plugins(text: str) -> list[str]:
+    """``"fft,sft,qlora"`` -> ``["fft", "sft", "qlora"]``; BadInput unless distinct, non-empty."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if len(names) != len(set(names)) or not names:
+        raise BadInput(f"--plugins {text!r}: give distinct plugin names, e.g. fft,sft,qlora")
+    return names
+
+
+def declared_options(names: list[str]) -> dict[str, set[str]]:
+    """The option names each plugin declares (its ``method_options`` hook: cheap, no torch);
+    BadInput for a plugin that is not installed or does not load."""
+    from ftx.plugins import call_first, discover, get_plugin, manager_for
+
+    found = discover()
+    declared = {}
+    for name in names:
+        pm = manager_for(get_plugin(name, found), defaults=False)
+        options, _ = call_first(pm, "method_options")
+        declared[name] = {o.name for o in options or []}
+    return declared
+
+
+def route_sets(sets: list[str], declared: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Which ``--set`` goes to which run: ``{plugin: [expr, …]}`` for the plugins in ``declared``.
+
+    ``PLUGIN:section.key=value`` goes to that plugin's run only (BadInput if it is not compared);
+    an unscoped ``method.KEY`` to every plugin that declares ``KEY`` (BadInput if none does);
+    any other unscoped setting to every run. Values are checked later, by each run's prepare.
+    """
+    from ftx.config import parse_set
+
+    names = list(declared)
+    routed: dict[str, list[str]] = {name: [] for name in names}
+    for expr in sets:
+        setting = parse_set(expr)
+        if setting.plugin is not None:
+            if setting.plugin not in routed:
+                raise BadInput(
+                    f"--set {expr!r} is scoped to plugin '{setting.plugin}', which is not "
+                    f"compared{did_you_mean(setting.plugin, names)}; compared: {', '.join(names)}",
+                    hint=f"add {setting.plugin} to --plugins or drop this --set",
+                )
+            targets = [setting.plugin]
+        elif setting.section == "method":
+            targets = [name for name in names if setting.key in declared[name]]
+            if not targets:
+                known = set().union(*declared.values())
+                raise BadInput(
+                    f"--set {expr!r}: none of the compared plugins ({', '.join(names)}) declares "
+                    f"option '{setting.key}'{did_you_mean(setting.key, known)}",
+                    hint=f"a value for one plugin is PLUGIN:method.{setting.key}=VALUE, e.g. "
+                    f"{names[0]}:method.{setting.key}=…; `ftx plugins show NAME` lists options",
+                )
+        else:
+            targets = names
+        for name in targets:
+            routed[name].append(expr)
+    return routed
+
+
+def run_requests(
+    names: list[str],
+    out: Path,
+    sets: list[str],
+    *,
+    config_file: str | None = None,
+    model: str | None = None,
+    data: str | None = None,
+    overwrite: bool = False,
+) -> list[RunRequest]:
+    """One ``RunRequest`` per compared plugin, into ``out/<plugin>``, each with its own sets."""
+    from ftx.runner import RunRequest
+
+    routed = route_sets(sets, declared_options(names))
+    return [
+        RunRequest(
+            plugin=name,
+            config_file=config_file,
+            model=model,
+            data=data,
+            output=str(out / name),
+            sets=routed[name],
+            overwrite=overwrite,
+        )
+        for name in names
+    ]
+
+
+def run_argv(req: RunRequest) -> list[str]:
+    """The ``ftx run`` arguments that make the same request in a fresh process."""
+    return [
+        *("--plugin", str(req.plugin), "--output", str(req.output)),
+        *(["--config", req.config_file] if req.config_file else []),
+        *(["--model", req.model] if req.model else []),
+        *(["--data", req.data] if req.data else []),
+        *[x for s in req.sets for x in ("--set", s)],
+        *(["--overwrite"] if req.overwrite else []),
+    ]
+
+
+def run_one(req: RunRequest) -> int:
+    """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code."""
+    return subprocess.call([sys.executable, "-m", "ftx.cli", "run", *run_argv(req)])
 
 
 def row_for(plugin: str, run_dir: Path) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""``ftx compare``: the same data and budget through several method plugins, one report."""
+"""``ftx compare``: the same data and budget through several method plugins, one report.
+
+Everything is checked before the first run starts: the plugin names, the output directory, which
+``--set`` goes to which run (:func:`ftx.comparison.route_sets`) and each run's whole request.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ import click
 from ftx.commands import stderr_console
 from ftx.errors import BadInput
 
+SET_HELP = (
+    "Override one config value (repeatable): model.*, data.*, train.* go to every run; "
+    "method.KEY to each compared plugin that declares KEY; PLUGIN:section.key=value to that "
+    "plugin's run only, e.g. qlora:method.r=8."
+)
+
 
 @click.command("compare")
 @click.option("--plugins", "plugin_list", required=True, help="Comma list, e.g. fft,sft,qlora.")
@@ -14,7 +24,7 @@ from ftx.errors import BadInput
 @click.option("--model", "-m", help="Model (default: demo).")
 @click.option("--data", "-d", help="Training data (default: demo data).")
 @click.option("--output", "-o", type=click.Path(), help="Directory (default runs/compare-<time>).")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="As for run.")
+@click.option("--set", "sets", multiple=True, metavar="[PLUGIN:]SECTION.KEY=VALUE", help=SET_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output directory.")
 def compare_cmd(plugin_list, config_file, model, data, output, sets, overwrite):
     """Run the same data and budget through several methods and compare them."""
@@ -22,38 +32,28 @@ def compare_cmd(plugin_list, config_file, model, data, output, sets, overwrite):
     from pathlib import Path
 
     from ftx import comparison
-    from ftx.runner import RunRequest, prepare
+    from ftx.runner import prepare
 
-    names = [p.strip() for p in plugin_list.split(",") if p.strip()]
-    if len(names) != len(set(names)) or not names:
-        raise BadInput(f"--plugins {plugin_list!r}: give distinct plugin names, e.g. fft,sft,qlora")
+    names = comparison.parse_plugins(plugin_list)
     out = Path(output or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise BadInput(f"output directory {out} already exists", hint="pass --overwrite")
-    run_args = [
-        *(["--config", config_file] if config_file else []),
-        *(["--model", model] if model else []),
-        *(["--data", data] if data else []),
-        *[x for s in sets for x in ("--set", s)],
-        *(["--overwrite"] if overwrite else []),
-    ]
-    for name in names:  # every plugin and the shared options are checked before anything runs
-        prepare(
-            RunRequest(
-                plugin=name,
-                config_file=config_file,
-                model=model,
-                data=data,
-                output=str(out / name),
-                sets=list(sets),
-                overwrite=overwrite,
-            )
-        )
+    requests = comparison.run_requests(
+        names,
+        out,
+        list(sets),
+        config_file=config_file,
+        model=model,
+        data=data,
+        overwrite=overwrite,
+    )
+    for req in requests:  # every run's whole request is checked before anything runs
+        prepare(req)
     console = stderr_console()
     codes = {}
-    for name in names:
-        console.rule(f"ftx compare: {name}")
-        codes[name] = comparison.run_one(name, out / name, run_args)
+    for req in requests:
+        console.rule(f"ftx compare: {req.plugin}")
+        codes[req.plugin] = comparison.run_one(req)
     rows = [comparison.row_for(name, out / name) for name in names]
     comparison.write_report(out, rows)
     comparison.print_table(rows, console)

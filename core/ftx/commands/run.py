@@ -11,6 +11,11 @@ import click
 from ftx import ranks
 from ftx.commands import stderr_console
 
+SET_HELP = (
+    "Override one config value, e.g. --set train.max_steps=50 (repeatable). "
+    "PLUGIN:section.key=value applies only when that plugin runs, e.g. qlora:method.r=8."
+)
+
 
 @click.command("run")
 @click.option("--plugin", "-p", help="Method plugin to use (see `ftx plugins`).")
@@ -20,13 +25,7 @@ from ftx.commands import stderr_console
 @click.option(
     "--output", "-o", type=click.Path(), help="Run directory (default: runs/<plugin>-<time>)."
 )
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override one config value, e.g. --set train.max_steps=50 (repeatable).",
-)
+@click.option("--set", "sets", multiple=True, metavar="[PLUGIN:]SECTION.KEY=VALUE", help=SET_HELP)
 @click.option(
     "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
 )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,28 @@ class DeviceInfo:
 
 @dataclass
 class RunContext:
-    """Everything a hook needs about the run in progress.
+    """Everything a hook needs about the run in progress; the host builds one per process.
 
-    ``config`` is the fully resolved config (sections ``model``, ``data``, ``train``, ``method``),
-    ``options`` the selected plugin's validated options (``config["method"]`` with defaults
-    filled in), ``train_args`` the keyword arguments for ``SFTConfig``, ``model_path`` a local
-    Hugging Face model directory, ``output_dir`` the run directory. Plugins may keep private
-    state for later hooks in ``state``.
+    Fields:
+
+    * ``plugin``: the selected plugin's name (``--plugin``);
+    * ``config``: the fully resolved config (sections ``model``, ``data``, ``train``,
+      ``method``), as written to the run's ``config.yaml``;
+    * ``options``: the plugin's validated options (``config["method"]`` with defaults filled in;
+      ``"auto"`` values are the plugin's to decide);
+    * ``train_args``: the keyword arguments for the run's arguments class (``SFTConfig``),
+      already including every ``training_arguments`` override once ``build_trainer`` runs;
+    * ``model_path``: a local Hugging Face model directory (GGUF files and the demo are
+      converted by the host);
+    * ``output_dir``: the run directory (``--output``);
+    * ``device``: the :class:`DeviceInfo` training runs on;
+    * ``dtype``: the weights dtype the host chose (``"float32"``, ``"bfloat16"``,
+      ``"float16"``); ``attn_implementation``: the attention the host chose (``"sdpa"``,
+      ``"eager"``, ``"flash_attention_2"``);
+    * ``state``: a dict for the plugin's own use between hooks (one run, one process); the key
+      ``"summary"`` is the host's (see :meth:`report`);
+    * ``console``: the run's console (stderr, silent on every rank but the main one); print
+      through :meth:`log` rather than using it directly.
     """
 
     plugin: str
@@ -46,16 +64,32 @@ class RunContext:
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
     state: dict[str, Any] = field(default_factory=dict)
-    console: Any = None
+    console: Console | None = None
 
     def log(self, message: str) -> None:
-        """Print a line to the run's console (stderr), or nowhere if there is none."""
-        if self.console is not None:
+        """Print a line to the run's console (stderr), on the main process only.
+
+        Nowhere when the run has no console (e.g. a hook called directly in a test). ``message``
+        may carry rich markup (``"[yellow]warning:[/] …"``).
+        """
+        if self.console is not None and self.is_main_process:
             self.console.print(message)
+
+    def report(self, **facts: Any) -> None:
+        """Record facts about this run for ``summary.json``: ``run.report(engine="ddp × 2")``.
+
+        Values must be JSON-serialisable. The host merges them into the summary after
+        ``trainer_ready`` (before training starts), so report from any hook up to that one;
+        a later report of the same key replaces the earlier. Use keys of your own: the host's
+        (``status``, ``hooks``, ``trainable_params`` …) are not for plugins to change. Every
+        rank may report; the main process writes the file. Stored in ``state["summary"]``.
+        """
+        self.state.setdefault("summary", {}).update(facts)
 
     @property
     def is_main_process(self) -> bool:
-        """True on rank 0 (or when not distributed): only it writes files and logs."""
+        """True on rank 0 (or when not distributed): only it writes files and logs
+        (:func:`ftx.ranks.is_main_process`)."""
         from ftx.ranks import is_main_process
 
         return is_main_process()

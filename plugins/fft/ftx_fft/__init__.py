@@ -44,7 +44,7 @@ def training_arguments(run: Any, model: Any) -> dict[str, Any]:
     from ftx_fft.engine import engine_arguments
 
     overrides, engine = engine_arguments(run, model)
-    run.state.setdefault("summary", {})["engine"] = engine
+    run.report(engine=engine)
     run.log(f"engine: {engine}")
     return overrides
 

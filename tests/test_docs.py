@@ -179,3 +179,27 @@ def test_contributing_examples_compile_and_match_the_specs():
             assert not extra, f"example {node.name} takes {extra}, which the spec does not offer"
             implemented.add(node.name)
     assert implemented == set(specs), f"hooks without an example: {set(specs) - implemented}"
+
+
+def test_contributing_examples_of_declarative_hooks_run():
+    """The declarative examples run as written (the per-run ones need a model: their
+    signatures are checked above)."""
+    from transformers import LlamaConfig
+
+    from ftx import hookimpl
+    from ftx.context import DeviceInfo
+    from ftx.options import Option
+
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    namespace = {"hookimpl": hookimpl, "Option": Option}
+    for code in re.findall(r"```python\n(.*?)```", text, re.S):
+        if code.lstrip().startswith("@hookimpl"):
+            exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, vocab_size=256)
+    cpu = DeviceInfo("cpu", False, 0, "CPU")
+    assert all(isinstance(o, Option) for o in namespace["method_options"]())
+    assert isinstance(namespace["train_defaults"](device=cpu), dict)
+    estimate = namespace["estimate_memory"](
+        model_config=config, seq_len=64, batch_size=2, device=cpu, dtype="float32"
+    )
+    assert 0 < estimate.trainable_params < estimate.total_params

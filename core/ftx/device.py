@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
+from typing import Any
 
 from ftx.context import DeviceInfo
 
@@ -47,21 +49,110 @@ def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def choose_attention(requested: str, device: DeviceInfo) -> str:
-    """Resolve ``model.attn_implementation``: ``auto`` means FlashAttention-2 when ``flash-attn``
-    is installed and a CUDA device is present, else PyTorch SDPA."""
+ATTENTION = ("flash_attention_2", "sdpa", "eager")
+"""The implementations ``model.attn_implementation`` may name, in the order ``auto`` tries them."""
+
+
+def model_class(model_config: Any) -> type | None:
+    """The class ``AutoModelForCausalLM`` would build for ``model_config`` (a
+    ``transformers.PretrainedConfig`` or a config dict read from ``config.json``/GGUF), found
+    through transformers' causal-LM auto mapping by ``model_type``, else by the first class
+    named in ``architectures`` that transformers has. None for a model transformers does not
+    know (remote code). Imports transformers and the model's modeling module, loads no weights.
+    """
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    model_type, architectures = _config_fields(model_config)
+    names = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) if model_type else None
+    candidates = [names] if isinstance(names, str) else list(names or ())
+    candidates += [a for a in architectures if isinstance(a, str)]
+    for name in candidates:
+        try:
+            cls = getattr(transformers, name, None)
+        except Exception:  # a modeling module whose own optional imports fail
+            cls = None
+        if isinstance(cls, type):
+            return cls
+    return None
+
+
+def supported_attention(model_config: Any) -> tuple[str, ...] | None:
+    """The implementations of :data:`ATTENTION` that the model's class declares support for
+    (its ``_supports_flash_attn`` / ``_supports_sdpa`` flags, which transformers checks when it
+    loads the model; eager always), in :data:`ATTENTION` order. None when the class is unknown.
+    """
+    cls = model_class(model_config)
+    if cls is None:
+        return None
+    flash = getattr(cls, "_supports_flash_attn", False) or getattr(
+        cls, "_supports_flash_attn_2", False
+    )
+    flags = {"flash_attention_2": flash, "sdpa": getattr(cls, "_supports_sdpa", False)}
+    return tuple(a for a in ATTENTION if a == "eager" or flags[a] is True)
+
+
+def choose_attention(requested: str, device: DeviceInfo, model_config: Any = None) -> str:
+    """Resolve ``model.attn_implementation`` for the model described by ``model_config`` (a
+    ``transformers.PretrainedConfig`` or a config dict; nothing is loaded).
+
+    ``auto`` picks the first the model supports of FlashAttention-2 (only on CUDA with
+    ``flash-attn`` installed), SDPA, eager: Gemma2, which transformers refuses to run on SDPA,
+    gets eager. An explicit value the model does not support, or ``flash_attention_2`` without
+    a CUDA GPU and ``flash-attn``, raises :class:`~ftx.errors.BadInput` naming the key, the
+    value, the model type and what it supports. Without ``model_config``, or for a model
+    transformers does not know (remote code), every implementation counts as supported.
+    """
     from ftx.errors import BadInput
 
-    if requested == "flash_attention_2" and not (device.kind == "cuda" and flash_attn_available()):
+    if requested != "auto" and requested not in ATTENTION:
         raise BadInput(
-            "model.attn_implementation=flash_attention_2 needs a CUDA GPU and flash-attn",
-            hint="pip install 'ftx-fft[flash]' on a CUDA machine, or use sdpa",
+            f"model.attn_implementation={requested}: not one of auto, {', '.join(ATTENTION)}"
         )
-    if requested != "auto":
+    declared = supported_attention(model_config) if model_config is not None else None
+    flash_here = device.kind == "cuda" and flash_attn_available()
+    usable = [a for a in (declared or ATTENTION) if a != "flash_attention_2" or flash_here]
+    if requested == "auto":
+        return usable[0]
+    if requested in usable:
         return requested
-    if device.kind == "cuda" and flash_attn_available():
-        return "flash_attention_2"
-    return "sdpa"
+    model = _describe(model_config)
+    if declared is not None and requested not in declared:
+        raise BadInput(
+            f"model.attn_implementation={requested}: {model} does not support it; "
+            f"it supports {', '.join(declared)}",
+            hint=f"set model.attn_implementation=auto, which picks {usable[0]} here",
+        )
+    lacking = (
+        "the flash-attn package" if device.kind == "cuda" else f"a CUDA GPU (device: {device.name})"
+    )
+    supports = f"; {model} supports {', '.join(declared)}" if declared is not None else ""
+    raise BadInput(
+        f"model.attn_implementation={requested} needs a CUDA GPU and flash-attn; this run lacks "
+        f"{lacking}{supports}",
+        hint=f"pip install 'ftx-fft[flash]' on a CUDA machine, or use auto ({usable[0]} here)",
+    )
+
+
+def _config_fields(model_config: Any) -> tuple[str | None, list[Any]]:
+    """``(model_type, architectures)`` of a PretrainedConfig or a config dict."""
+    if isinstance(model_config, Mapping):
+        model_type, architectures = (
+            model_config.get("model_type"),
+            model_config.get("architectures"),
+        )
+    else:
+        model_type = getattr(model_config, "model_type", None)
+        architectures = getattr(model_config, "architectures", None)
+    return model_type, list(architectures or [])
+
+
+def _describe(model_config: Any) -> str:
+    """``model type gemma2 (Gemma2ForCausalLM)`` for messages."""
+    model_type, _ = _config_fields(model_config)
+    cls = model_class(model_config) if model_config is not None else None
+    text = f"model type {model_type or '?'}"
+    return f"{text} ({cls.__name__})" if cls is not None else text
 
 
 def choose_dtype(requested: str, device: DeviceInfo) -> str:

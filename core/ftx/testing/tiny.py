@@ -1,13 +1,15 @@
-"""Tiny random models for tests: real Llama architecture, random weights, a local tokenizer.
+"""Tiny random models for tests: real architectures, random weights, a local tokenizer.
 
 Nothing is downloaded. `make_tiny_model(path)` writes a directory that
 `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` load in well under a
-second, so every test can afford its own copy.
+second, so every test can afford its own copy. It builds Llama unless ``architecture`` names one
+of :data:`ARCHITECTURES`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NamedTuple
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -24,6 +26,10 @@ _CORPUS = [
     "json name value true false null order item price total date",
     "translate convert reverse answer question instruction input output",
 ]
+
+
+_CHAT_TOKEN_IDS = {"bos_token_id": 3, "eos_token_id": 4, "pad_token_id": 4}
+"""The ChatML tokenizer's ids of ``<|im_start|>`` and ``<|im_end|>`` (specials come first)."""
 
 
 def _train_tokenizer(vocab_size: int, chat: bool):
@@ -59,51 +65,128 @@ def _train_tokenizer(vocab_size: int, chat: bool):
     return fast
 
 
+class Architecture(NamedTuple):
+    config_class: str
+    """The transformers config class."""
+    tied: bool
+    """Default ``tie_word_embeddings`` (as the family's small checkpoints ship)."""
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": Architecture("LlamaConfig", True),
+    "qwen2": Architecture("Qwen2Config", True),
+    "qwen3": Architecture("Qwen3Config", False),
+    "gemma": Architecture("GemmaConfig", True),
+    "gemma2": Architecture("Gemma2Config", True),
+    "gemma3": Architecture("Gemma3TextConfig", True),
+    "phi3": Architecture("Phi3Config", False),
+    "mistral": Architecture("MistralConfig", False),
+    "gpt2": Architecture("GPT2Config", True),
+    "opt": Architecture("OPTConfig", True),
+    "gpt_neox": Architecture("GPTNeoXConfig", False),
+}
+"""The architectures `make_tiny_model` builds, tied and untied. ``gemma3`` is the text-only
+causal LM (``Gemma3ForCausalLM``, model type ``gemma3_text``)."""
+
+
 def make_tiny_model(
     path: str | Path,
     *,
     chat_template: bool = True,
-    hidden_size: int = 32,
-    num_layers: int = 2,
     vocab_size: int = 384,
     seed: int = 0,
-    intermediate_size: int | None = None,
-    num_attention_heads: int = 4,
-    num_key_value_heads: int = 2,
-    tie_word_embeddings: bool = True,
+    architecture: str = "llama",
+    **shape: Any,
 ) -> Path:
-    """Write a random-weight Llama causal LM and its tokenizer to `path`; return `path`.
+    """Write a random-weight causal LM and its tokenizer to `path`; return `path`.
+
+    `architecture` is a key of :data:`ARCHITECTURES` (default Llama); `shape` takes the size
+    arguments of :func:`tiny_config` (``hidden_size``, ``num_layers``, ``intermediate_size``,
+    ``num_attention_heads``, ``num_key_value_heads``, ``tie_word_embeddings``).
 
     `chat_template=True` gives a ChatML tokenizer whose pad token is the end-of-turn token (the
     SmolLM2 situation); `False` gives a base-model tokenizer with no template and no pad token.
-    `intermediate_size` defaults to ``2 * hidden_size``; the head counts must divide
-    `hidden_size` (and each other). Larger shapes (hundreds of millions of parameters) serve
-    memory-calibration tests; the vocabulary stays as small as the local tokenizer.
+    Larger shapes (hundreds of millions of parameters) serve memory-calibration tests; the
+    vocabulary stays as small as the local tokenizer.
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     path = Path(path)
     tokenizer = _train_tokenizer(vocab_size, chat_template)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = tiny_config(
+        architecture,
         vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size or hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_attention_heads,
-        num_key_value_heads=num_key_value_heads,
-        max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=tie_word_embeddings,
+        **shape,
     )
-    model = LlamaForCausalLM(config)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_config(
+    architecture: str = "llama",
+    *,
+    vocab_size: int = 384,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    intermediate_size: int | None = None,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    tie_word_embeddings: bool | None = None,
+    **token_ids: int | None,
+):
+    """The transformers config of a tiny `architecture` (a key of :data:`ARCHITECTURES`) with
+    512 positions; builds nothing. `intermediate_size` defaults to ``2 * hidden_size``; the head
+    counts must divide `hidden_size` (and each other); `tie_word_embeddings=None` takes the
+    architecture's default from :data:`ARCHITECTURES`; ``token_ids`` are the ``bos/eos/pad``
+    ids (default: those of the ChatML tokenizer)."""
+    import transformers
+
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+    intermediate_size = intermediate_size or hidden_size * 2
+    head_dim = hidden_size // num_attention_heads
+    shape: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_attention_heads,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": (
+            ARCHITECTURES[architecture].tied if tie_word_embeddings is None else tie_word_embeddings
+        ),
+        **_CHAT_TOKEN_IDS,
+        **token_ids,
+    }
+    if architecture == "gpt2":
+        shape["n_inner"] = intermediate_size
+    elif architecture == "opt":
+        shape.update(ffn_dim=intermediate_size, word_embed_proj_dim=hidden_size)
+    else:
+        shape["intermediate_size"] = intermediate_size
+    if architecture not in ("gpt2", "opt", "gpt_neox"):  # those have no grouped-query attention
+        shape["num_key_value_heads"] = num_key_value_heads
+    if architecture == "phi3":
+        shape["original_max_position_embeddings"] = 512
+    if architecture in ("qwen3", "mistral", "gemma", "gemma2", "gemma3"):
+        shape["head_dim"] = head_dim  # their defaults are 128 or 256
+    if architecture in ("gemma2", "gemma3"):
+        # Sliding-window and global layers alternate; the tiny dataset's rows exceed 16 tokens.
+        shape.update(
+            query_pre_attn_scalar=head_dim,
+            sliding_window=16,
+            layer_types=[
+                "sliding_attention" if i % 2 == 0 else "full_attention" for i in range(num_layers)
+            ],
+        )
+    return getattr(transformers, ARCHITECTURES[architecture].config_class)(**shape)
 
 
 def write_tiny_dataset(path: str | Path, *, rows: int = 48, seed: int = 0) -> Path:

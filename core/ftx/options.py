@@ -2,14 +2,16 @@
 
 Declaring an option costs nothing at import time (no torch), so ``ftx plugins show`` and config
 validation stay fast. Values arrive from YAML or ``--set method.key=value`` and are coerced to the
-declared type; unknown keys get a did-you-mean.
+declared type; unknown keys get a did-you-mean. Numbers are checked against the option's
+``min``/``max`` with the same :class:`Range` that checks the core's own config keys.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ftx.errors import BadInput
@@ -28,13 +30,82 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 @dataclass(frozen=True)
+class Range:
+    """The valid values of a number: ``min`` and ``max`` (inclusive unless ``min_exclusive`` /
+    ``max_exclusive``; ``None`` = unbounded), plus ``also``: values accepted outside the bounds
+    (``-1`` meaning "not set", as ``train.max_steps``). ``fix`` says what to do instead; it
+    becomes the error's hint. NaN and infinities are never in a range.
+
+    ``None``, booleans and non-numbers are not checked (their type is checked elsewhere).
+    """
+
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    also: tuple[float, ...] = ()
+    fix: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"Range: min {self.min} > max {self.max}")
+
+    @property
+    def bounded(self) -> bool:
+        return self.min is not None or self.max is not None
+
+    def contains(self, value: float) -> bool:
+        if value in self.also:
+            return True
+        if not math.isfinite(value):
+            return False
+        if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
+            return False
+        return self.max is None or (value < self.max if self.max_exclusive else value <= self.max)
+
+    def describe(self) -> str:
+        """``"> 0"``, ``">= 1"``, ``"in [0, 1)"``, ``"-1 or >= 1"``; ``""`` when unbounded."""
+        lo, hi = _number(self.min), _number(self.max)
+        if self.min is not None and self.max is not None:
+            left, right = "(" if self.min_exclusive else "[", ")" if self.max_exclusive else "]"
+            text = f"in {left}{lo}, {hi}{right}"
+        elif self.min is not None:
+            text = f"{'>' if self.min_exclusive else '>='} {lo}"
+        elif self.max is not None:
+            text = f"{'<' if self.max_exclusive else '<='} {hi}"
+        else:
+            return ""
+        return " or ".join([*map(_number, self.also), text])
+
+    def check(self, value: Any, *, where: str) -> None:
+        """Raise BadInput naming ``where``, the value, the range and the fix if ``value`` is a
+        number outside the range."""
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if self.contains(value):
+            return
+        raise BadInput(
+            f"{where}: {value!r} is out of range (valid: {self.describe()})",
+            hint=self.fix or f"set {where} to a value {self.describe()}",
+        )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+@dataclass(frozen=True)
 class Option:
     """One plugin option.
 
     ``type`` is one of ``str``, ``int``, ``float``, ``bool``, ``list``, ``any``. ``default`` may be
     ``"auto"`` (resolved by the plugin at run time). ``choices`` restricts the value; ``nullable``
     allows ``null``. ``alternatives`` are extra accepted types (e.g. a layer selector that is a
-    string *or* a list).
+    string *or* a list). ``min``/``max`` bound a number (inclusive unless ``min_exclusive`` /
+    ``max_exclusive``), e.g. a LoRA rank ``min=1``, a dropout ``min=0, max=1,
+    max_exclusive=True``; a default outside them is a mistake in the declaration (ValueError).
     """
 
     name: str
@@ -44,12 +115,41 @@ class Option:
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
     alternatives: tuple[str, ...] = field(default_factory=tuple)
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+
+    def __post_init__(self) -> None:
+        default = self.default
+        number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if number and self.range.bounded and not self.range.contains(default):
+            raise ValueError(
+                f"Option {self.name!r}: default {default!r} is outside its range "
+                f"({self.range.describe()})"
+            )
+
+    @property
+    def range(self) -> Range:
+        """The option's bounds as a :class:`Range` (unbounded when neither ``min`` nor ``max``)."""
+        bounds = Range(
+            min=self.min,
+            max=self.max,
+            min_exclusive=self.min_exclusive,
+            max_exclusive=self.max_exclusive,
+        )
+        fix = f"set method.{self.name} to a value {bounds.describe()} (default: {self.default!r})"
+        return replace(bounds, fix=fix)
 
     def describe_type(self) -> str:
         names = [self.type, *self.alternatives]
         if self.nullable:
             names.append("null")
         return " | ".join(names)
+
+    def describe_range(self) -> str:
+        """``"> 0"``, ``">= 1"``, ``"in [0, 1)"``…; ``""`` for an option without bounds."""
+        return self.range.describe()
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -111,8 +211,8 @@ def resolve_options(
 ) -> dict[str, Any]:
     """Validate ``given`` against ``declared``; return every option with its resolved value.
 
-    Unknown keys, wrong types and values outside ``choices`` raise BadInput naming
-    ``method.<key>``. ``"auto"`` is kept as the literal string for the plugin to resolve.
+    Unknown keys, wrong types and values outside ``choices`` or ``min``/``max`` raise BadInput
+    naming ``method.<key>``. ``"auto"`` is kept as the literal string for the plugin to resolve.
     """
     given = dict(given or {})
     by_name = {o.name: o for o in declared}
@@ -149,5 +249,6 @@ def _coerce_option(opt: Option, value: Any) -> Any:
         if opt.choices is not None and out not in opt.choices:
             allowed = ", ".join(map(str, opt.choices))
             raise BadInput(f"{where}: {value!r} is not one of: {allowed}")
+        opt.range.check(out, where=where)
         return out
     raise BadInput(f"{where}: expected {opt.describe_type()}, got {value!r}")

@@ -24,14 +24,24 @@ OPTIONS = [
         "matmul dtype: auto = bf16 where supported, else fp32",
         choices=(AUTO, "bfloat16", "float16", "float32"),
     ),
-    Option("r", "int", 16, "LoRA rank"),
-    Option("lora_alpha", "int", 32, "LoRA scaling numerator (scale = alpha / r)"),
+    Option("r", "int", 16, "LoRA rank", min=1),
+    Option(
+        "lora_alpha",
+        "int",
+        32,
+        "LoRA scaling numerator (scale = alpha / r)",
+        min=0,
+        min_exclusive=True,
+    ),
     Option(
         "lora_dropout",
         "float",
         0.0,
         "dropout on the LoRA input (0, as LLaMA-Factory and Unsloth: a mask per LoRA input "
         "costs ~30% step time on the CPU)",
+        min=0,
+        max=1,
+        max_exclusive=True,
     ),
     Option(
         "target_modules",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ftx import config as cfg
@@ -96,3 +98,144 @@ def test_file_errors_name_the_file_and_line(tmp_path):
     wrong.write_text("trainer:\n  max_steps: 1\n")
     with pytest.raises(BadInput, match="unknown section 'trainer'"):
         cfg.load_file(wrong)
+
+
+BOUNDED = [
+    Option("r", "int", 16, "rank", min=1),
+    Option("dropout", "float", 0.0, "p", min=0, max=1, max_exclusive=True),
+    Option("alpha", "float", 32.0, "scale", min=0, min_exclusive=True),
+]
+
+
+@pytest.mark.parametrize(
+    ("sets", "needles"),
+    [
+        (["train.learning_rate=-1e-4"], ["train.learning_rate: -0.0001", "> 0"]),
+        (["train.learning_rate=0"], ["train.learning_rate: 0.0", "> 0"]),
+        (["train.learning_rate=nan"], ["train.learning_rate: nan", "> 0"]),
+        (["train.max_steps=0"], ["train.max_steps: 0", "-1 or >= 1"]),
+        (["train.max_steps=-5"], ["train.max_steps: -5", "-1 or >= 1"]),
+        (["train.num_train_epochs=0"], ["train.num_train_epochs: 0.0", "> 0"]),
+        (["train.per_device_train_batch_size=0"], ["per_device_train_batch_size: 0", ">= 1"]),
+        (["train.gradient_accumulation_steps=0"], ["gradient_accumulation_steps: 0", ">= 1"]),
+        (["train.adam_beta2=1"], ["train.adam_beta2: 1.0", "in [0, 1)"]),
+        (["data.max_length=4"], ["data.max_length: 4", ">= 8"]),
+        (["data.eval_limit=0"], ["data.eval_limit: 0", ">= 1"]),
+        (["data.eval_max_new_tokens=0"], ["data.eval_max_new_tokens: 0", ">= 1"]),
+        (["method.r=0"], ["method.r: 0", ">= 1"]),
+        (["method.dropout=1"], ["method.dropout: 1.0", "in [0, 1)"]),
+        (["method.alpha=0"], ["method.alpha: 0.0", "> 0"]),
+    ],
+)
+def test_values_outside_their_range_name_key_value_range_and_fix(sets, needles):
+    with pytest.raises(BadInput) as err:
+        cfg.resolve(
+            cfg.merge({}, {}, sets),
+            declared_options=BOUNDED,
+            plugin="p",
+            plugin_train_defaults=None,
+            device=CPU,
+        )
+    for needle in needles:
+        assert needle in err.value.message
+    assert "out of range" in err.value.message and err.value.hint
+
+
+def test_values_inside_their_range_pass():
+    sets = ["train.max_steps=-1", "train.max_steps=3", "data.eval_ratio=0", "method.dropout=0.1"]
+    res = cfg.resolve(
+        cfg.merge({}, {}, sets),
+        declared_options=BOUNDED,
+        plugin="p",
+        plugin_train_defaults=None,
+        device=CPU,
+    )
+    assert res.train_args["max_steps"] == 3 and res.options["dropout"] == pytest.approx(0.1)
+
+
+def test_option_range_is_described_and_its_default_must_lie_inside():
+    r, dropout, alpha = BOUNDED
+    assert (r.describe_range(), dropout.describe_range(), alpha.describe_range()) == (
+        ">= 1",
+        "in [0, 1)",
+        "> 0",
+    )
+    assert Option("x", "int", 1, "x").describe_range() == ""
+    with pytest.raises(ValueError, match="outside its range"):
+        Option("r", "int", 0, "rank", min=1)
+
+
+def test_explicit_fp16_wins_over_automatic_bf16():
+    gpu = DeviceInfo(kind="cuda", bf16=True, count=1, name="GPU")
+    res = cfg.resolve(
+        cfg.merge({}, {}, ["train.fp16=true"]),
+        declared_options=OPTS,
+        plugin="p",
+        plugin_train_defaults=None,
+        device=gpu,
+    )
+    assert res.train_args["fp16"] is True and res.train_args["bf16"] is False
+
+
+@pytest.mark.parametrize(
+    ("sets", "needles"),
+    [
+        (["train.fp16=true"], ["train.fp16=true", "needs a GPU"]),
+        (["train.fp16=true", "train.bf16=true"], ["train.bf16 and train.fp16 are both true"]),
+    ],
+)
+def test_precision_the_device_cannot_do(sets, needles):
+    with pytest.raises(BadInput) as err:
+        resolve(cfg.merge({}, {}, sets))
+    for needle in needles:
+        assert needle in err.value.message
+
+
+def test_missing_tracker_package_names_value_and_pip_install(monkeypatch):
+    monkeypatch.setitem(cfg.TRACKERS, "tensorboard", ((("ftx_no_such_module",),), "tensorboard"))
+    for value in ("tensorboard", "[none, tensorboard]"):
+        with pytest.raises(BadInput) as err:
+            resolve(cfg.merge({}, {}, [f"train.report_to={value}"]))
+        assert "train.report_to: 'tensorboard'" in err.value.message
+        assert "pip install tensorboard" in err.value.hint
+    with pytest.raises(BadInput, match="did you mean 'tensorboard'"):
+        resolve(cfg.merge({}, {}, ["train.report_to=tensorbord"]))
+    assert resolve(cfg.merge({}, {}, ["train.report_to=none"])).train_args["report_to"] == "none"
+
+
+def test_missing_eval_path_gets_its_own_hint(tmp_path):
+    with pytest.raises(BadInput) as err:
+        resolve(cfg.merge({}, {}, [f"data.eval={tmp_path / 'held.jsonl'}"]))
+    assert err.value.message.startswith("data.eval:") and "held.jsonl" in err.value.message
+    assert "data.eval" in err.value.hint and "--data" not in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("sets", "keys"),
+    [
+        (["train.dataloader_prefetch_factor=2"], ["train.dataloader_prefetch_factor=2"]),
+        (["train.save_strategy=sometimes"], ["train.save_strategy='sometimes'"]),
+        (["train.lr_scheduler_type=reduce_lr_on_plateau"], ["train.lr_scheduler_type"]),
+    ],
+)
+def test_arguments_object_rejections_name_the_keys(sets, keys):
+    with pytest.raises(BadInput) as err:
+        resolve(cfg.merge({}, {}, sets))
+    for key in keys:
+        assert key in err.value.message
+    assert "the trainer rejects this" in err.value.message
+
+
+def test_training_arguments_are_built_without_side_effects(monkeypatch, tmp_path):
+    from accelerate.state import PartialState
+
+    def no_device_setup(*args, **kwargs):
+        raise AssertionError("check_training_arguments set up the device")
+
+    monkeypatch.setattr(PartialState, "__init__", no_device_setup)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    res = resolve(cfg.merge({}, {}, ["train.max_steps=3"]))
+    args = cfg.check_training_arguments(res, CPU)
+    assert args.max_steps == 3 and args.use_cpu and args.device.type == "cpu"
+    assert args.remove_unused_columns is False and args.max_length is None
+    assert not Path(args.output_dir).exists() and list(tmp_path.iterdir()) == []

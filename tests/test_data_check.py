@@ -38,12 +38,12 @@ def test_cli_table_and_json_on_demo_data(tiny_dirs):  # noqa: F811
     assert "vicuna" in result.output and "tokens trained" in result.output
     result = runner.invoke(
         data,
-        ["check", str(train), "--model", str(tiny_dirs["base"]), "--max-length", "64", "--json"],
+        ["check", str(train), "--model", str(tiny_dirs["base"]), "--max-length", "256", "--json"],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["format"] == "vicuna" and report["template"] == "vicuna_v1.1"
-    assert report["max_length"] == 64 and report["rows"] == 480
+    assert report["max_length"] == 256 and report["rows"] == 480
     assert set(report["tokens"]) >= {"p50", "p95", "max"}
 
 

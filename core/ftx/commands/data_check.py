@@ -1,8 +1,9 @@
 """``ftx data check PATH``: what a data file holds and what training will see.
 
 The data are read and validated before any tokenizer is loaded, so a bad file fails fast with
-``error: <file>, <line/row>: <problem>`` on stderr and exit code 2. Importing this module imports
-neither torch nor transformers.
+``error: <file>, <line/row>: <problem>`` on stderr and exit code 2. Data that ``ftx run`` would
+refuse because no row has a trained token left also exits 2, after the report. Importing this
+module imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def check(
         click.echo(json.dumps(report, indent=2))
     else:
         print_report(report)
+    if report["dropped"] >= report["rows"]:  # `ftx run` would refuse this data (exit 2)
+        _fail(
+            BadInput(
+                f"{path}: every row would be dropped: none has a trained token left after "
+                f"truncation to {report['max_length']} tokens",
+                hint="raise --max-length (data.max_length for ftx run), or check that rows "
+                "have assistant turns",
+            )
+        )
 
 
 def run_check(

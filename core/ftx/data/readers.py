@@ -62,7 +62,12 @@ def data_files(path: str | Path) -> list[Path]:
     """The files `path` stands for: itself, or the supported files of a directory, sorted."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise BadInput(f"data path not found: {path}", hint="check the path (--data / data.path)")
+        # Callers that know which setting held the path (ftx.config: --data, data.eval)
+        # check it first with their own hint; this one fits every command.
+        raise BadInput(
+            f"data path not found: {path}",
+            hint=f"check the path: a data file ({', '.join(SUFFIXES)}) or a directory of them",
+        )
     if path.is_dir():
         files = sorted(
             p

@@ -126,14 +126,14 @@ def worker(out_json: str, plugin: str, n_batches: int, variants: list[str], argv
     import ftx.runner  # ftx first: OMP_WAIT_POLICY before torch, as the ftx command
 
     captured: dict[str, Any] = {}
-    original_build = ftx.runner._build_trainer
+    original_build = ftx.runner.execution.build_trainer
 
-    def build(run, prep, model, tokenizer, tokenized, summary):
-        trainer, _, _ = original_build(run, prep, model, tokenizer, tokenized, summary)
+    def build(run, pm, model, *args: Any, **kwargs: Any):
+        trainer = original_build(run, pm, model, *args, **kwargs).trainer
         captured.update(trainer=trainer, model=model, run=run)
         raise Captured
 
-    ftx.runner._build_trainer = build
+    ftx.runner.execution.build_trainer = build
     from ftx.cli import cli
 
     with contextlib.suppress(Captured):

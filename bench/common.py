@@ -128,21 +128,11 @@ def ftx_run_command(
 ) -> list[str]:
     """``ftx run`` of ``plugin`` for ``steps`` steps of ``batch`` rows into ``out`` (replaced),
     with ``--set`` for each of ``sets``."""
-    settings = [f"train.max_steps={steps}", f"train.per_device_train_batch_size={batch}", *sets]
-    return [
-        *FTX,
-        "run",
-        "--plugin",
-        plugin,
-        "--model",
-        str(model),
-        "--data",
-        str(data),
-        "--output",
-        str(out),
-        "--overwrite",
-        *[arg for setting in settings for arg in ("--set", setting)],
-    ]
+    from ftx.testing.commands import run_argv
+
+    train = {"max_steps": steps, "per_device_train_batch_size": batch}
+    argv = run_argv(plugin, model=model, data=data, output=out, train=train, sets=sets)
+    return [*FTX, *argv, "--overwrite"]
 
 
 def require_ok(result: dict[str, Any], what: str) -> None:

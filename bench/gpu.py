@@ -142,17 +142,18 @@ def worker(out_json: str, argv: list[str]) -> None:
     import ftx.runner  # ftx before torch, as the ftx command
 
     report: dict[str, Any] = {}
-    original_build = ftx.runner._build_trainer
+    original_build = ftx.runner.execution.build_trainer
 
     def build(*args: Any, **kwargs: Any) -> Any:
-        trainer, guard, stopper = original_build(*args, **kwargs)
+        built = original_build(*args, **kwargs)
+        trainer = built.trainer
         trainer.add_callback(step_timer(report))
         report["trainable_params"] = sum(
             p.numel() for p in trainer.model.parameters() if p.requires_grad
         )
-        return trainer, guard, stopper
+        return built
 
-    ftx.runner._build_trainer = build
+    ftx.runner.execution.build_trainer = build
     import torch
 
     from ftx.cli import cli

@@ -74,19 +74,21 @@ def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> N
     import ftx.models
     import ftx.report
     import ftx.runner
+    import ftx.runner.execution
 
     timed(ftx.runner, "prepare", "prepare (imports, validation, data read)")
-    timed(ftx.runner, "call_first")
+    timed(ftx.runner.execution, "call_first")
     timed(ftx.data, "tokenize_dataset")
     timed(ftx.models, "load_tokenizer")
     timed(ftx.models, "resolve_model")
     timed(ftx.report, "write_reports")
-    timed(ftx.runner, "quiet_libraries", "quiet_libraries (imports transformers)")
+    timed(ftx.runner.execution, "quiet_libraries", "quiet_libraries (imports transformers)")
 
-    original_build = ftx.runner._build_trainer
+    original_build = ftx.runner.execution.build_trainer
 
     def build(*args: Any, **kwargs: Any) -> Any:
-        trainer, guard, stopper = original_build(*args, **kwargs)
+        built = original_build(*args, **kwargs)
+        trainer = built.trainer
         trainer.add_callback(profiler_callback(warmup, profile_steps, report))
         train = trainer.train
 
@@ -99,9 +101,9 @@ def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> N
                 memory["trainer.train"] = proc_memory()
 
         trainer.train = timed_train
-        return trainer, guard, stopper
+        return built
 
-    ftx.runner._build_trainer = build
+    ftx.runner.execution.build_trainer = build
     from ftx.cli import cli
 
     try:

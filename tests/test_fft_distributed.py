@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from ftx.context import DeviceInfo
+from ftx.testing.commands import run_argv
 
 
 def ftx(*args: str) -> subprocess.CompletedProcess:
@@ -19,27 +20,16 @@ def ftx(*args: str) -> subprocess.CompletedProcess:
 
 
 def common(model, data, out, batch):
-    return [
-        "run",
-        "--plugin",
+    train = {"max_steps": 6, "logging_steps": 1, "learning_rate": 5e-3}
+    train["per_device_train_batch_size"] = batch
+    return run_argv(
         "fft",
-        "--model",
-        str(model),
-        "--data",
-        str(data["train"]),
-        "--output",
-        str(out),
-        "--set",
-        "train.max_steps=6",
-        "--set",
-        "train.logging_steps=1",
-        "--set",
-        "train.learning_rate=5e-3",
-        "--set",
-        f"train.per_device_train_batch_size={batch}",
-        "--set",
-        "method.fsdp=full_shard",
-    ]
+        model=model,
+        data=data["train"],
+        output=out,
+        train=train,
+        sets=["method.fsdp=full_shard"],
+    )
 
 
 def test_two_ranks_match_one_rank(ftx_tiny_model, ftx_tiny_data, tmp_path):

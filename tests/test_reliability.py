@@ -12,33 +12,15 @@ import textwrap
 import pytest
 
 from ftx.callbacks import StopOnSignal
+from ftx.testing.commands import run_argv
 
 STEPS = 8
 
 
 def args(model, data, out, *extra):
-    return [
-        "run",
-        "--plugin",
-        "fft",
-        "--model",
-        str(model),
-        "--data",
-        str(data["train"]),
-        "--output",
-        str(out),
-        "--set",
-        f"train.max_steps={STEPS}",
-        "--set",
-        "train.logging_steps=1",
-        "--set",
-        "train.learning_rate=5e-3",
-        "--set",
-        "train.save_steps=100",
-        "--set",
-        "train.per_device_train_batch_size=4",
-        *extra,
-    ]
+    train = {"max_steps": STEPS, "logging_steps": 1, "learning_rate": 5e-3, "save_steps": 100}
+    train["per_device_train_batch_size"] = 4
+    return [*run_argv("fft", model=model, data=data["train"], output=out, train=train), *extra]
 
 
 def weights(path):

@@ -118,14 +118,16 @@ class FiniteGuard(TrainerCallback):
 
 
 class StopOnSignal(TrainerCallback):
-    """On SIGINT/SIGTERM: let the current step finish, save a checkpoint, stop training."""
+    """On SIGINT/SIGTERM/SIGUSR1: let the current step finish, save a checkpoint, stop training."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        from ftx.stop_signals import STOP_SIGNALS
+
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def uninstall(self) -> None:
@@ -144,3 +146,12 @@ class StopOnSignal(TrainerCallback):
         if self.signal_name is not None:
             control.should_save = True
             control.should_training_stop = True
+
+
+class CheckpointAtEnd(TrainerCallback):
+    """Save a checkpoint at the last step whatever ``save_steps`` says, so a run stopped after
+    training (while scoring or exporting) resumes straight to export instead of re-training."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            control.should_save = True

@@ -53,7 +53,8 @@ def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, f
     if nproc is not None and nproc > 1 and not ranks.under_launcher():
         from ftx.launch import relaunch
 
-        raise SystemExit(relaunch(nproc, sys.argv[1:], output=str(prep.output_dir)))
+        with prep.run_dir.held_for_ranks() as output_dir:
+            raise SystemExit(relaunch(nproc, sys.argv[1:], output=str(output_dir)))
     console = stderr_console()
     console.quiet = not ranks.is_main_process()  # under torchrun only rank 0 speaks
     summary = execute(prep, console)

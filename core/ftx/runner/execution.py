@@ -1,0 +1,305 @@
+"""Execute a prepared run: claim the directory, walk the hooks, score, report.
+
+:func:`execute` always leaves a ``summary.json`` whose ``status`` is ``finished``,
+``interrupted`` or ``failed``, except for bad input found late, which leaves the disk as it was
+(an earlier run replaced with ``--overwrite`` put back). SIGTERM and SIGUSR1 count as Ctrl-C in
+every phase (:mod:`ftx.stop_signals`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ftx import allocator, openmp
+from ftx.errors import BadInput, RunFailed, RunInterrupted
+from ftx.plugins import call_first
+from ftx.ranks import is_main_process
+from ftx.runner.checkpoints import newest_checkpoint
+from ftx.runner.failures import (
+    NonFiniteLoss,
+    is_out_of_memory,
+    lighter_methods,
+    out_of_memory_advice,
+)
+from ftx.runner.memory import peak_rss_bytes, reset_peak_rss
+from ftx.runner.provenance import git_revision, library_versions
+from ftx.runner.request import PreparedRun
+from ftx.runner.rundir import RunDirectory, write_config, write_summary
+from ftx.runner.scoring import eval_settings, score_dir
+from ftx.runner.training import build_trainer, count_parameters, train
+from ftx.stop_signals import signals_interrupt
+
+UNSAFE_MODEL_FLAGS = (
+    ("trust_remote_code", "runs the model repository's own Python code"),
+    ("allow_pickle", "unpickles weights, which can run arbitrary code"),
+)
+# Facts of an interrupted run that a resumed one keeps when it has nothing left to train.
+CARRIED_ON_RESUME = ("eval_before", "train_time_s", "tokens", "tokens_per_s", "train_loss")
+
+
+class RunRecord:
+    """``summary.json`` of the run in progress: written by the main process only."""
+
+    def __init__(self, run_dir: RunDirectory, summary: dict[str, Any], *, main: bool) -> None:
+        self.run_dir = run_dir
+        self.summary = summary
+        self.main = main
+        self.started = time.time()
+        self.baseline = reset_peak_rss()
+
+    def save(self) -> None:
+        if self.main:
+            write_summary(self.run_dir.path, self.summary)
+
+    def measure_from_here(self) -> None:
+        self.baseline = reset_peak_rss()
+
+    def finish(self, status: str, **extra: Any) -> dict[str, Any]:
+        s = self.summary
+        s.update(status=status, wall_time_s=round(time.time() - self.started, 2), **extra)
+        s["peak_memory_bytes"] = peak_rss_bytes()
+        s["peak_memory_above_baseline_bytes"] = s["peak_memory_bytes"] - self.baseline
+        if self.main:
+            self.save()
+            from ftx.report import write_reports
+
+            write_reports(self.run_dir.path, s)
+        return s
+
+
+def quiet_libraries() -> None:
+    """Silence library chatter a user cannot act on (deprecation notices, per-load progress
+    bars); ftx prints its own progress. Real errors still surface."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*use_cache=True.*")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
+    """Run the prepared job end to end; return the summary written to ``summary.json``."""
+    quiet_libraries()
+    from ftx.context import RunContext
+    from ftx.models import load_tokenizer, resolve_model
+
+    if prep.device.kind == "cpu":
+        allocator.keep_freed_memory()
+    mcfg = prep.resolved.config["model"]
+    for flag, risk in UNSAFE_MODEL_FLAGS:
+        if mcfg[flag]:
+            console.print(f"[yellow]warning:[/] model.{flag} is on: ftx {risk}")
+    model_path = resolve_model(mcfg["name"])
+    tokenizer = load_tokenizer(model_path)
+    console.print(
+        f"[bold]ftx[/] {prep.plugin.name} · model {model_path} · device {prep.device.name}"
+    )
+    rows, stats = _tokenize(prep, tokenizer, console)
+
+    main = is_main_process()
+    run_dir = prep.run_dir or RunDirectory(
+        prep.output_dir, replace=False, resume=prep.resume_from is not None, chosen_by_user=True
+    )
+    if main:
+        run_dir.claim()
+    try:
+        prep.output_dir = run_dir.path
+        run = RunContext(
+            plugin=prep.plugin.name,
+            config=prep.resolved.config,
+            options=prep.resolved.options,
+            train_args=prep.resolved.train_args,
+            model_path=model_path,
+            output_dir=run_dir.path,
+            device=prep.device,
+            dtype=prep.dtype,
+            attn_implementation=prep.attn_implementation,
+            console=console,
+        )
+        record = RunRecord(run_dir, _first_summary(prep, run, stats), main=main)
+        if main:
+            write_config(run.output_dir, run.plugin, run.config)
+            record.save()
+        summary = _supervised(prep, run, record, tokenizer, rows)
+    finally:
+        if main:
+            run_dir.release()
+    return summary
+
+
+def _supervised(
+    prep: PreparedRun, run: Any, record: RunRecord, tokenizer: Any, rows: tuple[Any, Any]
+) -> dict[str, Any]:
+    """Walk the hooks and turn every way a run can end into its status on disk."""
+    run_dir, console = record.run_dir, run.console
+    try:
+        with signals_interrupt():
+            summary = _walk_hooks(prep, run, record, tokenizer, rows)
+    except BadInput:
+        # Bad input found late (e.g. a layer index checked against the loaded model): leave
+        # the disk as it was — no new run directory, the replaced one (--overwrite) restored.
+        if record.main:
+            run_dir.bad_input()
+        raise
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        checkpoint = newest_checkpoint(run_dir.path / "checkpoints")
+        record.finish("interrupted", interrupted_by=str(exc) or "SIGINT")
+        if checkpoint is None:
+            console.print("[yellow]interrupted[/] before the first checkpoint")
+            if record.main:
+                _say(console, run_dir.failed(label="interrupted"))
+        else:
+            console.print(
+                f"[yellow]interrupted[/]; resume from {checkpoint.name} with:\n"
+                f"  ftx run --resume --output {run_dir.path}"
+            )
+            _say(console, run_dir.interrupted())
+        raise
+    except BaseException as exc:
+        out_of_memory = is_out_of_memory(exc)
+        if isinstance(exc, NonFiniteLoss):
+            error = str(exc)
+        elif out_of_memory:
+            error = f"out of memory: {exc}"
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+        record.finish("failed", error=error)
+        if record.main:
+            _say(console, run_dir.failed())
+        if out_of_memory:
+            raise RunFailed(
+                out_of_memory_advice(run, exc, lighter_methods=lighter_methods(run))
+            ) from None
+        raise
+    if record.main:
+        _say(console, run_dir.finished())
+    return summary
+
+
+def _walk_hooks(
+    prep: PreparedRun, run: Any, record: RunRecord, tokenizer: Any, rows: tuple[Any, Any]
+) -> dict[str, Any]:
+    """The hook sequence: load_model -> select_trainable -> (trainer hooks) -> train -> export,
+    with held-out scoring of the base model before and of ``model/`` after."""
+    summary, console = record.summary, run.console
+    settings = eval_settings(run.config["data"])
+    scoring = prep.eval_convs and record.main
+    if scoring and "eval_before" not in summary:
+        console.print(f"scoring the base model on {len(prep.eval_convs)} held-out rows…")
+        summary["eval_before"] = score_dir(run.model_path, prep.eval_convs, settings)
+        console.print(f"  before: {settings['metric']} = {summary['eval_before']['score']:.3f}")
+        record.save()
+    record.measure_from_here()  # the training peak is measured from here
+    # train.seed governs everything random from here on, the plugin's own initialisation
+    # (LoRA/IA3 adapters, new heads) included: the Trainer seeds only once it is built.
+    from transformers import set_seed
+
+    set_seed(int(run.train_args["seed"]))  # always set: config.CORE_TRAIN_DEFAULTS
+    model, summary["hooks"]["load_model"] = call_first(prep.pm, "load_model", run=run)
+    model, summary["hooks"]["select_trainable"] = call_first(
+        prep.pm, "select_trainable", run=run, model=model
+    )
+    trainable, total = count_parameters(model)
+    if trainable == 0:
+        raise BadInput(
+            f"plugin '{prep.plugin.name}' left no trainable parameters",
+            hint=f"check the method options (`ftx plugins show {prep.plugin.name}`)",
+        )
+    summary.update(trainable_params=trainable, total_params=total)
+    console.print(
+        f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
+    )
+    built = build_trainer(
+        run, prep.pm, model, tokenizer, rows, resume_from=prep.resume_from, summary=summary
+    )
+    summary.update(train(built, prep.resume_from))
+    if built.guard.bad_step is not None:
+        raise NonFiniteLoss(
+            built.guard.bad_step, newest_checkpoint(run.output_dir / "checkpoints"), run
+        )
+    if built.stopper.signal_name is not None:
+        record.finish("interrupted", interrupted_by=built.stopper.signal_name)
+        cmd = f"ftx run --resume --output {run.output_dir}"
+        console.print(
+            f"[yellow]interrupted by {built.stopper.signal_name}[/]; checkpoint saved. "
+            f"Resume with:\n  {cmd}"
+        )
+        _say(console, record.run_dir.interrupted())
+        raise RunInterrupted(cmd)
+    # Every rank calls export (sharded engines gather collectively); only rank 0 writes.
+    artifacts, summary["hooks"]["export"] = call_first(
+        prep.pm, "export", run=run, model=model, tokenizer=tokenizer, trainer=built.trainer
+    )
+    summary["artifacts"] = artifacts
+    if scoring:
+        console.print("scoring the trained model (model/)…")
+        summary["eval_after"] = score_dir(run.output_dir / "model", prep.eval_convs, settings)
+        console.print(f"  after: {settings['metric']} = {summary['eval_after']['score']:.3f}")
+    return record.finish("finished")
+
+
+def _tokenize(prep: PreparedRun, tokenizer: Any, console: Any) -> tuple[tuple[Any, Any], dict]:
+    """Training and held-out rows as token ids with labels; raise BadInput if none is left."""
+    from ftx import data as data_mod
+
+    dcfg = prep.resolved.config["data"]
+    options = {
+        "max_length": dcfg["max_length"],
+        "template": dcfg["template"],
+        "train_on": dcfg["train_on"],
+    }
+    tokenized = data_mod.tokenize_dataset(prep.train_convs, tokenizer, **options)
+    if not tokenized.examples:
+        raise BadInput(
+            f"{dcfg['path']}: no trainable rows left after truncation to {dcfg['max_length']}",
+            hint="raise data.max_length",
+        )
+    held_out = data_mod.tokenize_dataset(prep.eval_convs, tokenizer, **options).examples
+    stats = {k: v for k, v in tokenized.stats.items() if k != "lengths"}
+    console.print(
+        f"data: {stats.get('kept')} rows, {stats.get('tokens')} tokens "
+        f"({stats.get('truncated', 0)} truncated, {stats.get('dropped', 0)} dropped)"
+    )
+    return (tokenized.examples, held_out), stats
+
+
+def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    dcfg = run.config["data"]
+    summary: dict[str, Any] = {
+        "status": "running",
+        "plugin": prep.plugin.name,
+        "method": prep.plugin.distribution,
+        "model": str(run.model_path),
+        "device": prep.device.name,
+        "dtype": run.dtype,
+        "bf16_autocast": bool(run.train_args.get("bf16")),
+        "attn_implementation": run.attn_implementation,
+        "omp_wait_policy": openmp.DECISION,
+        "allocator": allocator.DECISION,
+        "data": stats,
+        "data_files": {"train": dcfg["path"], "eval": dcfg["eval"]},
+        "data_hashes": prep.data_files,
+        "versions": library_versions(),
+        "git_revision": git_revision(),
+        "hooks": {},
+    }
+    if prep.run_dir is not None and prep.run_dir.replaced is not None:
+        summary["replaces"] = str(prep.run_dir.replaced)
+    if prep.resume_from is not None:
+        summary["resumed_from"] = prep.resume_from.name
+        for key in CARRIED_ON_RESUME:
+            if key in prep.prior_summary:
+                summary[key] = prep.prior_summary[key]
+    return summary
+
+
+def _say(console: Any, line: str | None) -> None:
+    if line:
+        console.print(line)

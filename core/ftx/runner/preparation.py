@@ -1,0 +1,211 @@
+"""Validate a run request and decide everything about the run before anything is written.
+
+:func:`prepare` does all the checking that can fail because of the user — plugin name, config,
+resume constraints, model path, dtype and attention implementation, data rows, output
+directory — and has no side effects: a :class:`BadInput` from it leaves the disk as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftx import config as cfg_mod
+from ftx.errors import BadInput
+from ftx.plugins import call_first, get_plugin, manager_for
+from ftx.runner.checkpoints import newest_checkpoint, read_json
+from ftx.runner.provenance import file_hash
+from ftx.runner.request import PreparedRun, RunRequest
+from ftx.runner.rundir import RunDirectory, default_output, is_nonempty_dir
+
+# What ``--resume`` may change: settings that only affect logging and saving from now on.
+# Anything else would be recorded in config.yaml without taking effect (the optimizer,
+# scheduler and data order come from the checkpoint), so it is refused.
+RESUMABLE_KEYS = frozenset(
+    {
+        ("train", "logging_steps"),
+        ("train", "save_steps"),
+        ("train", "save_total_limit"),
+        ("train", "report_to"),
+        ("train", "dataloader_num_workers"),
+        ("data", "eval_limit"),
+        ("data", "eval_max_new_tokens"),
+    }
+)
+
+
+def prepare(req: RunRequest) -> PreparedRun:
+    """Validate the request; raise BadInput on any user error. No files are written."""
+    from ftx.device import choose_attention, choose_dtype, detect
+    from ftx.models import check_model_spec, check_weights_format
+
+    saved: dict[str, Any] = {}
+    prior: dict[str, Any] = {}
+    resume_from = None
+    if req.resume:
+        saved, resume_from, prior = _resume_source(req)
+    if not req.plugin and req.config_file:
+        req.plugin = cfg_mod.load_file(req.config_file).get("plugin")
+    if not req.plugin:
+        raise BadInput("--plugin is required (see `ftx plugins` for what is installed)")
+    plugin = get_plugin(req.plugin)
+    pm = manager_for(plugin)
+    device = detect()
+    declared, _ = call_first(pm, "method_options")
+    train_defaults, _ = call_first(pm, "train_defaults", device=device)
+
+    # A resumed run starts from its saved, fully resolved config.yaml.
+    base = {s: dict(saved.get(s) or {}) for s in cfg_mod.SECTIONS}
+    file_cfg = cfg_mod.load_file(req.config_file)
+    for section in cfg_mod.SECTIONS:
+        base[section].update(file_cfg.get(section) or {})
+    flags = {"model": {"name": req.model}, "data": {"path": req.data}}
+    raw = cfg_mod.merge(base, flags, req.sets, plugin=plugin.name)
+    resolved = cfg_mod.resolve(
+        raw,
+        declared_options=list(declared or []),
+        plugin=plugin.name,
+        plugin_train_defaults=train_defaults,
+        device=device,
+    )
+    if req.resume:
+        _refuse_changes_on_resume(saved, resolved.config, Path(str(req.output)))
+    mcfg = resolved.config["model"]
+    check_model_spec(mcfg["name"])
+    check_weights_format(mcfg["name"], allow_pickle=mcfg["allow_pickle"])
+    dtype = choose_dtype(mcfg["dtype"], device)
+    attn_implementation = choose_attention(mcfg["attn_implementation"], device)
+
+    convs, eval_convs, files = _load_data(resolved)
+    hashes = {k: file_hash(v) for k, v in files.items()}
+    output = Path(req.output) if req.output else default_output(plugin.name)
+    if req.resume:
+        _refuse_changed_data(prior.get("data_hashes") or {}, hashes, output, force=req.force)
+    elif output.exists() and not output.is_dir():
+        raise BadInput(f"--output {output} exists and is not a directory")
+    elif is_nonempty_dir(output) and not req.overwrite:
+        from ftx.ranks import is_main_process
+
+        # Under torchrun the main process may already have created it: the launching
+        # process validated the directory once, up front, and the ranks inherit its claim.
+        if is_main_process():
+            raise BadInput(
+                f"output directory {output} already exists and is not empty",
+                hint="choose another --output, continue it with --resume, or pass --overwrite",
+            )
+    replaced = prior.get("replaces")
+    run_dir = RunDirectory(
+        output,
+        replace=req.overwrite and not req.resume,
+        resume=req.resume,
+        chosen_by_user=req.output is not None,
+        replaced=Path(replaced) if replaced else None,
+    )
+    return PreparedRun(
+        request=req,
+        plugin=plugin,
+        pm=pm,
+        device=device,
+        resolved=resolved,
+        output_dir=output,
+        train_convs=convs,
+        eval_convs=eval_convs,
+        data_files=hashes,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        resume_from=resume_from,
+        prior_summary=prior,
+        run_dir=run_dir,
+    )
+
+
+def _load_data(resolved: cfg_mod.ResolvedConfig) -> tuple[list[Any], list[Any], dict[str, str]]:
+    """Read the training rows and the held-out rows (file, ratio or the demo's split)."""
+    from ftx import data as data_mod
+
+    dcfg = resolved.config["data"]
+    train_path, eval_path = dcfg["path"], dcfg["eval"]
+    if train_path is None:
+        demo_train, demo_eval = data_mod.demo_data_paths()
+        train_path = str(demo_train)
+        if eval_path is None and not dcfg["eval_ratio"]:
+            eval_path = str(demo_eval)
+    convs = data_mod.load_conversations(train_path, dcfg["format"])
+    if eval_path is not None:
+        eval_convs = data_mod.load_conversations(eval_path, dcfg["format"])
+    elif dcfg["eval_ratio"]:
+        convs, eval_convs = data_mod.split_eval(
+            convs, dcfg["eval_ratio"], resolved.train_args.get("seed", 42)
+        )
+    else:
+        eval_convs = []
+    if dcfg["eval_limit"]:
+        eval_convs = eval_convs[: dcfg["eval_limit"]]
+    dcfg["path"], dcfg["eval"] = train_path, eval_path
+    return convs, eval_convs, {"train": train_path, **({"eval": eval_path} if eval_path else {})}
+
+
+def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """For ``--resume``: the run's saved config, its newest complete checkpoint, its summary."""
+    if not req.output:
+        raise BadInput("--resume needs --output RUN_DIR (the run to continue)")
+    run_dir = Path(req.output)
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.is_file():
+        raise BadInput(f"--resume: {run_dir} is not an ftx run directory (no config.yaml)")
+    saved = cfg_mod.load_yaml(saved_file.read_text())
+    made_by = saved.get("plugin")
+    if req.plugin and made_by and req.plugin != made_by:
+        raise BadInput(
+            f"--resume: run {run_dir} was made by plugin '{made_by}', not '{req.plugin}'",
+            hint=f"resume it without --plugin (or with --plugin {made_by})",
+        )
+    req.plugin = req.plugin or made_by
+    summary = read_json(run_dir / "summary.json")
+    if summary.get("status") == "finished":
+        raise BadInput(
+            f"--resume: run {run_dir} already finished; nothing to resume",
+            hint="start a new run with a different --output, or pass --overwrite",
+        )
+    checkpoint = newest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        raise BadInput(
+            f"--resume: run {run_dir} has no complete checkpoint to continue from",
+            hint=f"start it again with: ftx run --overwrite --output {run_dir}",
+        )
+    return saved, checkpoint, summary
+
+
+def _refuse_changes_on_resume(
+    saved: dict[str, Any], resolved: dict[str, Any], run_dir: Path
+) -> None:
+    """A resumed run continues the saved config; changing what the checkpoint fixes is refused
+    (exit 2, naming the keys) rather than recorded without effect."""
+    changed = []
+    for section in cfg_mod.SECTIONS:
+        before, after = saved.get(section) or {}, resolved.get(section) or {}
+        for key in sorted(set(before) | set(after)):
+            if (section, key) in RESUMABLE_KEYS:
+                continue
+            if section == "data" and key in ("path", "eval") and after.get(key) is None:
+                continue  # resolved to the demo later, as it was the first time
+            if before.get(key) != after.get(key):
+                changed.append(f"{section}.{key} ({before.get(key)!r} -> {after.get(key)!r})")
+    if changed:
+        can = ", ".join(f"{s}.{k}" for s, k in sorted(RESUMABLE_KEYS))
+        raise BadInput(
+            f"--resume: run {run_dir} cannot change {', '.join(changed)}: the checkpoint "
+            "fixes them",
+            hint=f"start a new run for other settings; on resume only {can} may change",
+        )
+
+
+def _refuse_changed_data(
+    old: dict[str, str], new: dict[str, str], run_dir: Path, *, force: bool
+) -> None:
+    changed = [k for k, v in new.items() if old.get(k) not in (None, v)]
+    if changed and not force:
+        raise BadInput(
+            f"--resume: the {', '.join(changed)} data changed since run {run_dir} started",
+            hint="pass --force to resume anyway, or start a new run",
+        )

@@ -1,0 +1,51 @@
+"""What the user asked for (`RunRequest`) and what validation made of it (`PreparedRun`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ftx.config import ResolvedConfig
+    from ftx.context import DeviceInfo
+    from ftx.plugins import PluginInfo
+    from ftx.runner.rundir import RunDirectory
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for on the command line (or through the Python API)."""
+
+    plugin: str | None
+    config_file: str | None = None
+    model: str | None = None
+    data: str | None = None
+    output: str | None = None
+    sets: list[str] = field(default_factory=list)
+    resume: bool = False
+    overwrite: bool = False
+    force: bool = False
+
+
+@dataclass
+class PreparedRun:
+    """A validated run, ready to execute: every decision that can fail because of the user has
+    been made (plugin, config, device, dtype, attention, data rows, output directory)."""
+
+    request: RunRequest
+    plugin: PluginInfo
+    pm: pluggy.PluginManager
+    device: DeviceInfo
+    resolved: ResolvedConfig
+    output_dir: Path
+    train_convs: list[Any]
+    eval_convs: list[Any]
+    data_files: dict[str, str]
+    dtype: str = "float32"
+    attn_implementation: str = "sdpa"
+    resume_from: Path | None = None
+    prior_summary: dict[str, Any] = field(default_factory=dict)
+    run_dir: RunDirectory | None = None

@@ -1,0 +1,156 @@
+"""The training phase of a run: the trainer hooks in order, then ``trainer.train()``.
+
+:func:`build_trainer` walks ``training_arguments -> build_trainer -> trainer_ready`` with the
+host's callbacks (metrics log, NaN guard, graceful stop); :func:`train` runs it, resuming from a
+checkpoint when there is one, and returns the facts the summary records.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftx.plugins import call_all, call_first
+from ftx.runner.checkpoints import checkpoint_step, training_finished_in
+
+
+@dataclass
+class Trainer:
+    """A built trainer and the host callbacks the run reads after training."""
+
+    trainer: Any
+    guard: Any
+    stopper: Any
+
+
+def build_trainer(
+    run: Any,
+    pm: Any,
+    model: Any,
+    tokenizer: Any,
+    datasets: tuple[Any, Any],
+    *,
+    resume_from: Path | None,
+    summary: dict[str, Any],
+) -> Trainer:
+    """Collators, callbacks and the three trainer hooks. ``datasets``: (train, eval or None)
+    lists of tokenised examples. Records packing, attention and who answered in ``summary``."""
+    from datasets import Dataset
+
+    from ftx import data as data_mod
+    from ftx.attention import suits_run, use_ftx_sdpa
+    from ftx.callbacks import CheckpointAtEnd, FiniteGuard, MetricsLog, StopOnSignal
+
+    dcfg = run.config["data"]
+    packing = data_mod.resolve_packing(
+        dcfg["packing"],
+        attn_implementation=run.attn_implementation,
+        batch_size=int(run.train_args.get("per_device_train_batch_size", 1)),
+        device=run.device.kind,
+    )
+    summary["packing"] = "padding-free" if packing else "padded"
+    requested = run.config["model"]["attn_implementation"]
+    if suits_run(requested, run.attn_implementation, packing=packing, device=run.device.kind):
+        summary["training_attention"] = use_ftx_sdpa(model)
+    else:
+        summary["training_attention"] = run.attn_implementation
+    collator = data_mod.PackingCollator(tokenizer.pad_token_id, padding_free=packing)
+    train_rows, eval_rows = datasets
+    resume_step = checkpoint_step(resume_from) if resume_from else 0
+    guard, stopper = FiniteGuard(), StopOnSignal()
+    callbacks = [
+        MetricsLog(run.output_dir / "metrics.jsonl", run.console, resume_step=resume_step),
+        guard,
+        stopper,
+        CheckpointAtEnd(),
+    ]
+
+    answered = call_all(pm, "training_arguments", run=run, model=model)
+    for overrides, _ in answered:
+        run.train_args.update(overrides or {})
+    summary["hooks"]["training_arguments"] = [who for _, who in answered]
+    trainer, who = call_first(
+        pm,
+        "build_trainer",
+        run=run,
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        data_collator=collator,
+        callbacks=callbacks,
+    )
+    summary["hooks"]["build_trainer"] = who
+    answered = call_all(pm, "trainer_ready", run=run, model=model, trainer=trainer)
+    summary["hooks"]["trainer_ready"] = [who for _, who in answered]
+    guard.read_norm_from(trainer)
+    summary.update(run.state.get("summary", {}))
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    # ftx prints its own progress lines (MetricsLog); the Trainer's would print every log twice.
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    return Trainer(trainer=trainer, guard=guard, stopper=stopper)
+
+
+def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:
+    """Train and return the summary facts: steps, time, tokens, losses.
+
+    From a checkpoint saved at the last step (a run interrupted while scoring or exporting)
+    nothing is trained: the checkpoint's weights and state are restored and only the step and
+    loss facts are returned (the caller keeps the interrupted run's timings)."""
+    trainer = built.trainer
+    if resume_from is not None and training_finished_in(resume_from):
+        trainer._load_from_checkpoint(str(resume_from))
+        trainer.state = type(trainer.state).load_from_json(str(resume_from / "trainer_state.json"))
+        return {
+            "steps": trainer.state.global_step,
+            "max_steps": trainer.state.max_steps,
+            "final_loss": final_loss(trainer),
+        }
+    started = time.time()
+    built.stopper.install()
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    finally:
+        built.stopper.uninstall()
+    train_time = time.time() - started
+    tokens = tokens_seen(trainer)
+    return {
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "train_time_s": round(train_time, 2),
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / train_time, 1) if train_time > 0 and tokens else None,
+        "final_loss": final_loss(trainer),
+        "train_loss": round(float(result.training_loss), 6),
+    }
+
+
+def tokens_seen(trainer: Any) -> int | None:
+    for row in reversed(trainer.state.log_history):
+        if "num_tokens" in row:
+            return int(row["num_tokens"])
+    return None
+
+
+def final_loss(trainer: Any) -> float | None:
+    for row in reversed(trainer.state.log_history):
+        if "loss" in row:
+            return round(float(row["loss"]), 6)
+    return None
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts; 4-bit packed weights count as their logical size."""
+    trainable = total = 0
+    for param in model.parameters():
+        n = param.numel()
+        if getattr(param, "quant_state", None) is not None or type(param).__name__ == "Params4bit":
+            n *= 2
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return trainable, total

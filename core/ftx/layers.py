@@ -40,6 +40,12 @@ def block_index(param_name: str, prefix: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+LINEAR_KINDS = ("Linear", "Conv1D")
+"""Class names of the plain linear layers adapters attach to: ``nn.Linear`` and GPT-2's
+``Conv1D`` (a transposed linear; bitsandbytes quantises both to ``Linear4bit``/``Linear8bitLt``,
+PEFT adapts both)."""
+
+
 def linear_module_names(model: Any) -> list[str]:
     """Short names of the Linear(-like) layers inside the decoder blocks (LoRA targets)."""
     prefix, _ = decoder_blocks(model)
@@ -48,6 +54,21 @@ def linear_module_names(model: Any) -> list[str]:
         if block_index(name, prefix) is None:
             continue
         kind = type(module).__name__
-        if kind == "Linear" or kind.startswith("Linear4bit") or kind.startswith("Linear8bit"):
+        if kind in LINEAR_KINDS or kind.startswith(("Linear4bit", "Linear8bit")):
             names.add(name.rsplit(".", 1)[-1])
     return sorted(names)
+
+
+def outer_norm_parameters(model: Any) -> dict[str, Any]:
+    """Parameters of the normalisation layers outside the decoder blocks (the final norm:
+    ``model.norm`` in Llama, ``transformer.ln_f`` in GPT-2, ``final_layer_norm`` in OPT and
+    GPT-NeoX), by qualified name. A norm is a module whose class name contains ``norm`` (any
+    case): LayerNorm, LlamaRMSNorm, GemmaRMSNorm, ..."""
+    prefix, _ = decoder_blocks(model)
+    out: dict[str, Any] = {}
+    for name, module in model.named_modules():
+        if "norm" not in type(module).__name__.lower() or block_index(name, prefix) is not None:
+            continue
+        for pname, param in module.named_parameters(recurse=False):
+            out[f"{name}.{pname}" if name else pname] = param
+    return out

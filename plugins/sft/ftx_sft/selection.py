@@ -63,8 +63,8 @@ def _parse_one(part: str, n: int, valid: str) -> list[int]:
     return [index(part)]
 
 
-def _extra_params(model: Any, extras: list[str], prefix: str) -> dict[str, Any]:
-    from ftx.layers import block_index
+def _extra_params(model: Any, extras: list[str]) -> dict[str, Any]:
+    from ftx.layers import outer_norm_parameters
 
     out: dict[str, Any] = {}
     for extra in extras:
@@ -79,11 +79,7 @@ def _extra_params(model: Any, extras: list[str], prefix: str) -> dict[str, Any]:
         if module is not None:
             out.update({f"{extra}:{n}": p for n, p in module.named_parameters()})
             continue
-        norms = {
-            n: p
-            for n, p in model.named_parameters()
-            if "norm" in n and block_index(n, prefix) is None
-        }
+        norms = outer_norm_parameters(model)
         if not norms:
             raise BadInput(f"method.extra: this model has no {extra!r} outside the decoder blocks")
         out.update(norms)
@@ -123,7 +119,7 @@ def apply_selection(run: Any, model: Any) -> Any:
                 f"method.modules: {', '.join(map(repr, missing))} matches no parameter in the "
                 f"chosen blocks; names look like {example.split(f'{prefix}.0.', 1)[-1]!r}"
             )
-    extras = _extra_params(model, list(opts["extra"] or []), prefix)
+    extras = _extra_params(model, list(opts["extra"] or []))
     for param in extras.values():
         param.requires_grad_(True)
 

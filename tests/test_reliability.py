@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import textwrap
 
 import pytest
 
-from ftx.callbacks import StopOnSignal
 from ftx.testing.commands import run_argv
 
 STEPS = 8
@@ -30,16 +28,9 @@ def weights(path):
 
 
 @pytest.fixture
-def interrupt_at_step_3(monkeypatch):
+def interrupt_at_step_3(ftx_signal_at_step):
     """Deliver a real SIGINT to this process right after step 3 finishes."""
-    original = StopOnSignal.on_step_end
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == 3 and self.signal_name is None:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, args, state, control, **kwargs)
-
-    monkeypatch.setattr(StopOnSignal, "on_step_end", on_step_end)
+    ftx_signal_at_step(3, signal.SIGINT)
 
 
 def test_interrupt_then_resume_matches_uninterrupted_run(

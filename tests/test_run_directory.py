@@ -159,20 +159,11 @@ def test_overwrite_then_failure_puts_the_earlier_run_back(
 
 
 def test_overwrite_then_interrupt_keeps_both_and_resume_finishes_the_swap(
-    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, monkeypatch
+    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, monkeypatch, ftx_signal_at_step
 ):
-    from ftx.callbacks import StopOnSignal
-
     out = tmp_path / "run"
     assert ftx_cli(*run_args(ftx_tiny_model, ftx_tiny_data, out)).exit_code == 0
-    original = StopOnSignal.on_step_end
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == 2 and self.signal_name is None:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, args, state, control, **kwargs)
-
-    monkeypatch.setattr(StopOnSignal, "on_step_end", on_step_end)
+    ftx_signal_at_step(2, signal.SIGTERM)
     r = ftx_cli(*run_args(ftx_tiny_model, ftx_tiny_data, out), "--overwrite")
     assert r.exit_code == 130, r.output
     [previous] = siblings(out)
@@ -242,18 +233,9 @@ def test_sigterm_during_export_then_resume_exports_without_training_again(
 
 
 def test_resume_refuses_changes_the_checkpoint_fixes(
-    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, monkeypatch
+    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, monkeypatch, ftx_signal_at_step
 ):
-    from ftx.callbacks import StopOnSignal
-
-    original = StopOnSignal.on_step_end
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == 2 and self.signal_name is None:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, args, state, control, **kwargs)
-
-    monkeypatch.setattr(StopOnSignal, "on_step_end", on_step_end)
+    ftx_signal_at_step(2, signal.SIGINT)
     out = tmp_path / "run"
     assert ftx_cli(*run_args(ftx_tiny_model, ftx_tiny_data, out)).exit_code == 130
     monkeypatch.undo()

@@ -61,3 +61,26 @@ def ftx_manager() -> Callable[[str], object]:
     from ftx.plugins import get_plugin, manager_for
 
     return lambda name: manager_for(get_plugin(name))
+
+
+@pytest.fixture
+def ftx_signal_at_step(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``ftx_signal_at_step(3, signal.SIGTERM)``: deliver a real signal to this process right
+    after training step 3 of the next in-process run (as a user's Ctrl-C or a scheduler would).
+    ``monkeypatch.undo()`` stops it."""
+    import os
+    import signal
+
+    from ftx.callbacks import StopOnSignal
+
+    def arm(step: int, sig: int = signal.SIGINT) -> None:
+        original = StopOnSignal.on_step_end
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step and self.signal_name is None:
+                os.kill(os.getpid(), sig)
+            return original(self, args, state, control, **kwargs)
+
+        monkeypatch.setattr(StopOnSignal, "on_step_end", on_step_end)
+
+    return arm

@@ -20,3 +20,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_arch_model(tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_arch_model(architecture)``: the path of a tiny random model of that architecture
+    (a key of ``ftx.testing.tiny.ARCHITECTURES``) with the ChatML tokenizer, built once per
+    session."""
+    from ftx.testing.tiny import make_tiny_model
+
+    built: dict[str, object] = {}
+
+    def build(architecture: str):
+        if architecture not in built:
+            root = tmp_path_factory.mktemp(f"tiny-{architecture}")
+            built[architecture] = make_tiny_model(root / "model", architecture=architecture)
+        return built[architecture]
+
+    return build

@@ -51,7 +51,7 @@ def assert_refused(result, out, *needles):
 
 
 RANGE_CASES = [
-    ("fft", "train.learning_rate=-1e-4", "train.learning_rate: -0.0001", "> 0"),
+    ("fft", "train.learning_rate=-1e-4", "train.learning_rate: -0.0001", ">= 0"),
     ("fft", "train.per_device_train_batch_size=0", "per_device_train_batch_size: 0", ">= 1"),
     ("sft", "train.gradient_accumulation_steps=0", "gradient_accumulation_steps: 0", ">= 1"),
     ("qlora", "method.r=0", "method.r: 0", ">= 1"),

@@ -155,7 +155,7 @@ def test_killed_export_leaves_no_artifact(ftx_tiny_model, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from ftx.defaults import save_full_model
+        from ftx.saving import save_full_model
         model = AutoModelForCausalLM.from_pretrained({str(ftx_tiny_model)!r})
         tok = AutoTokenizer.from_pretrained({str(ftx_tiny_model)!r})
         real = model.save_pretrained

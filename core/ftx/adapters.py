@@ -39,7 +39,8 @@ def merge_adapter(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from ftx.defaults import save_full_model, torch_dtype
+    from ftx.loading import torch_dtype
+    from ftx.saving import save_full_model
 
     base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch_dtype("float32"))
     with torch.no_grad():

@@ -65,7 +65,8 @@ def _check_run(run: Path) -> None:
 def _export_full(model_dir: Path, tokenizer, target: Path, dtype: str) -> Path:
     from transformers import AutoModelForCausalLM
 
-    from ftx.defaults import save_full_model, torch_dtype
+    from ftx.loading import torch_dtype
+    from ftx.saving import save_full_model
 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype(dtype))
     return save_full_model(model, tokenizer, target)
@@ -75,7 +76,7 @@ def _export_adapter(adapter: Path, tokenizer, target: Path, dtype: str) -> Path:
     from safetensors.torch import load_file, save_file
 
     from ftx.artifacts import atomic_dir
-    from ftx.defaults import torch_dtype
+    from ftx.loading import torch_dtype
 
     with atomic_dir(target) as tmp:
         for item in adapter.iterdir():

@@ -84,9 +84,8 @@ RANGES: dict[tuple[str, str], Range] = {
     ("data", "eval_limit"): Range(min=1, fix="null scores every held-out row"),
     ("data", "eval_max_new_tokens"): Range(min=1, fix="tokens generated per held-out row: e.g. 64"),
     ("train", "learning_rate"): Range(
-        min=0,
-        min_exclusive=True,
-        fix="a positive step size: about 1e-5 to 1e-4 for full fine-tuning, 1e-4 to 1e-3 for LoRA",
+        min=0,  # 0 is allowed: it measures the initialisation (e.g. of LoRA adapters)
+        fix="a step size >= 0: about 1e-5 to 1e-4 for full fine-tuning, 1e-4 to 1e-3 for LoRA",
     ),
     ("train", "num_train_epochs"): Range(
         min=0,

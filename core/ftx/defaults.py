@@ -3,9 +3,14 @@
 * ``load_model``: ``AutoModelForCausalLM.from_pretrained`` with ``run.dtype`` and
   ``run.attn_implementation``, safetensors only unless ``model.allow_pickle``;
 * ``select_trainable``: every parameter trainable (full fine-tuning);
-* ``build_trainer``: TRL's ``SFTTrainer`` (lean loss on the CPU, :mod:`ftx.trainer`) on the
+* ``build_trainer``: ftx's ``SFTTrainer`` (lean loss on the CPU, :mod:`ftx.trainer`) on the
   host's tokenised data and collator;
 * ``export``: ``save_pretrained`` of the model and tokenizer into ``model/``, atomically.
+
+Nothing else lives here. The helpers plugins import are in :mod:`ftx.loading`
+(``torch_dtype``, ``from_pretrained_kwargs``), :mod:`ftx.saving` (``save_full_model``) and
+:mod:`ftx.trainer` (``build_sft_trainer``); the names below stay importable from
+``ftx.defaults`` for plugins written against earlier versions.
 """
 
 from __future__ import annotations
@@ -13,24 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from ftx import hookimpl
+from ftx.loading import from_pretrained_kwargs, torch_dtype
+from ftx.saving import save_full_model
 
-
-def torch_dtype(name: str):
-    """``"bfloat16"`` -> ``torch.bfloat16`` etc."""
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def from_pretrained_kwargs(run: Any) -> dict[str, Any]:
-    """Keyword arguments every model load of this run shares (dtype, attention, safety flags)."""
-    model_cfg = run.config["model"]
-    return {
-        "dtype": torch_dtype(run.dtype),
-        "attn_implementation": run.attn_implementation,
-        "trust_remote_code": bool(model_cfg.get("trust_remote_code")),
-        "use_safetensors": None if model_cfg.get("allow_pickle") else True,
-    }
+__all__ = ["from_pretrained_kwargs", "make_sft_trainer", "save_full_model", "torch_dtype"]
 
 
 @hookimpl(trylast=True)
@@ -64,6 +55,13 @@ def build_trainer(
     )
 
 
+@hookimpl(trylast=True)
+def export(run: Any, model: Any, tokenizer: Any) -> dict[str, str]:
+    if not run.is_main_process:
+        return {}
+    return {"model": str(save_full_model(model, tokenizer, run.output_dir / "model"))}
+
+
 def make_sft_trainer(
     run: Any,
     model: Any,
@@ -74,55 +72,16 @@ def make_sft_trainer(
     callbacks: list[Any],
     **overrides: Any,
 ) -> Any:
-    """ftx's ``SFTTrainer`` (:mod:`ftx.trainer`: TRL's, with a lean loss on the CPU) over ftx's
-    tokenised data; ``overrides`` win over ``run.train_args``.
+    """Positional form of :func:`ftx.trainer.build_sft_trainer`, kept for existing plugins."""
+    from ftx.trainer import build_sft_trainer
 
-    Plugins that need different training arguments (FSDP settings, LoRA-specific options) call
-    this from their own ``build_trainer`` instead of re-implementing trainer construction.
-    TRL's preparation is skipped (ftx has tokenised and masked the rows already) and its
-    defaults that ftx decides itself (gradient checkpointing, bf16) come from ``run.train_args``.
-    """
-    from trl import SFTConfig
-
-    from ftx.trainer import trainer_class
-
-    args = SFTConfig(
-        **{"use_cpu": run.device.kind == "cpu", **run.train_args, **overrides},
-        output_dir=str(run.output_dir / "checkpoints"),
-        dataset_kwargs={"skip_prepare_dataset": True},
-        remove_unused_columns=False,
-        max_length=None,
-    )
-    return trainer_class()(
+    return build_sft_trainer(
+        run=run,
         model=model,
-        args=args,
+        tokenizer=tokenizer,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=data_collator,
-        processing_class=tokenizer,
         callbacks=callbacks,
+        **overrides,
     )
-
-
-@hookimpl(trylast=True)
-def export(run: Any, model: Any, tokenizer: Any) -> dict[str, str]:
-    if not run.is_main_process:
-        return {}
-    return {"model": str(save_full_model(model, tokenizer, run.output_dir / "model"))}
-
-
-def save_full_model(model: Any, tokenizer: Any, target: Any, *, dtype: str | None = None) -> Any:
-    """Save ``model`` (unwrapped, optionally cast) and ``tokenizer`` to ``target`` atomically.
-
-    Shared by every method that exports full weights. Large models are sharded by
-    ``save_pretrained``'s default ``max_shard_size``.
-    """
-    from ftx.artifacts import atomic_dir
-
-    if dtype is not None:
-        model = model.to(torch_dtype(dtype))
-    model.config.use_cache = True
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    return target

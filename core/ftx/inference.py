@@ -56,7 +56,7 @@ def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ftx.defaults import torch_dtype
+    from ftx.loading import torch_dtype
     from ftx.models import load_tokenizer
 
     directory, kind = resolve_artifact(path)

@@ -161,3 +161,44 @@ def trainer_class() -> type:
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
 
     return FtxSFTTrainer
+
+
+def build_sft_trainer(
+    *,
+    run: Any,
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Any,
+    eval_dataset: Any = None,
+    data_collator: Any,
+    callbacks: list[Any],
+    trainer_cls: type | None = None,
+    **overrides: Any,
+) -> Any:
+    """``FtxSFTTrainer`` (or ``trainer_cls``, a subclass of it) over ftx's tokenised data with
+    ``SFTConfig(**run.train_args)``; ``overrides`` win over ``run.train_args``. What the core
+    default ``build_trainer`` returns.
+
+    TRL's dataset preparation is skipped (ftx has tokenised and masked the rows already) and
+    its defaults that ftx decides itself (activation checkpointing, bf16) come from
+    ``run.train_args``. A method that only needs other arguments implements the
+    ``training_arguments`` hook instead of calling this.
+    """
+    from trl import SFTConfig
+
+    args = SFTConfig(
+        **{"use_cpu": run.device.kind == "cpu", **run.train_args, **overrides},
+        output_dir=str(run.output_dir / "checkpoints"),
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
+        max_length=None,
+    )
+    return (trainer_cls or trainer_class())(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=data_collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )

@@ -238,6 +238,7 @@ def _walk_hooks(
         prep.pm, "export", run=run, model=model, tokenizer=tokenizer, trainer=built.trainer
     )
     summary["artifacts"] = artifacts
+    summary.update(run.state.get("summary", {}))  # facts the plugin reported (run.report)
     if scoring:
         console.print("scoring the trained model (model/)…")
         summary["eval_after"] = score_dir(run.output_dir / "model", prep.eval_convs, settings)

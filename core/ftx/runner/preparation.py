@@ -37,7 +37,7 @@ RESUMABLE_KEYS = frozenset(
 def prepare(req: RunRequest) -> PreparedRun:
     """Validate the request; raise BadInput on any user error. No files are written."""
     from ftx.device import choose_attention, choose_dtype, detect
-    from ftx.models import check_model_spec, check_weights_format
+    from ftx.models import check_model_spec, check_weights_format, read_model_config
 
     saved: dict[str, Any] = {}
     prior: dict[str, Any] = {}
@@ -74,7 +74,8 @@ def prepare(req: RunRequest) -> PreparedRun:
     check_model_spec(mcfg["name"])
     check_weights_format(mcfg["name"], allow_pickle=mcfg["allow_pickle"])
     dtype = choose_dtype(mcfg["dtype"], device)
-    attn_implementation = choose_attention(mcfg["attn_implementation"], device)
+    model_config, _ = read_model_config(mcfg["name"])
+    attn_implementation = choose_attention(mcfg["attn_implementation"], device, model_config)
 
     convs, eval_convs, files = _load_data(resolved)
     hashes = {k: file_hash(v) for k, v in files.items()}

@@ -9,14 +9,19 @@ safetensors weights, tokenizer) before a hook sees it:
   (``$FTX_CACHE``, default ``~/.cache/ftx``), so later loads take about a second;
 * a directory with ``config.json``;
 * a hub id, only if it is already in the local Hugging Face cache.
+
+:func:`read_model_config` reads the same specs' *config* only (``ftx plan``, and whatever must
+decide something from the architecture before loading weights).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ftx.errors import BadInput
 
@@ -60,10 +65,7 @@ def check_model_spec(spec: str | None) -> None:
         return
     if path.exists():
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
-            raise BadInput(
-                f"model directory {spec} has no config.json",
-                hint="pass a Hugging Face model directory, a .gguf file, or a run directory",
-            )
+            raise _no_config(spec)
         return
     if "/" in spec and not spec.startswith((".", "/")) and _cached_hub_snapshot(spec):
         return
@@ -71,6 +73,81 @@ def check_model_spec(spec: str | None) -> None:
         f"model not found: {spec} (not a directory, not a .gguf file, not in the local HF cache)",
         hint="ftx never downloads at run time; pass a local directory or .gguf file",
     )
+
+
+def _no_config(spec: str) -> BadInput:
+    return BadInput(
+        f"model directory {spec} has no config.json",
+        hint="pass a Hugging Face model directory, a .gguf file, or a run directory",
+    )
+
+
+def read_model_config(spec: str | None) -> tuple[Any, str]:
+    """Read the config of ``spec`` without its weights; return ``(config, description)``.
+
+    ``spec`` is what :func:`resolve_model` takes, plus a run directory (its ``model/``):
+    ``None``/``demo`` (the SmolLM2 GGUF's metadata), a ``.gguf`` file (metadata only, needs
+    ``gguf``; ``config.dtype`` is ``float32``, what ftx converts GGUF weights to), a model
+    directory, or a hub id already in the local cache. ``config`` is a ``transformers``
+    config, or for a model type the installed transformers does not know, ``config.json``
+    read as attributes. ``description`` names what was read, for humans.
+
+    Loads no weights and converts nothing. Importing this module imports no torch; reading a
+    config goes through ``transformers.AutoConfig``, which imports it (transformers 5).
+    Raises :class:`BadInput` with :func:`check_model_spec`'s messages for a spec that cannot
+    resolve, and for a model directory without ``config.json`` (an adapter-only directory
+    names no base ftx can read).
+    """
+    if spec is not None and not is_demo(spec):
+        path = Path(spec).expanduser()
+        if path.is_dir() and not (path / "config.json").is_file():
+            if (path / "model" / "config.json").is_file():
+                return _read_config_dir(path / "model"), str(path / "model")
+            raise _no_config(spec)
+    check_model_spec(spec)
+    if is_demo(spec):
+        gguf = demo_gguf_path()
+        return _read_gguf_config(gguf), f"demo ({gguf.stem})"
+    assert spec is not None
+    if spec.endswith(".gguf"):
+        return _read_gguf_config(Path(spec).expanduser()), spec
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _read_config_dir(path), spec
+    snapshot = _cached_hub_snapshot(spec)
+    assert snapshot is not None  # check_model_spec found it
+    return _read_config_dir(snapshot), spec
+
+
+class _ConfigAttributes:
+    """A ``config.json`` read as attributes (for model types this transformers does not know)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+
+def _read_config_dir(path: Path) -> Any:
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(str(path))
+    except Exception:
+        try:
+            data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{path / 'config.json'}: cannot read ({exc})") from None
+        return _ConfigAttributes(data)
+
+
+def _read_gguf_config(gguf: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:
+        raise BadInput(f"{gguf}: cannot read its GGUF metadata ({exc})") from None
+    config.dtype = "float32"  # what convert_gguf writes
+    return config
 
 
 def check_weights_format(spec: str | None, *, allow_pickle: bool) -> None:

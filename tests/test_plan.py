@@ -21,7 +21,7 @@ import pytest
 
 from ftx.context import DeviceInfo
 from ftx.errors import BadInput
-from ftx.plan import (
+from ftx.estimates import (
     MemoryEstimate,
     Precision,
     activation_bytes,
@@ -29,10 +29,10 @@ from ftx.plan import (
     lora_params,
     model_shape,
     parse_size,
-    plan,
     precision_for,
     quantized_bytes,
 )
+from ftx.planner import plan
 from tests.fake_dists import make_dist
 
 GB = 10**9
@@ -297,7 +297,7 @@ def test_published_7b_points():
 def bf16_lora_estimate(config, *, seq_len, batch_size, device, dtype="bfloat16", r=16):
     """Plain LoRA on a bf16 base, composed from the shared helpers the way a third-party LoRA
     plugin would (there is no built-in one); also used by the fake plugin below."""
-    from ftx.plan import MemoryEstimate, adamw_bytes, lora_activation_extra
+    from ftx.estimates import MemoryEstimate, adamw_bytes, lora_activation_extra
 
     shape = model_shape(config)
     precision = precision_for(device, dtype)
@@ -427,7 +427,78 @@ def test_plan_method_options_change_the_estimate(ftx_cli, llama7b_dir):
         return rows["sft"]["estimate"]["trainable_params"]
 
     # Llama-2-7B has 32 blocks: auto trains the top quarter (8), four times last:2.
-    assert sft_trainable("--set", "sft.layers=last:2") * 4 == sft_trainable()
+    assert sft_trainable("--set", "sft:method.layers=last:2") * 4 == sft_trainable()
+
+
+def plan_rows(ftx_cli, model, *sets):
+    args = ["plan", "--model", model, "--gpu-mem", "24GB", "--json"]
+    result = ftx_cli(*args, *[a for s in sets for a in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    return doc, {r["name"]: r for r in doc["methods"]}
+
+
+def test_plan_scoped_set_applies_to_its_plugin_only(ftx_cli, llama7b_dir, third_party):
+    _, base = plan_rows(ftx_cli, llama7b_dir)
+    _, scoped = plan_rows(ftx_cli, llama7b_dir, "qlora:method.r=8")
+    assert (
+        scoped["qlora"]["estimate"]["trainable_params"] * 2
+        == (base["qlora"]["estimate"]["trainable_params"])
+    )
+    for name in ("fft", "sft", "lora16"):
+        assert scoped[name]["estimate"] == base[name]["estimate"]
+
+
+def test_plan_unscoped_set_applies_to_every_plugin_declaring_it(ftx_cli, llama7b_dir):
+    # Of the built-in plugins only qlora declares "r": the others plan as without the setting.
+    _, base = plan_rows(ftx_cli, llama7b_dir)
+    _, unscoped = plan_rows(ftx_cli, llama7b_dir, "method.r=8")
+    _, scoped = plan_rows(ftx_cli, llama7b_dir, "qlora:method.r=8")
+    assert unscoped["qlora"]["estimate"] == scoped["qlora"]["estimate"]
+    assert unscoped["qlora"]["estimate"] != base["qlora"]["estimate"]
+    for name in ("fft", "sft"):
+        assert unscoped[name]["estimate"] == base[name]["estimate"]
+    # A later scoped setting wins over an earlier unscoped one for its plugin.
+    _, both = plan_rows(ftx_cli, llama7b_dir, "method.r=8", "qlora:method.r=16")
+    assert both["qlora"]["estimate"] == base["qlora"]["estimate"]
+
+
+def test_plan_unscoped_set_declared_by_no_plugin_exits_2(ftx_cli, llama7b_dir):
+    result = ftx_cli("plan", "--model", llama7b_dir, "--set", "method.layer=last:2")
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())
+    assert "no planned plugin declares an option 'layer'" in err
+    assert "did you mean 'layers'" in err
+    assert "Traceback" not in result.output
+
+
+def test_plan_reads_run_settings_that_are_plan_inputs(ftx_cli, llama7b_dir):
+    doc, _ = plan_rows(
+        ftx_cli,
+        llama7b_dir,
+        "data.max_length=1024",
+        "train.per_device_train_batch_size=2",
+        "model.dtype=float32",
+    )
+    assert (doc["seq_len"], doc["batch_size"], doc["dtype"]) == (1024, 2, "float32")
+    flags = ["--seq-len", "1024", "--batch-size", "2", "--dtype", "float32"]
+    same = ftx_cli("plan", "--model", llama7b_dir, "--gpu-mem", "24GB", "--json", *flags)
+    assert json.loads(same.stdout)["methods"] == doc["methods"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--set", "train.max_steps=5"], "ftx plan does not use this setting"),
+        (["--set", "qlora:data.max_length=64"], "cannot be scoped to one plugin"),
+        (["--seq-len", "64", "--set", "data.max_length=128"], "disagree"),
+        (["--set", "data.max_length=0"], "must be at least 1"),
+    ],
+)
+def test_plan_other_settings_exit_2(ftx_cli, llama7b_dir, args, needle):
+    result = ftx_cli("plan", "--model", llama7b_dir, *args)
+    assert result.exit_code == 2, result.output
+    assert needle in " ".join(result.stderr.split())
 
 
 def test_plan_nothing_fits_recommends_the_smallest(ftx_cli, llama7b_dir):
@@ -469,10 +540,10 @@ def test_plan_reads_the_demo_gguf_metadata(ftx_cli):
     [
         (["--gpu-mem", "16XB"], "--gpu-mem '16XB'"),
         (["--model", "/no/such/model"], "model not found"),
-        (["--set", "nosuch.r=4"], "no installed plugin named 'nosuch'"),
-        (["--set", "qlora.rank=4"], "unknown option method.rank"),
-        (["--set", "sft.layers=last:99"], "method.layers"),
-        (["--set", "sft"], "PLUGIN.OPTION=VALUE"),
+        (["--set", "nosuch:method.r=4"], "no installed plugin named 'nosuch'"),
+        (["--set", "qlora:method.rank=4"], "unknown option method.rank"),
+        (["--set", "sft:method.layers=last:99"], "method.layers"),
+        (["--set", "sft"], "PLUGIN:section.key=value"),
         (["--device", "tpu"], "--device 'tpu'"),
         (["--device", "cpu", "--gpu-mem", "8GB"], "--gpu-mem plans for a GPU"),
         (["--dtype", "int3"], "--dtype 'int3'"),
@@ -558,7 +629,8 @@ def test_third_party_plugin_estimate_appears(ftx_cli, llama7b_dir, third_party):
 
 def test_plan_and_plugin_modules_import_no_heavy_library():
     code = (
-        "import sys, ftx.plan, ftx.commands.plan, ftx_fft, ftx_sft, ftx_qlora\n"
+        "import sys, ftx.plan, ftx.estimates, ftx.planner, ftx.commands.plan\n"
+        "import ftx_fft, ftx_sft, ftx_qlora, ftx_qlora.settings\n"
         "import ftx_fft.estimate, ftx_sft.estimate, ftx_qlora.estimate\n"
         "heavy = ('torch', 'transformers', 'peft', 'bitsandbytes')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"

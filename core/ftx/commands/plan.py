@@ -2,7 +2,8 @@
 
 Reads only the model's config (``config.json`` or GGUF metadata), asks every installed method
 plugin for its estimate (the ``estimate_memory`` hook) and prints a table, or JSON with every
-number in bytes. Importing this module imports neither torch nor transformers.
+number in bytes; the work is :func:`ftx.planner.plan`, this module parses and prints.
+Importing this module imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -13,23 +14,37 @@ from typing import Any
 import click
 
 
+class _RunDefault(click.Option):
+    """An option that stays ``None`` unless given, so the planner can tell a flag from a
+    ``--set`` of the same input; its help shows ``ftx run``'s default, read from
+    :mod:`ftx.planner` (``run_default`` names the constant) only when help is printed."""
+
+    def __init__(self, *args: Any, run_default: str, **kwargs: Any) -> None:
+        super().__init__(*args, default=None, **kwargs)
+        self.run_default = run_default
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        from ftx import planner
+
+        extra = super().get_help_extra(ctx)
+        extra["default"] = str(getattr(planner, self.run_default))
+        return extra
+
+
+def _step_option(flag: str, run_default: str, help: str) -> Any:
+    """``--seq-len``/``--batch-size``: a size of the planned step, at least 1."""
+    return click.option(
+        flag, cls=_RunDefault, run_default=run_default, type=click.IntRange(min=1), help=help
+    )
+
+
 @click.command("plan")
 @click.option(
     "--model", "-m", default=None, help="HF model dir, .gguf file or cached hub id (default: demo)."
 )
-@click.option(
-    "--seq-len",
-    type=click.IntRange(min=1),
-    default=512,
-    show_default=True,
-    help="Tokens per (padded) row, i.e. data.max_length.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Rows per step (train.per_device_train_batch_size).",
+@_step_option("--seq-len", "DEFAULT_SEQ_LEN", "Tokens per (padded) row, i.e. data.max_length.")
+@_step_option(
+    "--batch-size", "DEFAULT_BATCH_SIZE", "Rows per step (train.per_device_train_batch_size)."
 )
 @click.option(
     "--gpu-mem",
@@ -45,25 +60,28 @@ import click
 )
 @click.option(
     "--dtype",
-    default="auto",
-    show_default=True,
-    help="Weights dtype (model.dtype): auto | float32 | bfloat16 | float16.",
+    default=None,
+    help="Weights dtype (model.dtype): auto (the default) | float32 | bfloat16 | float16.",
 )
 @click.option(
     "--set",
     "sets",
     multiple=True,
-    metavar="PLUGIN.KEY=VALUE",
-    help="A method option for one plugin, e.g. --set sft.layers=last:2 (repeatable).",
+    metavar="[PLUGIN:]method.KEY=VALUE",
+    help="A method option, as in ftx run: qlora:method.r=8 for one plugin, method.r=8 for "
+    "every plugin that declares r (an error if none does). data.max_length, "
+    "train.per_device_train_batch_size, model.dtype and model.name are read as "
+    "--seq-len, --batch-size, --dtype and --model; other settings are an error, since they "
+    "do not change the estimate. Repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers in bytes).")
 def plan_cmd(
     model: str | None,
-    seq_len: int,
-    batch_size: int,
+    seq_len: int | None,
+    batch_size: int | None,
     gpu_mem: str | None,
     device: str,
-    dtype: str,
+    dtype: str | None,
     sets: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -73,20 +91,21 @@ def plan_cmd(
     Examples:
       ftx plan                                 # the demo model on this machine
       ftx plan --model ./llama-7b --gpu-mem 24GB --seq-len 1024 --batch-size 4
-      ftx plan --model m.gguf --set sft.layers=last:2 --json
+      ftx plan --model m.gguf --set sft:method.layers=last:2 --json
+      ftx plan --set method.r=8                # every plugin with an option r
     """
-    from ftx.plan import parse_method_sets, parse_size
-    from ftx.plan import plan as make_plan
+    from ftx.estimates import parse_size
+    from ftx.planner import plan
 
     budget = parse_size(gpu_mem) if gpu_mem is not None else None
-    result = make_plan(
+    result = plan(
         model,
         seq_len=seq_len,
         batch_size=batch_size,
         gpu_mem=budget,
         device=device,
         dtype=dtype,
-        method_options=parse_method_sets(sets),
+        settings=sets,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -106,13 +125,13 @@ def _short(n: int | None) -> str:
 
 
 def print_plan(result: dict[str, Any]) -> None:
-    """Render a :func:`ftx.plan.plan` result as a rich table on stdout (sizes in GiB/MiB)."""
+    """Render a :func:`ftx.planner.plan` result as a rich table on stdout (sizes in GiB/MiB)."""
     from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from ftx.plan import format_bytes, format_count
+    from ftx.estimates import format_bytes, format_count
 
     console = Console()
     shape = result["shape"]
@@ -187,3 +206,6 @@ def print_plan(result: dict[str, Any]) -> None:
         )
     else:
         console.print(f"[yellow]no recommendation:[/] {escape(rec['reason'])}")
+
+
+COMMANDS = [plan_cmd]

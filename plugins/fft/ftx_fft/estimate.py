@@ -1,40 +1,23 @@
-"""``ftx plan`` for full fine-tuning: every weight trains with AdamW (shared math in ftx.plan)."""
+"""``ftx plan`` for full fine-tuning: every weight trains with AdamW (math in ftx.estimates)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from ftx.plan import MemoryEstimate, estimate_dense, model_shape, precision_for
+from ftx.estimates import EstimateRequest, MemoryEstimate, estimator
 
 
-def estimate(
-    model_config: Any,
-    seq_len: int,
-    batch_size: int,
-    options: dict[str, Any],
-    device: Any,
-    dtype: str,
-) -> MemoryEstimate:
+@estimator
+def estimate(request: EstimateRequest) -> MemoryEstimate:
     """Weights, gradients and AdamW state for every parameter; activations in every block.
 
     With FSDP on several GPUs (``method.fsdp`` not ``off``) the weights, gradients and optimizer
     state are sharded over ``device.count`` processes; activations are per process.
     """
-    shape = model_shape(model_config)
-    total = shape.total_params()
-    linear = shape.layers * shape.block_linear_params()
-    notes: list[str] = []
-    result = estimate_dense(
-        shape,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        precision=precision_for(device, dtype),
-        device_kind=device.kind,
-        trainable_params=total,
-        trainable_linear_params=linear,
+    shape, options, device = request.shape, request.options, request.device
+    result = request.dense(
+        trainable_params=shape.total_params(),
+        trainable_linear_params=shape.layers * shape.block_linear_params(),
         layers_with_grad=shape.layers,
         head_trainable=True,
-        notes=notes,
     )
     shards = device.count if options.get("fsdp", "off") != "off" and device.count > 1 else 1
     if shards > 1:

@@ -1,63 +1,53 @@
-"""``ftx plan`` for QLoRA: a 4/8-bit frozen base plus fp32 LoRA adapters (math in ftx.plan)."""
+"""``ftx plan`` for QLoRA: a 4/8-bit frozen base plus fp32 LoRA adapters (math in ftx.estimates).
+
+What the options mean (targets, compute dtype) comes from :mod:`ftx_qlora.settings`, which the
+run's hooks use too.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from ftx.options import AUTO
-from ftx.plan import (
+from ftx.estimates import (
     QUANTIZED_LINEAR_EXTRA,
+    EstimateRequest,
     MemoryEstimate,
     Precision,
-    activation_bytes,
     adamw_bytes,
     autocast_copy_bytes,
+    estimator,
     lora_activation_extra,
     lora_params,
     mapped_checkpoint_bytes,
-    model_shape,
     quantized_bytes,
     quantized_workspace_bytes,
 )
+from ftx_qlora.settings import compute_dtype, target_modules
 
 
-def estimate(
-    model_config: Any,
-    seq_len: int,
-    batch_size: int,
-    options: dict[str, Any],
-    device: Any,
-    dtype: str,
-) -> MemoryEstimate:
+@estimator
+def estimate(request: EstimateRequest) -> MemoryEstimate:
     """Every linear inside the decoder blocks is quantised (``method.bits``); embeddings,
     norms and an untied head stay fp32 (``prepare_model_for_kbit_training`` upcasts them, on
     GPUs too); LoRA adapters and ``modules_to_save`` copies train in fp32 with AdamW. Compute
     runs in bf16 where the device has it (``method.compute_dtype``). Export merges into the
     unquantised base, reloaded in fp32 while the trained model is still in memory.
     """
-    shape = model_shape(model_config)
+    shape, options, device = request.shape, request.options, request.device
     notes: list[str] = []
     known = {name for name, *_ in shape.block_linears()}
-    targets = options.get("target_modules", "all-linear")
-    if isinstance(targets, str):
-        targets = None if targets == "all-linear" else [t.strip() for t in targets.split(",")]
+    targets = target_modules(options["target_modules"])
     if targets is not None and not set(targets) & known:
         notes.append("target_modules not recognised for this architecture: counted all-linear")
         targets = None
-    compute = options.get("compute_dtype", AUTO)
-    if compute == AUTO:
-        compute = "bfloat16" if device.bf16 else "float32"
+    compute = compute_dtype(options["compute_dtype"], device)
     precision = Precision(weights="float32", autocast=compute != "float32")
 
     total = shape.total_params()
     quantized = shape.layers * shape.block_linear_params()
-    bits = int(options.get("bits", 4))
-    data, constants = quantized_bytes(
-        quantized, bits, double_quant=bool(options.get("double_quant", True))
-    )
-    r = int(options.get("r", 16))
+    bits = int(options["bits"])
+    data, constants = quantized_bytes(quantized, bits, double_quant=bool(options["double_quant"]))
+    r = int(options["r"])
     lora = lora_params(shape, r, targets)
-    if options.get("use_dora"):
+    if options["use_dora"]:
         lora += shape.layers * sum(
             out * n
             for name, _, out, n in shape.block_linears()
@@ -65,7 +55,7 @@ def estimate(
         )
         notes.append("DoRA: adapter magnitudes counted; its weight-norm pass is not modelled")
     saved = 0
-    for module in options.get("modules_to_save") or []:
+    for module in options["modules_to_save"] or []:
         if module in {"lm_head", "embed_tokens"}:
             saved += shape.vocab * shape.hidden
         else:
@@ -73,25 +63,17 @@ def estimate(
     trainable = lora + saved
     largest = max(a * b for _, a, b, _ in shape.block_linears())
     extra = lora_activation_extra(
-        shape, targets, precision, dropout=float(options.get("lora_dropout", 0.0)) > 0
+        shape, targets, precision, dropout=float(options["lora_dropout"]) > 0
     )
     if precision.mode == "mixed":
         extra = tuple(x + y for x, y in zip(extra, QUANTIZED_LINEAR_EXTRA, strict=True))
-    acts = {
-        ckpt: activation_bytes(
-            shape,
-            batch_size=batch_size,
-            seq_len=seq_len,
-            precision=precision,
-            device_kind=device.kind,
-            layers_with_grad=shape.layers,
-            checkpointing=ckpt,
-            head_trainable="lm_head" in (options.get("modules_to_save") or []),
-            extra=extra,
-        )
-        for ckpt in (False, True)
-    }
-    mapped = mapped_checkpoint_bytes(shape, model_config, device)
+    activations, activations_checkpointed = request.activations(
+        layers_with_grad=shape.layers,
+        head_trainable="lm_head" in (options["modules_to_save"] or []),
+        extra=extra,
+        precision=precision,
+    )
+    mapped = mapped_checkpoint_bytes(shape, request.model_config, device)
     if mapped:
         notes.append("quant. includes the fp32 checkpoint kept memory-mapped on the CPU")
     notes.append(
@@ -104,8 +86,8 @@ def estimate(
         + autocast_copy_bytes(trainable, precision),
         gradients=4 * trainable,
         optimizer=adamw_bytes(trainable, 4),
-        activations=acts[False],
-        activations_checkpointed=acts[True],
+        activations=activations,
+        activations_checkpointed=activations_checkpointed,
         quantization_overhead=constants
         + largest * precision.compute_bytes
         + quantized_workspace_bytes(shape, device)

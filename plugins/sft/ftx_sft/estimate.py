@@ -1,16 +1,15 @@
 """``ftx plan`` for partial fine-tuning: only the chosen blocks (and extras) train.
 
 Uses the same selectors as a run (:func:`ftx_sft.selection.parse_layers`) on the block count
-from the config, and the shared math in :mod:`ftx.plan`.
+from the config, and the shared math in :mod:`ftx.estimates`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
 
 from ftx.errors import BadInput
-from ftx.plan import MemoryEstimate, ModelShape, estimate_dense, model_shape, precision_for
+from ftx.estimates import EstimateRequest, MemoryEstimate, ModelShape, estimator
 from ftx_sft.selection import EXTRAS, parse_layers
 
 
@@ -26,18 +25,12 @@ def block_parameter_sizes(shape: ModelShape) -> dict[str, tuple[int, bool]]:
     return out
 
 
-def estimate(
-    model_config: Any,
-    seq_len: int,
-    batch_size: int,
-    options: dict[str, Any],
-    device: Any,
-    dtype: str,
-) -> MemoryEstimate:
+@estimator
+def estimate(request: EstimateRequest) -> MemoryEstimate:
     """Frozen weights stay in their load dtype; the selected blocks get gradients and AdamW
     state; activations are saved from the first selected block on (frozen blocks before it
     record no graph) unless the embeddings train, in which case every block saves them."""
-    shape = model_shape(model_config)
+    shape, options = request.shape, request.options
     blocks = parse_layers(options.get("layers", "auto"), shape.layers)
     sizes = block_parameter_sizes(shape)
     patterns = options.get("modules") or None
@@ -71,12 +64,7 @@ def estimate(
     if "norm" in extras:
         trainable += shape.norm_params * shape.hidden
     first = 0 if embed else min(blocks)
-    return estimate_dense(
-        shape,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        precision=precision_for(device, dtype),
-        device_kind=device.kind,
+    return request.dense(
         trainable_params=trainable,
         trainable_linear_params=linear,
         layers_with_grad=shape.layers - first,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ftx import hookimpl
 from ftx.options import AUTO, Option
+from ftx_qlora.settings import ALL_LINEAR, compute_dtype, target_modules
 
 OPTIONS = [
     Option("bits", "int", 4, "quantisation of the frozen base", choices=(4, 8)),
@@ -46,8 +47,8 @@ OPTIONS = [
     Option(
         "target_modules",
         "str",
-        "all-linear",
-        "'all-linear' or a comma list of module names (q_proj,v_proj,…)",
+        ALL_LINEAR,
+        f"'{ALL_LINEAR}' or a comma list of module names (q_proj,v_proj,…)",
         alternatives=("list",),
     ),
     Option(
@@ -86,36 +87,28 @@ def require(package: str) -> None:
         )
 
 
-def compute_dtype(run: Any) -> str:
-    chosen = run.options["compute_dtype"]
-    if chosen != AUTO:
-        return chosen
-    return "bfloat16" if run.device.bf16 else "float32"
-
-
 @hookimpl
 def load_model(run: Any) -> Any:
     require("bitsandbytes")
     require("peft")
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from ftx.defaults import from_pretrained_kwargs, torch_dtype
+    from ftx.loading import from_pretrained_kwargs, torch_dtype
 
     opts = run.options
+    compute = compute_dtype(opts["compute_dtype"], run.device)
     if opts["bits"] == 4:
         quant = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type=opts["quant_type"],
             bnb_4bit_use_double_quant=opts["double_quant"],
-            bnb_4bit_compute_dtype=torch_dtype(compute_dtype(run)),
+            bnb_4bit_compute_dtype=torch_dtype(compute),
             bnb_4bit_quant_storage=torch_dtype("bfloat16") if run.device.is_gpu else None,
         )
     else:
         quant = BitsAndBytesConfig(load_in_8bit=True)
     kwargs = from_pretrained_kwargs(run)
-    kwargs["dtype"] = (
-        torch_dtype(compute_dtype(run)) if run.device.is_gpu else torch_dtype("float32")
-    )
+    kwargs["dtype"] = torch_dtype(compute) if run.device.is_gpu else torch_dtype("float32")
     if run.device.kind == "cuda":
         from ftx.ranks import local_rank
 
@@ -137,12 +130,10 @@ def select_trainable(run: Any, model: Any) -> Any:
     opts = run.options
     checkpointing = bool(run.train_args.get("activation_checkpointing"))
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
-    targets = opts["target_modules"]
-    if isinstance(targets, str) and targets != "all-linear":
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
-    if targets == "all-linear":
-        targets = linear_module_names(model)
     known = set(linear_module_names(model))
+    targets = target_modules(opts["target_modules"])
+    if targets is None:
+        targets = linear_module_names(model)
     unknown = [t for t in targets if t not in known]
     if unknown or not targets:
         raise BadInput(

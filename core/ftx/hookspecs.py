@@ -279,13 +279,13 @@ def estimate_memory(
     ``model_config`` is the model's ``transformers`` config (read from ``config.json`` or GGUF
     metadata; any object with the usual attribute names); ``seq_len``/``batch_size`` the padded
     tokens per row and rows per step; ``options`` the plugin's resolved options (defaults plus
-    the user's ``--set PLUGIN.KEY=VALUE``); ``device`` the :class:`ftx.context.DeviceInfo`
+    the user's ``--set [PLUGIN:]method.KEY=VALUE``); ``device`` the :class:`ftx.context.DeviceInfo`
     planned for (``kind``, ``bf16``); ``dtype`` the weights dtype a run would load
     (``"float32"``, ``"bfloat16"`` …, i.e. ``run.dtype``; bf16 autocast is on when
     ``device.bf16`` and the weights are fp32).
 
-    Must be cheap (no torch, no weights). Return an :class:`ftx.plan.MemoryEstimate` built
-    with the shared helpers in :mod:`ftx.plan` (``model_shape``, ``precision_for``,
+    Must be cheap (no torch, no weights). Return an :class:`ftx.estimates.MemoryEstimate` built
+    with the shared helpers in :mod:`ftx.estimates` (``model_shape``, ``precision_for``,
     ``estimate_dense``, ``activation_bytes``, ``lora_params`` …). Raise
     :class:`ftx.errors.BadInput` for an option value that makes no sense for this model.
     ``None``: the method has no estimate and ``ftx plan`` shows it as unknown.

@@ -80,9 +80,10 @@ class RunContext:
 
         Values must be JSON-serialisable. The host merges them into the summary after
         ``trainer_ready`` (before training starts) and again after ``export``, so report from
-        any hook; a later report of the same key replaces the earlier. Use keys of your own: the host's
-        (``status``, ``hooks``, ``trainable_params`` …) are not for plugins to change. Every
-        rank may report; the main process writes the file. Stored in ``state["summary"]``.
+        any hook; a later report of the same key replaces the earlier. Use keys of your own:
+        the host's (``status``, ``hooks``, ``trainable_params`` …) are not for plugins to
+        change. Every rank may report; the main process writes the file. Stored in
+        ``state["summary"]``.
         """
         self.state.setdefault("summary", {}).update(facts)
 

@@ -186,12 +186,14 @@ def build_sft_trainer(
     """
     from trl import SFTConfig
 
+    from ftx.config import training_arguments_kwargs
+
     args = SFTConfig(
-        **{"use_cpu": run.device.kind == "cpu", **run.train_args, **overrides},
-        output_dir=str(run.output_dir / "checkpoints"),
-        dataset_kwargs={"skip_prepare_dataset": True},
-        remove_unused_columns=False,
-        max_length=None,
+        **training_arguments_kwargs(
+            {**run.train_args, **overrides},
+            use_cpu=run.device.kind == "cpu",
+            output_dir=run.output_dir / "checkpoints",
+        )
     )
     return (trainer_cls or trainer_class())(
         model=model,

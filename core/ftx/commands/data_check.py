@@ -83,11 +83,13 @@ def run_check(
     """Validate `path` (no model loaded yet), then load `model`'s tokenizer and measure."""
     from ftx.data import data_check_report, load_conversations
     from ftx.data.formats import check_format
+    from ftx.model_files import check_tokenizer_files
     from ftx.models import check_model_spec, load_tokenizer, resolve_model
 
     check_format(fmt)
     load_conversations(path, fmt)  # bad data fails before any model work
     check_model_spec(model)
+    check_tokenizer_files(model)
     tokenizer = load_tokenizer(resolve_model(model))
     report = data_check_report(path, tokenizer, max_length=max_length, fmt=fmt, template=template)
     report["model"] = model or "demo"

@@ -48,6 +48,7 @@ def plugins_show_cmd(name: str, as_json: bool) -> None:
                             "default": o.default,
                             "help": o.help,
                             "choices": list(o.choices) if o.choices else None,
+                            "range": o.describe_range() or None,
                         }
                         for o in options or []
                     ],
@@ -89,6 +90,8 @@ def print_plugin_detail(info: Any, options: list[Any]) -> None:
         table.add_column(col)
     for o in options:
         extra = f" [dim](one of: {', '.join(map(str, o.choices))})[/]" if o.choices else ""
+        if o.describe_range():
+            extra += f" [dim](valid: {o.describe_range()})[/]"
         table.add_row(
             o.name,
             o.describe_type(),

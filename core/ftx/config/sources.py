@@ -1,0 +1,139 @@
+"""Where config values come from: YAML files and ``--set [PLUGIN:]section.key=value``."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ftx.config.tables import SECTIONS
+from ftx.errors import BadInput
+from ftx.options import did_you_mean
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are bools. YAML 1.1 also reads
+    yes/no/on/off as bools, which turns ``save_strategy: no`` into ``False``."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), [_first]
+    )
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML the way ftx reads configs and ``--set`` values (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
+def load_file(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML config file into ``{section: {key: value}}``; BadInput on any problem.
+
+    An optional top-level ``plugin: NAME`` is returned under ``"plugin"`` (a run's saved
+    ``config.yaml`` has one, so it can be reused with ``--config``).
+    """
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"config file not found: {path}")
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BadInput(f"{path}{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    plugin = data.pop("plugin", None)
+    if plugin is not None and not isinstance(plugin, str):
+        raise BadInput(f"{path}: 'plugin' must be a plugin name, got {plugin!r}")
+    for section, body in data.items():
+        if section not in SECTIONS:
+            raise BadInput(
+                f"{path}: unknown section '{section}'{did_you_mean(str(section), SECTIONS)}; "
+                f"sections are {', '.join(SECTIONS)}"
+            )
+        if body is not None and not isinstance(body, dict):
+            raise BadInput(f"{path}: section '{section}' must be a mapping of key: value")
+    out: dict[str, Any] = {s: dict(data.get(s) or {}) for s in SECTIONS}
+    if plugin is not None:
+        out["plugin"] = plugin
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One ``--set [PLUGIN:]section.key=value``: ``plugin`` is ``None`` unless scoped."""
+
+    section: str
+    key: str
+    value: Any
+    plugin: str | None = None
+
+    def applies_to(self, plugin: str | None) -> bool:
+        return self.plugin is None or self.plugin == plugin
+
+
+SET_SYNTAX = (
+    "section.key=value, e.g. train.max_steps=50 (PLUGIN:section.key=value scopes it to one "
+    "plugin, e.g. qlora:method.r=8)"
+)
+
+
+def parse_set(expr: str) -> Setting:
+    """Parse ``[PLUGIN:]section.key=value`` (value read as YAML) — the one ``--set`` syntax of
+    ``ftx run``, ``ftx compare`` and ``ftx plan``. ``PLUGIN:`` scopes the value to one plugin
+    (``qlora:method.r=8``), for commands that handle several plugins at once."""
+    lhs, sep, raw = expr.partition("=")
+    scope, colon, path = lhs.strip().rpartition(":")
+    plugin = scope.strip() if colon else None
+    section, dot, key = path.strip().partition(".")
+    if not sep or not dot or not section or not key.strip() or (colon and not plugin):
+        raise BadInput(f"--set {expr!r}: expected {SET_SYNTAX}")
+    if section not in SECTIONS:
+        hint = None
+        if plugin is None and "." in path:
+            hint = f"a plugin's option is set as PLUGIN:method.KEY, e.g. {section}:method.{key}"
+        raise BadInput(
+            f"--set {expr!r}: unknown section '{section}'{did_you_mean(section, SECTIONS)}",
+            hint=hint,
+        )
+    try:
+        value = load_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return Setting(section=section, key=key.strip(), value=value, plugin=plugin)
+
+
+def merge(
+    file_cfg: dict[str, Any],
+    flags: dict[str, Any],
+    sets: list[str],
+    *,
+    plugin: str | None = None,
+) -> dict[str, Any]:
+    """Layer CLI flags (``{"model": {...}, "data": {...}}``) and ``--set``s over a file config.
+
+    ``--set`` values scoped to another plugin than ``plugin`` are left out."""
+    cfg = {s: dict(file_cfg.get(s) or {}) for s in SECTIONS}
+    for section, values in flags.items():
+        cfg[section].update({k: v for k, v in values.items() if v is not None})
+    for expr in sets:
+        setting = parse_set(expr)
+        if setting.applies_to(plugin):
+            cfg[setting.section][setting.key] = setting.value
+    return cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftx.data.collate import PACKING_SETTINGS
 from ftx.options import AUTO, Range
 
 SECTIONS = ("model", "data", "train", "method")
@@ -33,7 +34,7 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
 CHOICES = {
     ("model", "dtype"): (AUTO, "float32", "bfloat16", "float16"),
     ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
-    ("data", "packing"): (AUTO, "true", "false"),
+    ("data", "packing"): PACKING_SETTINGS,
     ("data", "train_on"): ("assistant", "all"),
     ("data", "eval_metric"): ("exact", "json", "loss"),
 }

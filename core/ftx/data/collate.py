@@ -17,6 +17,8 @@ from typing import Any
 from ftx.data.masking import IGNORE_INDEX
 from ftx.errors import BadInput
 
+PACKING_SETTINGS = ("auto", "true", "false")
+"""The values of ``data.packing`` (config validation takes its choices from here)."""
 # Attention implementations that honour packed position_ids without an attention mask.
 PACKED_ATTENTION = ("sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3")
 # Those that run packed rows as variable-length sequences (no quadratic mask at all).
@@ -108,8 +110,10 @@ def resolve_packing(
     """
     if isinstance(setting, str):
         lowered = setting.strip().lower()
-        if lowered not in ("auto", "true", "false"):
-            raise BadInput(f"packing must be auto, true or false, got {setting!r}")
+        if lowered not in PACKING_SETTINGS:
+            raise BadInput(
+                f"data.packing: {setting!r} is not one of: {', '.join(PACKING_SETTINGS)}"
+            )
         setting = "auto" if lowered == "auto" else lowered == "true"
     if setting is True:
         if attn_implementation not in PACKED_ATTENTION:

@@ -111,9 +111,8 @@ def resolve_packing(
     if isinstance(setting, str):
         lowered = setting.strip().lower()
         if lowered not in PACKING_SETTINGS:
-            raise BadInput(
-                f"data.packing: {setting!r} is not one of: {', '.join(PACKING_SETTINGS)}"
-            )
+            *first, last = PACKING_SETTINGS
+            raise BadInput(f"data.packing must be {', '.join(first)} or {last}, got {setting!r}")
         setting = "auto" if lowered == "auto" else lowered == "true"
     if setting is True:
         if attn_implementation not in PACKED_ATTENTION:

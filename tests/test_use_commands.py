@@ -100,6 +100,17 @@ def test_generate_writes_rows(ftx_cli, finished, ftx_tiny_data, tmp_path):
     assert rows[0]["id"] == "tiny-0" and rows[0]["prompt"].endswith("assistant\n")
 
 
+def test_generate_refuses_to_overwrite_out_unless_asked(ftx_cli, finished, ftx_tiny_data, tmp_path):
+    out = tmp_path / "kept.jsonl"
+    out.write_text("earlier results\n")
+    args = ["generate", finished["fft"], "--data", ftx_tiny_data["eval"], "--out", out]
+    r = ftx_cli(*args, "--max-new-tokens", "2")
+    assert r.exit_code == 2 and "already exists" in r.stderr and "--overwrite" in r.stderr
+    assert out.read_text() == "earlier results\n"
+    r = ftx_cli(*args, "--max-new-tokens", "2", "--overwrite")
+    assert r.exit_code == 0 and len(out.read_text().splitlines()) == 6
+
+
 def test_chat_streams_replies(ftx_cli, finished):
     r = ftx_cli("chat", finished["fft"], "--max-new-tokens", "3", input="hello\n/reset\nhi\n")
     assert r.exit_code == 0, r.output

@@ -34,17 +34,25 @@ def _load_eval_rows(data: str, fmt: str, limit: int | None):
 @run_or_model
 @click.option("--data", required=True, type=click.Path(), help="Conversations to complete.")
 @click.option("--out", type=click.Path(), help="Write JSONL here (default: stdout).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option("--sample", is_flag=True, help="Sample instead of greedy decoding.")
 @click.option("--temperature", default=0.7, show_default=True)
 @click.option("--top-p", default=0.9, show_default=True)
 @click.option("--format", "fmt", default="auto", help="Data format (default: detect).")
 @click.option("--limit", type=int, help="Only the first N conversations.")
-def generate_cmd(run_or_model, data, out, max_new_tokens, sample, temperature, top_p, fmt, limit):
+def generate_cmd(
+    run_or_model, data, out, overwrite, max_new_tokens, sample, temperature, top_p, fmt, limit
+):
     """Generate the last assistant turn of every conversation in --data."""
+    from ftx.errors import BadInput
     from ftx.evaluate import generations
     from ftx.inference import load_for_inference, resolve_artifact
 
+    if out and Path(out).exists() and not overwrite:
+        raise BadInput(
+            f"--out {out} already exists", hint="choose another --out, or pass --overwrite"
+        )
     resolve_artifact(run_or_model)
     convs = _load_eval_rows(data, fmt, limit)
     loaded = load_for_inference(run_or_model)

@@ -193,13 +193,13 @@ def test_contributing_examples_of_declarative_hooks_run():
     text = (ROOT / "CONTRIBUTING.md").read_text()
     namespace = {"hookimpl": hookimpl, "Option": Option}
     for code in re.findall(r"```python\n(.*?)```", text, re.S):
-        if code.lstrip().startswith("@hookimpl"):
+        if code.lstrip().startswith(("@hookimpl", "from ftx import hookimpl")):
             exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
     config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, vocab_size=256)
     cpu = DeviceInfo("cpu", False, 0, "CPU")
     assert all(isinstance(o, Option) for o in namespace["method_options"]())
     assert isinstance(namespace["train_defaults"](device=cpu), dict)
     estimate = namespace["estimate_memory"](
-        model_config=config, seq_len=64, batch_size=2, device=cpu, dtype="float32"
+        model_config=config, seq_len=64, batch_size=2, options={}, device=cpu, dtype="float32"
     )
     assert 0 < estimate.trainable_params < estimate.total_params

@@ -540,7 +540,7 @@ def test_plan_reads_the_demo_gguf_metadata(ftx_cli):
     [
         (["--gpu-mem", "16XB"], "--gpu-mem '16XB'"),
         (["--model", "/no/such/model"], "model not found"),
-        (["--set", "nosuch:method.r=4"], "no installed plugin named 'nosuch'"),
+        (["--set", "nosuch:method.r=4"], "plugin 'nosuch' is not planned"),
         (["--set", "qlora:method.rank=4"], "unknown option method.rank"),
         (["--set", "sft:method.layers=last:99"], "method.layers"),
         (["--set", "sft"], "PLUGIN:section.key=value"),

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ftx.artifacts import write_text
 from ftx.errors import BadInput
-from ftx.options import did_you_mean
 from ftx.report import plot_losses, read_metrics
 
 if TYPE_CHECKING:
@@ -67,33 +66,11 @@ def route_sets(sets: list[str], declared: dict[str, set[str]]) -> dict[str, list
     an unscoped ``method.KEY`` to every plugin that declares ``KEY`` (BadInput if none does);
     any other unscoped setting to every run. Values are checked later, by each run's prepare.
     """
-    from ftx.config import parse_set
+    from ftx.config import parse_set, plugins_for
 
-    names = list(declared)
-    routed: dict[str, list[str]] = {name: [] for name in names}
+    routed: dict[str, list[str]] = {name: [] for name in declared}
     for expr in sets:
-        setting = parse_set(expr)
-        if setting.plugin is not None:
-            if setting.plugin not in routed:
-                raise BadInput(
-                    f"--set {expr!r} is scoped to plugin '{setting.plugin}', which is not "
-                    f"compared{did_you_mean(setting.plugin, names)}; compared: {', '.join(names)}",
-                    hint=f"add {setting.plugin} to --plugins or drop this --set",
-                )
-            targets = [setting.plugin]
-        elif setting.section == "method":
-            targets = [name for name in names if setting.key in declared[name]]
-            if not targets:
-                known = set().union(*declared.values())
-                raise BadInput(
-                    f"--set {expr!r}: none of the compared plugins ({', '.join(names)}) declares "
-                    f"option '{setting.key}'{did_you_mean(setting.key, known)}",
-                    hint=f"a value for one plugin is PLUGIN:method.{setting.key}=VALUE, e.g. "
-                    f"{names[0]}:method.{setting.key}=…; `ftx plugins show NAME` lists options",
-                )
-        else:
-            targets = names
-        for name in targets:
+        for name in plugins_for(parse_set(expr), declared, role="compared"):
             routed[name].append(expr)
     return routed
 

@@ -193,26 +193,30 @@ def build_trainer(
     ``callbacks`` are the host's (metrics log, progress, NaN guard, interrupt handling): pass
     them all to the trainer. ``run.train_args`` holds the resolved TrainingArguments/SFTConfig
     keyword arguments, ``training_arguments`` overrides included. Core default: ``ftx.trainer``'s
-    ``SFTTrainer`` subclass (TRL's, with a lean loss off CUDA) with ``SFTConfig(**run.train_args)``;
-    ``ftx.defaults.make_sft_trainer`` builds it for plugins that pass extra arguments.
+    ``SFTTrainer`` subclass (TRL's, with a lean loss off CUDA) with ``SFTConfig(**run.train_args)``,
+    built by ``ftx.trainer.build_sft_trainer``. A method that needs other *arguments* implements
+    ``training_arguments`` instead; one that needs another *trainer class* passes it here.
 
-    Example::
+    Example (a trainer subclass; everything else as the core builds it)::
 
         @hookimpl
         def build_trainer(
             run, model, tokenizer, train_dataset, eval_dataset, data_collator, callbacks
         ):
-            from ftx.defaults import make_sft_trainer
+            from ftx.trainer import build_sft_trainer, trainer_class
 
-            return make_sft_trainer(
-                run,
-                model,
-                tokenizer,
-                train_dataset,
-                eval_dataset,
-                data_collator,
-                callbacks,
-                max_grad_norm=0.3,
+            class ClippedTrainer(trainer_class()):
+                ...
+
+            return build_sft_trainer(
+                run=run,
+                model=model,
+                tokenizer=tokenizer,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                data_collator=data_collator,
+                callbacks=callbacks,
+                trainer_cls=ClippedTrainer,
             )
     """
 

@@ -33,7 +33,15 @@ from ftx.config.checks import (
     training_arguments_kwargs,
 )
 from ftx.config.resolution import ResolvedConfig, coerce_train_value, resolve, train_fields
-from ftx.config.sources import SET_SYNTAX, Setting, load_file, load_yaml, merge, parse_set
+from ftx.config.sources import (
+    SET_SYNTAX,
+    Setting,
+    load_file,
+    load_yaml,
+    merge,
+    parse_set,
+    plugins_for,
+)
 from ftx.config.tables import (
     CHOICES,
     CORE_TRAIN_DEFAULTS,
@@ -71,6 +79,7 @@ __all__ = [
     "load_yaml",
     "merge",
     "parse_set",
+    "plugins_for",
     "resolve",
     "train_fields",
     "training_arguments_kwargs",

@@ -137,3 +137,38 @@ def merge(
         if setting.applies_to(plugin):
             cfg[setting.section][setting.key] = setting.value
     return cfg
+
+
+def plugins_for(setting: Setting, declared: dict[str, set[str]], *, role: str) -> list[str]:
+    """Which of several plugins (``declared``: ``{plugin: names of its options}``, e.g. those
+    ``ftx compare`` runs or ``ftx plan`` estimates; ``role``, ``"compared"`` or ``"planned"``,
+    names them in messages) one ``--set`` applies to — the rule every multi-plugin command
+    follows:
+
+    ``PLUGIN:section.key=value`` goes to that plugin only (BadInput if it is not among them);
+    an unscoped ``method.KEY`` to every plugin that declares ``KEY`` (BadInput, with a
+    did-you-mean, if none does); any other unscoped setting to all of them.
+    """
+    names = list(declared)
+    spelled = f"{setting.plugin + ':' if setting.plugin else ''}{setting.section}.{setting.key}"
+    if setting.plugin is not None:
+        if setting.plugin not in declared:
+            raise BadInput(
+                f"--set {spelled}: plugin '{setting.plugin}' is not {role}"
+                f"{did_you_mean(setting.plugin, names)}; {role}: {', '.join(names) or 'none'}",
+                hint=f"scope it to one of: {', '.join(names) or 'none'}, or drop this --set",
+            )
+        return [setting.plugin]
+    if setting.section != "method":
+        return names
+    takers = [name for name in names if setting.key in declared[name]]
+    if not takers:
+        known = set().union(*declared.values()) if declared else set()
+        raise BadInput(
+            f"--set {spelled}: no {role} plugin declares an option '{setting.key}'"
+            f"{did_you_mean(setting.key, known)} ({role}: {', '.join(names)})",
+            hint=f"a value for one plugin is PLUGIN:method.{setting.key}=VALUE, e.g. "
+            f"{names[0] if names else 'qlora'}:method.{setting.key}=…; "
+            "`ftx plugins show NAME` lists a plugin's options",
+        )
+    return takers

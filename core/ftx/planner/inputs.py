@@ -28,10 +28,11 @@ from ftx.config import (
     TRAIN_ALIASES,
     Setting,
     parse_set,
+    plugins_for,
 )
 from ftx.errors import BadInput
 from ftx.estimates import DTYPE_BYTES
-from ftx.options import Option, coerce, did_you_mean
+from ftx.options import Option, coerce
 
 DEFAULT_SEQ_LEN: int = DATA_FIELDS["max_length"][1]
 """Tokens per padded row when neither ``--seq-len`` nor ``data.max_length`` is given: ftx run's."""
@@ -150,27 +151,10 @@ def options_per_plugin(
     no planned plugin declares (with a did-you-mean); :func:`ftx.options.resolve_options`
     checks the values (and the keys of scoped settings) afterwards.
     """
+    names = {name: {o.name for o in opts} for name, opts in declared.items()}
     out: dict[str, dict[str, Any]] = {name: {} for name in declared}
     for setting in settings:
-        if setting.plugin is not None:
-            if setting.plugin not in declared:
-                raise BadInput(
-                    f"--set {_spelled(setting)}: no installed plugin named "
-                    f"{setting.plugin!r}{did_you_mean(setting.plugin, declared)}",
-                    hint=f"planned plugins: {', '.join(declared) or 'none'}",
-                )
-            out[setting.plugin][setting.key] = setting.value
-            continue
-        takers = [name for name, opts in declared.items() if setting.key in {o.name for o in opts}]
-        if not takers:
-            known = {o.name for opts in declared.values() for o in opts}
-            raise BadInput(
-                f"--set {_spelled(setting)}: no planned plugin declares an option "
-                f"'{setting.key}'{did_you_mean(setting.key, known)}",
-                hint="`ftx plugins show NAME` lists a plugin's options; PLUGIN:method.KEY=VALUE "
-                "sets one plugin's",
-            )
-        for name in takers:
+        for name in plugins_for(setting, names, role="planned"):
             out[name][setting.key] = setting.value
     return out
 

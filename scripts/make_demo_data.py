@@ -158,15 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     train, heldout = generate()
     files = {"train.jsonl": to_jsonl(train), "heldout.jsonl": to_jsonl(heldout)}
-    if args.check:
-        stale = [n for n, text in files.items() if _read(args.out / n) != text]
+    return write_or_check(files, args.out, check=args.check)
+
+
+def write_or_check(files: dict[str, str], out: Path, *, check: bool) -> int:
+    """Write ``{name: text}`` under `out`, or (`check`) report the files that differ; exit code."""
+    if check:
+        stale = [n for n, text in files.items() if _read(out / n) != text]
         for name in stale:
-            print(f"{args.out / name} differs from what the script generates", file=sys.stderr)
+            print(f"{out / name} differs from what the script generates", file=sys.stderr)
         return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (args.out / name).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out / name} ({text.count(chr(10))} rows)")
+        (out / name).write_text(text, encoding="utf-8")
+        print(f"wrote {out / name} ({text.count(chr(10))} rows)")
     return 0
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ftx.data.conversation import Conversation, turn_order_problem
+from ftx.data.preference_formats import looks_like_preference, not_conversations
 from ftx.data.readers import Row, read_file
 from ftx.data.readers import data_files as _data_files
 from ftx.errors import BadInput
@@ -78,6 +79,9 @@ def detect_format(row: Row) -> str:
     data = row.data
     if not isinstance(data, dict):
         raise row.error(f"expected a JSON object (a row), got {_kind(data)}")
+    shape = looks_like_preference(data, cells_are_text=row.cells_are_text)
+    if shape is not None:
+        raise row.error(*not_conversations(shape))
     if "conversations" in data:
         return "vicuna"
     if "messages" in data:

@@ -1,5 +1,9 @@
 """``ftx data check PATH``: what a data file holds and what training will see.
 
+Conversations get the supervised numbers; preference pairs and KTO rows (recognised from the
+first row, or named by ``--format``) get pairs, prompt and answer token lengths, % truncated,
+identical chosen/rejected pairs and, for KTO, the label balance.
+
 The data are read and validated before any tokenizer is loaded, so a bad file fails fast with
 ``error: <file>, <line/row>: <problem>`` on stderr and exit code 2. Data that ``ftx run`` would
 refuse because no row has a trained token left also exits 2, after the report. Importing this
@@ -37,7 +41,8 @@ def data() -> None:
     "fmt",
     default="auto",
     show_default=True,
-    help="auto | vicuna | openai | alpaca | prompt_completion | text",
+    help="auto | vicuna | openai | alpaca | prompt_completion | text | preference | "
+    "preference_implicit | sharegpt_preference | kto",
 )
 @click.option(
     "--template",
@@ -49,7 +54,11 @@ def data() -> None:
 def check(
     path: str, model: str | None, max_length: int | None, fmt: str, template: str, as_json: bool
 ) -> None:
-    """Detected format, rows, turns, token lengths, % truncated and % of tokens trained."""
+    """Detected format, rows, turns, token lengths, % truncated and % of tokens trained.
+
+    Preference data: pairs, prompt/answer token lengths, % truncated, identical chosen/rejected
+    pairs; KTO data: the label balance too.
+    """
     from ftx.data import DEFAULT_MAX_LENGTH
 
     try:
@@ -81,13 +90,24 @@ def run_check(
     path: str, *, model: str | None, max_length: int, fmt: str = "auto", template: str = "auto"
 ) -> dict[str, Any]:
     """Validate `path` (no model loaded yet), then load `model`'s tokenizer and measure."""
-    from ftx.data import data_check_report, load_conversations
-    from ftx.data.formats import check_format
+    from ftx.data import (
+        data_check_report,
+        data_kind,
+        load_conversations,
+        load_labelled_completions,
+        load_preference_pairs,
+    )
+    from ftx.data.preference import check_any_format
     from ftx.model_files import check_tokenizer_files
     from ftx.models import check_model_spec, load_tokenizer, resolve_model
 
-    check_format(fmt)
-    load_conversations(path, fmt)  # bad data fails before any model work
+    check_any_format(fmt)
+    loaders = {
+        "conversations": load_conversations,
+        "pairs": load_preference_pairs,
+        "labelled": load_labelled_completions,
+    }
+    loaders[data_kind(path, fmt)](path, fmt)  # bad data fails before any model work
     check_model_spec(model)
     check_tokenizer_files(model)
     tokenizer = load_tokenizer(resolve_model(model))
@@ -101,11 +121,18 @@ def print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    tokens, turns = report["tokens"], report["turns"]
     table = Table(title=f"ftx data check: {report['path']}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    rows = [
+    rows = _preference_rows(report) if "kind" in report else _supervised_rows(report)
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+def _supervised_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    tokens, turns = report["tokens"], report["turns"]
+    return [
         ("format", report["format"]),
         ("files", str(len(report["files"]))),
         ("model", str(report.get("model", "?"))),
@@ -120,9 +147,45 @@ def print_report(report: dict[str, Any]) -> None:
         ("dropped (nothing left to train)", str(report["dropped"])),
         ("tokens trained", f"{report['trained_pct']}% ({report['trained_tokens']} tokens)"),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)
+
+
+def _preference_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    def spread(lengths: dict[str, Any]) -> str:
+        return f"p50 {lengths['p50']}, p95 {lengths['p95']}, max {lengths['max']}"
+
+    rows = [
+        ("format", report["format"]),
+        ("files", str(len(report["files"]))),
+        ("model", str(report.get("model", "?"))),
+        ("template", report["template"]),
+        (report["kind"], str(report["rows"])),
+        *((f"{name} tokens", spread(v)) for name, v in report["tokens"].items()),
+        ("prompt + longer answer", spread(report["sequence"])),
+        (
+            f"truncated at {report['max_length']} ({report['truncation_mode']})",
+            f"{report['truncated']} rows ({report['truncated_pct']}%)",
+        ),
+        ("dropped (no answer token left)", str(report["dropped"])),
+    ]
+    if "labels" in report:
+        labels = report["labels"]
+        rows.append(
+            (
+                "labels",
+                f"{labels['desirable']} desirable ({labels['desirable_pct']}%), "
+                f"{labels['undesirable']} undesirable",
+            )
+        )
+    else:
+        shown = ", ".join(report["identical_sources"][:3])
+        rows.append(
+            (
+                "identical chosen/rejected",
+                f"{report['identical']} pairs ({report['identical_pct']}%)"
+                + (f": {shown}" if shown else ""),
+            )
+        )
+    return rows
 
 
 def _fail(err: BadInput) -> None:

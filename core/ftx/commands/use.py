@@ -72,9 +72,18 @@ def generate_cmd(
 
 @click.command("eval")
 @run_or_model
-@click.option("--data", required=True, type=click.Path(), help="Held-out conversations.")
 @click.option(
-    "--metric", type=click.Choice(["exact", "json", "loss"]), default="exact", show_default=True
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="Held-out conversations (preference pairs for --metric pairwise).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["exact", "json", "loss", "pairwise"]),
+    default="exact",
+    show_default=True,
+    help="pairwise: share of preference pairs whose chosen answer the model finds likelier.",
 )
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option("--format", "fmt", default="auto", help="Data format (default: detect).")
@@ -85,6 +94,15 @@ def eval_cmd(run_or_model, data, metric, max_new_tokens, fmt, limit):
     from ftx.inference import load_for_inference, resolve_artifact
 
     resolve_artifact(run_or_model)
+    if metric == "pairwise":
+        from ftx.data import load_preference_pairs
+        from ftx.evaluate_pairwise import pairwise_scores
+
+        pairs = load_preference_pairs(data, fmt)[: limit or None]
+        loaded = load_for_inference(run_or_model)
+        result = pairwise_scores(loaded.model, loaded.tokenizer, pairs)
+        _report_eval({**result, "model": loaded.source, "data": str(data)})
+        return
     if metric == "loss":
         from ftx.data import load_conversations
 
@@ -95,7 +113,11 @@ def eval_cmd(run_or_model, data, metric, max_new_tokens, fmt, limit):
     result = score(
         loaded.model, loaded.tokenizer, convs, metric=metric, max_new_tokens=max_new_tokens
     )
-    result = {**result, "model": loaded.source, "data": str(data)}
+    _report_eval({**result, "model": loaded.source, "data": str(data)})
+
+
+def _report_eval(result: dict) -> None:
+    """The table on stderr, the JSON object (without the examples) on stdout."""
     _print_eval_table(result)
     click.echo(json.dumps({k: v for k, v in result.items() if k != "examples"}))
 
@@ -110,6 +132,13 @@ def _print_eval_table(result: dict) -> None:
     table.add_column("n")
     table.add_row(result["metric"], f"{result['score']:.4f}", str(result["n"]))
     Console(stderr=True).print(table)
+    if "mean_margin" in result:
+        Console(stderr=True).print(
+            f"[dim]mean margin[/] {result['mean_margin']:.3f} nats "
+            "(log p(chosen) - log p(rejected))",
+            highlight=False,
+        )
+        return
     for ex in result.get("examples", [])[:3]:
         Console(stderr=True).print(
             f"[dim]ref[/] {ex['reference']!r}  [dim]out[/] {ex['output']!r}", highlight=False

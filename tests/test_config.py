@@ -234,8 +234,12 @@ def test_training_arguments_are_built_without_side_effects(monkeypatch, tmp_path
 
     monkeypatch.setattr(PartialState, "__init__", no_device_setup)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    from trl import SFTConfig
+
+    from ftx.trainer import SFT_FIXED_ARGUMENTS
+
     res = resolve(cfg.merge({}, {}, ["train.max_steps=3"]))
-    args = cfg.check_training_arguments(res, CPU)
+    args = cfg.check_training_arguments(res, CPU, (SFTConfig, SFT_FIXED_ARGUMENTS))
     assert args.max_steps == 3 and args.use_cpu and args.device.type == "cpu"
     assert args.remove_unused_columns is False and args.max_length is None
     assert not Path(args.output_dir).exists() and list(tmp_path.iterdir()) == []

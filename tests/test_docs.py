@@ -32,6 +32,12 @@ NUMBERS = [
     "ten",
     "eleven",
     "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
 ]
 
 
@@ -120,12 +126,15 @@ def test_hookspecs_docstring_counts_and_orders_the_hooks():
     assert f"{NUMBERS[len(specs)]} hooks" in doc.splitlines()[0]
     block = doc.split("Per-run hooks", 1)[1].split("::", 1)[1].split("\n\n")[1]
     order = [n.strip() for n in block.split("->") if "trainer.train()" not in n]
-    assert order == [n for n, fn in specs.items() if "run" in inspect.signature(fn).parameters]
+    per_run = [n for n, fn in specs.items() if "run" in inspect.signature(fn).parameters]
+    assert set(order) == set(per_run)  # every per-run hook in the call sequence, no other
+    data_hooks = re.findall(r"``(\w+)``", doc.split("Data hooks", 1)[1].split("\n\n")[0])
     declared = re.findall(r"^\* ``(\w+)``:", doc.split("Declarative hooks", 1)[1], re.M)
-    assert set(declared) == {n for n in specs if n not in order}
+    assert set(declared) | set(data_hooks) | set(order) == set(specs)
+    assert not set(declared) & set(order) and not set(data_hooks) & set(order)
     spec_options = load_doc_reference().spec_options
     every = [n for n, fn in specs.items() if not spec_options(fn)["firstresult"]]
-    assert every == ["training_arguments", "trainer_ready"]
+    assert every == ["train_defaults", "training_arguments", "trainer_ready"]
     assert f"The other {NUMBERS[len(specs) - len(every)]} are ``firstresult``" in " ".join(
         doc.split()
     )
@@ -198,7 +207,7 @@ def test_contributing_examples_of_declarative_hooks_run():
     config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, vocab_size=256)
     cpu = DeviceInfo("cpu", False, 0, "CPU")
     assert all(isinstance(o, Option) for o in namespace["method_options"]())
-    assert isinstance(namespace["train_defaults"](device=cpu), dict)
+    assert isinstance(namespace["train_defaults"](device=cpu, objective="supervised"), dict)
     estimate = namespace["estimate_memory"](
         model_config=config, seq_len=64, batch_size=2, options={}, device=cpu, dtype="float32"
     )

@@ -16,8 +16,9 @@ CPU = DeviceInfo("cpu", False, 0, "CPU")
 BUILTINS = ("fft", "sft", "qlora")
 
 
-def manager(plugin: str | None, *, defaults: bool = True):
-    return manager_for(get_plugin(plugin) if plugin else None, defaults=defaults)
+def manager(plugin: str | None, *, defaults: bool = True, objective: str | None = None):
+    chosen = get_plugin(objective, kind="objective") if objective else None
+    return manager_for(get_plugin(plugin) if plugin else None, objective=chosen, defaults=defaults)
 
 
 def options_of(plugin: str, **given):
@@ -114,7 +115,7 @@ def test_hook_training_arguments_fft_returns_engine_overrides_and_records_engine
     assert run.state["summary"]["engine"].startswith("fsdp full_shard auto_wrap × 2")
 
 
-def test_hook_build_trainer_core_default_gets_both_datasets_and_the_callbacks(tiny):
+def test_hook_build_trainer_supervised_gets_both_datasets_and_the_callbacks(tiny):
     from datasets import Dataset
     from transformers import TrainerCallback
 
@@ -127,7 +128,7 @@ def test_hook_build_trainer_core_default_gets_both_datasets_and_the_callbacks(ti
     train, held_out = Dataset.from_list([row] * 4), Dataset.from_list([row] * 2)
     marker = TrainerCallback()
     trainer, who = call_first(
-        manager("fft"),
+        manager("fft", objective="supervised"),
         "build_trainer",
         run=run,
         model=model,
@@ -137,7 +138,7 @@ def test_hook_build_trainer_core_default_gets_both_datasets_and_the_callbacks(ti
         data_collator=PackingCollator(tokenizer.pad_token_id, padding_free=False),
         callbacks=[marker],
     )
-    assert who == "core"
+    assert who == "supervised"  # the objective builds the trainer; fft overrides nothing here
     assert trainer.train_dataset is train and trainer.eval_dataset is held_out
     assert marker in trainer.callback_handler.callbacks
     assert trainer.args.learning_rate == 3e-3 and trainer.args.max_steps == 1
@@ -206,6 +207,85 @@ def test_hook_estimate_memory_builtins_answer_from_the_config_alone(ftx_tiny_mod
         assert estimate.total() > 0 and 0 < estimate.trainable_params <= estimate.total_params
         trainable[plugin] = estimate.trainable_params
     assert trainable["sft"] < trainable["fft"] and trainable["qlora"] < trainable["fft"]
+
+
+def test_hook_train_defaults_are_merged_core_then_objective_then_method():
+    answers = call_all(
+        manager("qlora", objective="supervised"), "train_defaults", device=CPU, objective="dpo"
+    )
+    assert [who for _, who in answers][-1] == "qlora"  # the method's answer is merged last
+
+
+def test_hook_objective_options_supervised_declares_none():
+    # hook: objective_options
+    assert call_first(manager("fft", objective="supervised"), "objective_options") == (None, None)
+
+
+def test_hook_objective_traits_supervised_scores_exact_match_first():
+    # hook: objective_traits
+    traits, who = call_first(manager("fft", objective="supervised"), "objective_traits")
+    assert who == "supervised" and traits.metrics[0] == "exact" and traits.reference == "none"
+
+
+def test_hook_arguments_class_supervised_is_trls_sft_config_with_ftx_fixed_keys():
+    # hook: arguments_class
+    from trl import SFTConfig
+
+    (cls, fixed), who = call_first(manager("fft", objective="supervised"), "arguments_class")
+    assert who == "supervised" and issubclass(cls, SFTConfig)
+    assert fixed["dataset_kwargs"] == {"skip_prepare_dataset": True} and fixed["max_length"] is None
+
+
+def test_hook_load_rows_supervised_reads_conversations(ftx_tiny_data):
+    # hook: load_rows
+    pm = manager("fft", objective="supervised")
+    rows, who = call_first(pm, "load_rows", path=str(ftx_tiny_data["train"]), fmt="auto")
+    assert who == "supervised" and len(rows) == 48 and rows[0].messages
+
+
+def test_hook_tokenize_rows_supervised_masks_all_but_the_answer(ftx_tiny_model, ftx_tiny_data):
+    # hook: tokenize_rows
+    from transformers import AutoTokenizer
+
+    pm = manager("fft", objective="supervised")
+    rows, _ = call_first(pm, "load_rows", path=str(ftx_tiny_data["train"]), fmt="auto")
+    tokenizer = AutoTokenizer.from_pretrained(str(ftx_tiny_model))
+    data = {"max_length": 64, "template": "auto", "train_on": "assistant"}
+    tokenized, who = call_first(pm, "tokenize_rows", rows=rows[:4], tokenizer=tokenizer, data=data)
+    assert who == "supervised" and len(tokenized.examples) == 4
+    first = tokenized.examples[0]
+    assert set(first) >= {"input_ids", "labels"} and -100 in first["labels"]
+
+
+def test_hook_data_collator_supervised_reports_padded_or_padding_free(tiny):
+    # hook: data_collator
+    run, _, tokenizer = tiny
+    run.config["data"] = {"packing": "true"}
+    run.train_args = {"per_device_train_batch_size": 4}
+    collator, who = call_first(
+        manager("fft", objective="supervised"), "data_collator", run=run, tokenizer=tokenizer
+    )
+    assert who == "supervised" and run.state["summary"]["packing"] == "padding-free"
+    batch = collator([{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}] * 2)
+    assert batch["input_ids"].shape[0] == 1  # two examples packed into one row
+
+
+def test_hook_score_heldout_supervised_scores_exact_match(tiny, ftx_tiny_data):
+    # hook: score_heldout
+    run, model, tokenizer = tiny
+    pm = manager("fft", objective="supervised")
+    rows, _ = call_first(pm, "load_rows", path=str(ftx_tiny_data["eval"]), fmt="auto")
+    run.config["data"] = {
+        "eval_metric": "exact",
+        "template": "auto",
+        "eval_max_new_tokens": 2,
+        "max_length": 64,
+    }
+    result, who = call_first(
+        pm, "score_heldout", run=run, model=model, tokenizer=tokenizer, rows=rows
+    )
+    assert who == "supervised" and result["metric"] == "exact" and result["n"] == len(rows)
+    assert 0.0 <= result["score"] <= 1.0
 
 
 def test_run_report_collects_summary_facts_in_state():

@@ -98,9 +98,11 @@ def test_run_directory_contract(runs, plugin):
         "load_model",
         "select_trainable",
         "training_arguments",
+        "data_collator",
         "build_trainer",
         "trainer_ready",
         "export",
+        "score_heldout",
     }
     assert summary["allocator"] and summary["omp_wait_policy"] and summary["training_attention"]
     # The saved config is complete and reusable as --config.
@@ -137,7 +139,7 @@ def test_fft_trains_every_weight(runs, ftx_tiny_model):
     summary = json.loads((runs["fft"] / "summary.json").read_text())
     assert summary["trainable_params"] == summary["total_params"]
     assert summary["hooks"]["select_trainable"] == "core"
-    assert summary["hooks"]["build_trainer"] == "core"  # hook: build_trainer
+    assert summary["hooks"]["build_trainer"] == "supervised"  # hook: build_trainer
     assert summary["hooks"]["training_arguments"] == ["fft"]  # hook: training_arguments
     assert summary["engine"].startswith("single process")
     before, after = state_dict(ftx_tiny_model), state_dict(runs["fft"] / "model")

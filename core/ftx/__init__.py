@@ -29,8 +29,19 @@ __version__ = "0.1.0"
 
 PROJECT = "ftx"
 ENTRY_POINT_GROUP = "ftx.plugins"
+"""Entry-point group of method plugins (what trains)."""
+OBJECTIVE_ENTRY_POINT_GROUP = "ftx.objectives"
+"""Entry-point group of objective plugins (what a run learns from)."""
+ENTRY_POINT_GROUPS = {"method": ENTRY_POINT_GROUP, "objective": OBJECTIVE_ENTRY_POINT_GROUP}
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Marker for method-plugin hook implementations (`@hookimpl`, `@hookimpl(trylast=True)`, …)."""
 
-__all__ = ["ENTRY_POINT_GROUP", "PROJECT", "__version__", "hookimpl"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ENTRY_POINT_GROUPS",
+    "OBJECTIVE_ENTRY_POINT_GROUP",
+    "PROJECT",
+    "__version__",
+    "hookimpl",
+]

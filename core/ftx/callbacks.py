@@ -3,7 +3,9 @@
 * :class:`MetricsLog` appends one JSON line per log step to ``metrics.jsonl`` and prints it;
 * :class:`FiniteGuard` stops at the first step whose gradients are not finite, before the
   optimizer applies them, and prevents that state from being checkpointed;
-* :class:`StopOnSignal` turns SIGINT/SIGTERM into "finish this step, checkpoint, stop".
+* :class:`StopOnSignal` turns SIGINT/SIGTERM into "finish this step, checkpoint, stop";
+* :class:`IntervalsFromArguments` makes a resumed run log and save at its own intervals;
+* :class:`CheckpointAtEnd` saves the last step whatever ``save_steps`` says.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ class MetricsLog(TrainerCallback):
         self.console = console
         self.last: dict[str, Any] = {}
         if resume_step and path.exists():
-            # Keep the curve continuous: drop lines logged after the checkpoint we resume from.
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            path.write_text("".join(f"{line}\n" for line in kept))
+            from ftx.artifacts import write_text
+
+            # Keep the curve continuous: drop lines logged after the checkpoint we resume from,
+            # and a last line cut short (a kill, a full disk). Rewritten atomically: a kill
+            # during the rewrite must not lose the lines before it.
+            kept = [row for row in logged_rows(path) if row.get("step", 0) <= resume_step]
+            write_text(path, "".join(f"{json.dumps(row)}\n" for row in kept))
 
     def on_train_begin(self, args, state, control, **kwargs):
         import time
@@ -64,6 +66,19 @@ class MetricsLog(TrainerCallback):
                 f"  lr {lr:.2e}{self._eta(state)}",
                 highlight=False,
             )
+
+
+def logged_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``, skipping any line that is not a whole JSON object."""
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 class FiniteGuard(TrainerCallback):
@@ -146,6 +161,18 @@ class StopOnSignal(TrainerCallback):
         if self.signal_name is not None:
             control.should_save = True
             control.should_training_stop = True
+
+
+class IntervalsFromArguments(TrainerCallback):
+    """Log, evaluate and save at this run's ``logging_steps``, ``eval_steps``, ``save_steps``.
+
+    Resuming, the Trainer keeps the intervals stored in the checkpoint's ``trainer_state.json``
+    and only warns that the arguments differ: ``ftx run --resume --set train.save_steps=…``
+    would be recorded in ``config.yaml`` without taking effect. Recomputed from the arguments
+    at the start of training (a fresh run gets the same values)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.compute_steps(args, state.max_steps)
 
 
 class CheckpointAtEnd(TrainerCallback):

@@ -1,4 +1,5 @@
-"""The objects the host hands to hooks: `RunContext` and `DeviceInfo` (no heavy imports)."""
+"""The objects the host hands to hooks: `RunContext`, `DeviceInfo`, `ObjectiveTraits` (no heavy
+imports)."""
 
 from __future__ import annotations
 
@@ -28,18 +29,46 @@ class DeviceInfo:
         return self.kind in {"cuda", "mps"}
 
 
+@dataclass(frozen=True)
+class ObjectiveTraits:
+    """What the host, ``ftx plan`` and ``ftx compare`` need to know about an objective, cheaply
+    (the ``objective_traits`` hook).
+
+    * ``metrics``: the held-out metrics it scores with (``data.eval_metric``), the default first
+      (``("exact", "json", "loss")`` for supervised, ``("pairwise",)`` for preference tuning);
+    * ``sequences_per_row``: sequences the trainer runs through the model per data row (2 for
+      a chosen/rejected pair), for the memory estimate;
+    * ``reference``: ``"none"`` (reference-free: supervised, ORPO, SimPO) or ``"policy"`` (a
+      reference model: the model with its adapters disabled for adapter methods, else a frozen
+      copy or precomputed log-probabilities);
+    * ``min_batch_size``: the smallest ``train.per_device_train_batch_size`` it works with
+      (KTO needs 2);
+    * ``data``: what its rows are, for humans and ``ftx data check`` (``"conversations"``,
+      ``"preference pairs"``, ``"labelled completions"``).
+    """
+
+    metrics: tuple[str, ...] = ("exact",)
+    sequences_per_row: int = 1
+    reference: str = "none"
+    min_batch_size: int = 1
+    data: str = "conversations"
+
+
 @dataclass
 class RunContext:
     """Everything a hook needs about the run in progress; the host builds one per process.
 
     Fields:
 
-    * ``plugin``: the selected plugin's name (``--plugin``);
+    * ``plugin``: the selected method plugin's name (``--plugin``); ``objective``: the selected
+      objective's name (``--objective``, ``supervised`` by default);
     * ``config``: the fully resolved config (sections ``model``, ``data``, ``train``,
       ``method``), as written to the run's ``config.yaml``;
     * ``options``: the plugin's validated options (``config["method"]`` with defaults filled in;
-      ``"auto"`` values are the plugin's to decide);
-    * ``train_args``: the keyword arguments for the run's arguments class (``SFTConfig``),
+      ``"auto"`` values are the plugin's to decide); ``objective_options``: the objective's
+      (``config["objective"]``); ``traits``: the objective's :class:`ObjectiveTraits`;
+    * ``train_args``: the keyword arguments for the run's arguments class (the objective's:
+      ``SFTConfig``, ``DPOConfig`` …),
       already including every ``training_arguments`` override once ``build_trainer`` runs;
     * ``model_path``: a local Hugging Face model directory (GGUF files and the demo are
       converted by the host);
@@ -65,6 +94,9 @@ class RunContext:
     attn_implementation: str = "sdpa"
     state: dict[str, Any] = field(default_factory=dict)
     console: Console | None = None
+    objective: str = "supervised"
+    objective_options: dict[str, Any] = field(default_factory=dict)
+    traits: ObjectiveTraits = field(default_factory=ObjectiveTraits)
 
     def log(self, message: str) -> None:
         """Print a line to the run's console (stderr), on the main process only.

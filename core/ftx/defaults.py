@@ -3,14 +3,13 @@
 * ``load_model``: ``AutoModelForCausalLM.from_pretrained`` with ``run.dtype`` and
   ``run.attn_implementation``, safetensors only unless ``model.allow_pickle``;
 * ``select_trainable``: every parameter trainable (full fine-tuning);
-* ``build_trainer``: ftx's ``SFTTrainer`` (lean loss on the CPU, :mod:`ftx.trainer`) on the
-  host's tokenised data and collator;
 * ``export``: ``save_pretrained`` of the model and tokenizer into ``model/``, atomically.
 
-Nothing else lives here. The helpers plugins import are in :mod:`ftx.loading`
-(``torch_dtype``, ``from_pretrained_kwargs``), :mod:`ftx.saving` (``save_full_model``) and
-:mod:`ftx.trainer` (``build_sft_trainer``); the names below stay importable from
-``ftx.defaults`` for plugins written against earlier versions.
+The trainer is the objective's (``build_trainer`` of the run's objective plugin, e.g.
+:mod:`ftx.objectives.supervised`). Nothing else lives here. The helpers plugins import are
+in :mod:`ftx.loading` (``torch_dtype``, ``from_pretrained_kwargs``), :mod:`ftx.saving`
+(``save_full_model``) and :mod:`ftx.trainer` (``build_sft_trainer``); the names below stay
+importable from ``ftx.defaults`` for plugins written against earlier versions.
 """
 
 from __future__ import annotations
@@ -38,21 +37,6 @@ def select_trainable(model: Any) -> Any:
     for param in model.parameters():
         param.requires_grad_(True)
     return model
-
-
-@hookimpl(trylast=True)
-def build_trainer(
-    run: Any,
-    model: Any,
-    tokenizer: Any,
-    train_dataset: Any,
-    eval_dataset: Any,
-    data_collator: Any,
-    callbacks: list[Any],
-) -> Any:
-    return make_sft_trainer(
-        run, model, tokenizer, train_dataset, eval_dataset, data_collator, callbacks
-    )
 
 
 @hookimpl(trylast=True)

@@ -1,29 +1,44 @@
-"""The contract between the ftx host and method plugins: nine hooks, one spec each.
+"""The contract between the ftx host and its plugins: sixteen hooks, one spec each.
+
+A run is one **method** (what trains, how the model loads and exports: fft, sft, qlora …; entry
+points ``ftx.plugins``) under one **objective** (what it learns from: which rows, how they
+become tensors, which trainer and arguments class, the held-out metric: supervised, dpo …;
+entry points ``ftx.objectives``). Methods implement the method hooks, objectives the objective
+hooks; ``train_defaults`` and ``build_trainer`` are for both (a method's answer wins).
 
 Per-run hooks, called in this order (``run`` is the run's :class:`ftx.context.RunContext`)::
 
-    load_model -> select_trainable -> training_arguments -> build_trainer -> trainer_ready
-    -> (trainer.train()) -> export
+    score_heldout -> load_model -> select_trainable -> training_arguments -> data_collator
+    -> build_trainer -> trainer_ready -> (trainer.train()) -> export -> score_heldout
+
+Data hooks of the objective, called before the run directory is claimed: ``load_rows`` (when
+the run is prepared, for training and held-out files) and ``tokenize_rows`` (once the tokenizer
+is loaded).
 
 Declarative hooks, cheap (no torch, no weights), called outside a run or before it starts:
 
-* ``method_options``: the plugin's options schema (``ftx plugins show``, config validation);
-* ``train_defaults``: its preferred training arguments, before the config is resolved;
-* ``estimate_memory``: its peak training memory for ``ftx plan``, from the model's config.
+* ``method_options``: the method's options schema (``ftx plugins show``, config validation);
+* ``objective_options``: the objective's options schema (the ``objective:`` section);
+* ``objective_traits``: the objective's metrics, sequences per row, reference policy …;
+* ``arguments_class``: the objective's arguments class, against which ``train:`` is checked;
+* ``train_defaults``: preferred training arguments, before the config is resolved;
+* ``estimate_memory``: the method's peak training memory for ``ftx plan``, from the config.
 
 Rules that hold for every hook:
 
 * Calls are keyword-only. An implementation may accept any *subset* of the arguments named in
   the spec, in any order; accepting a name that is not in the spec is an error reported by
   ``ftx plugins`` against the plugin and hook.
-* ``training_arguments`` and ``trainer_ready`` call every implementation (the core's first, the
-  selected plugin's last: :func:`ftx.plugins.call_all`). The other seven are ``firstresult``:
-  the host stops at the first implementation that returns something other than ``None``
-  (:func:`ftx.plugins.call_first`). Returning ``None`` means "not mine, ask the next one".
-* For a run the host registers only the core defaults (``ftx.defaults``, all ``trylast``) and the
-  *selected* plugin, so a plugin overrides exactly the hooks where its method differs and the
-  defaults answer the rest. Which implementation answered each per-run hook is recorded in
-  ``summary.json`` under ``hooks`` (a name, or a list for the hooks that call every one).
+* ``train_defaults``, ``training_arguments`` and ``trainer_ready`` call every implementation (the
+  core's first, the objective's, the method's last: :func:`ftx.plugins.call_all`). The other
+  thirteen are ``firstresult``: the host stops at the first implementation that returns
+  something other than ``None`` (:func:`ftx.plugins.call_first`). Returning ``None`` means
+  "not mine, ask the next one".
+* For a run the host registers only the core defaults (``ftx.defaults``, all ``trylast``), the
+  *selected* objective and the *selected* method, in that order, so the method overrides what
+  it must (even ``build_trainer``), the objective answers its hooks, and the defaults the
+  rest. Which implementation answered each per-run hook is recorded in ``summary.json`` under
+  ``hooks`` (a name, or a list for the hooks that call every one).
 * Ranks: in a distributed run (``ftx run --nproc N``, ``torchrun``) every process calls every
   per-run hook, ``export`` included (sharded engines gather the weights collectively there).
   Only the main process writes files and prints: test ``run.is_main_process``
@@ -36,6 +51,9 @@ Rules that hold for every hook:
   import them inside the hook bodies.
 
 ``scripts/doc_reference.py`` renders CONTRIBUTING.md's hook reference from these docstrings.
+This module is longer than the 400 lines a core module gets because it is the whole contract,
+one spec per hook with its rules and an example, kept in one file so that it reads in one
+place.
 """
 
 from __future__ import annotations
@@ -57,9 +75,10 @@ if TYPE_CHECKING:
         PreTrainedTokenizerBase,
         Trainer,
         TrainerCallback,
+        TrainingArguments,
     )
 
-    from ftx.context import DeviceInfo, RunContext
+    from ftx.context import DeviceInfo, ObjectiveTraits, RunContext
     from ftx.estimates import MemoryEstimate
     from ftx.options import Option
 
@@ -87,21 +106,24 @@ def method_options() -> list[Option] | None:
     """
 
 
-@hookspec(firstresult=True)
-def train_defaults(device: DeviceInfo) -> dict[str, Any] | None:
-    """Return the plugin's preferred training-argument defaults, e.g. ``{"learning_rate": 2e-4}``.
+@hookspec
+def train_defaults(device: DeviceInfo, objective: str) -> dict[str, Any] | None:
+    """Return preferred training-argument defaults, e.g. ``{"learning_rate": 2e-4}``.
 
-    ``device`` is the :class:`ftx.context.DeviceInfo` of the run (``kind``, ``bf16``,
-    ``count``). Called once per run, before the config is resolved: the user's ``train:``
-    values and ``--set train.*`` always win over these, and these win over the core's
-    defaults. Keys are TrainingArguments/SFTConfig field names. Must be cheap. ``None`` keeps
-    the core defaults.
+    Implemented by methods and by objectives; every implementation is called and the dicts are
+    merged in this order, later winning: core < objective < method. ``objective`` is the run's
+    objective name (``"supervised"``, ``"dpo"`` …): a method's learning rate measured for one
+    objective need not suit another, so a method answers for the objectives it knows and
+    returns ``None`` for the rest. ``device`` is the :class:`ftx.context.DeviceInfo` of the run
+    (``kind``, ``bf16``, ``count``). Called once per run, before the config is resolved: the
+    user's ``train:`` values and ``--set train.*`` always win over these. Keys are fields of
+    the objective's arguments class. Must be cheap. ``None``: nothing to add.
 
     Example::
 
         @hookimpl
-        def train_defaults(device):
-            return {"learning_rate": 3e-4}
+        def train_defaults(device, objective):
+            return {"learning_rate": 3e-4} if objective == "supervised" else None
     """
 
 
@@ -293,4 +315,141 @@ def estimate_memory(
     ``estimate_dense``, ``activation_bytes``, ``lora_params`` …). Raise
     :class:`ftx.errors.BadInput` for an option value that makes no sense for this model.
     ``None``: the method has no estimate and ``ftx plan`` shows it as unknown.
+    """
+
+
+# --- objective hooks: what a run learns from ----------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def objective_options() -> list[Option] | None:
+    """Declare the objective's own options (the ``objective:`` section of a run config).
+
+    The objective's counterpart of ``method_options``, with the same rules: cheap, a list of
+    :class:`ftx.options.Option`; ``None`` means it takes none and any ``objective.*`` key is an
+    error.
+
+    Example::
+
+        @hookimpl
+        def objective_options():
+            return [Option("beta", "float", 0.1, "strength of the KL penalty", min=0)]
+    """
+
+
+@hookspec(firstresult=True)
+def objective_traits() -> ObjectiveTraits | None:
+    """Describe the objective for the host, ``ftx plan`` and ``ftx compare``: its held-out
+    metrics, sequences per row, reference policy, smallest batch and kind of data
+    (:class:`ftx.context.ObjectiveTraits`). Cheap: no torch. Every objective answers.
+
+    Example::
+
+        @hookimpl
+        def objective_traits():
+            return ObjectiveTraits(metrics=("pairwise",), sequences_per_row=2, reference="policy")
+    """
+
+
+@hookspec(firstresult=True)
+def arguments_class() -> tuple[type[TrainingArguments], dict[str, Any]] | None:
+    """Return ``(arguments class, fixed keyword arguments)`` for this objective's trainer:
+    e.g. ``(trl.SFTConfig, {"remove_unused_columns": False, …})``.
+
+    ``train:`` keys are validated against the class's fields (a ``train.beta`` under an
+    objective whose class has no ``beta`` is an unknown key with a did-you-mean), and the real
+    object is built once during validation, as the trainer will build it: the run's
+    ``train_args``, then the fixed arguments, which the user cannot set. Imports the trainer
+    library (TRL); called once per run, before any model is loaded.
+
+    Example::
+
+        @hookimpl
+        def arguments_class():
+            from trl import DPOConfig
+
+            return DPOConfig, {"remove_unused_columns": False}
+    """
+
+
+@hookspec(firstresult=True)
+def load_rows(path: str, fmt: str) -> list[Any] | None:
+    """Read and validate the data rows at ``path`` (a file or directory of JSON, JSONL, CSV or
+    Parquet) in format ``fmt`` (``data.format``; ``"auto"`` = detect) and return them
+    normalised (:class:`ftx.data.Conversation` for supervised, a preference pair …).
+
+    Called for the training data and for the held-out data, before any model is loaded. Raise
+    :class:`ftx.errors.BadInput` naming the file, the row and the fix for anything wrong,
+    including data of another objective's shape ("this looks like preference data: use
+    --objective dpo"). Must not import torch.
+
+    Example::
+
+        @hookimpl
+        def load_rows(path, fmt):
+            from ftx.data import load_conversations
+
+            return load_conversations(path, fmt)
+    """
+
+
+@hookspec(firstresult=True)
+def tokenize_rows(
+    rows: list[Any], tokenizer: PreTrainedTokenizerBase, data: dict[str, Any]
+) -> Any | None:
+    """Turn rows from ``load_rows`` into token ids: return an object with ``examples`` (a list
+    of dicts, the columns the objective's trainer consumes, e.g. ``input_ids``/``labels`` or
+    ``prompt_input_ids``/``chosen_input_ids``/``rejected_input_ids``) and ``stats`` (a dict of
+    counts for the summary: ``kept``, ``tokens``, ``truncated``, ``dropped`` …).
+
+    ``data`` is the run's resolved ``data`` section (``max_length``, ``template``,
+    ``train_on`` …). Tokenisation is ftx's (chat template or fallback template, ftx's
+    masking), never the trainer's own. Called for training and held-out rows after the
+    tokenizer is loaded, before the run directory is claimed: a training set with no usable
+    row is a :class:`ftx.errors.BadInput`.
+
+    Example::
+
+        @hookimpl
+        def tokenize_rows(rows, tokenizer, data):
+            from ftx.data import tokenize_dataset
+
+            return tokenize_dataset(
+                rows, tokenizer, max_length=data["max_length"], template=data["template"]
+            )
+    """
+
+
+@hookspec(firstresult=True)
+def data_collator(run: RunContext, tokenizer: PreTrainedTokenizerBase) -> Callable | None:
+    """Return the collator that batches this objective's examples (``None``: the trainer's own
+    default). Called once per run, before ``build_trainer``, which receives it."""
+
+
+@hookspec(firstresult=True)
+def score_heldout(
+    run: RunContext, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[Any]
+) -> dict[str, Any] | None:
+    """Score ``model`` on the held-out ``rows`` (from ``load_rows``) with ``data.eval_metric``;
+    return ``{"metric": name, "score": float, "n": rows scored, …}``.
+
+    Called on the main process for the base model before training and for ``model/`` after
+    export, each loaded for inference (no adapters, plain weights); the two results become
+    ``eval_before``/``eval_after`` in ``summary.json``.
+
+    Example::
+
+        @hookimpl
+        def data_collator(tokenizer):
+            from transformers import DataCollatorWithPadding
+
+            return DataCollatorWithPadding(tokenizer)
+
+    Example::
+
+        @hookimpl
+        def score_heldout(run, model, tokenizer, rows):
+            from ftx.evaluate import score
+
+            return score(model, tokenizer, rows, metric=run.config["data"]["eval_metric"])
     """

@@ -207,12 +207,17 @@ def coerce(value: Any, type_name: str, *, where: str) -> Any:
 
 
 def resolve_options(
-    declared: list[Option], given: dict[str, Any] | None, *, plugin: str
+    declared: list[Option],
+    given: dict[str, Any] | None,
+    *,
+    plugin: str,
+    section: str = "method",
 ) -> dict[str, Any]:
     """Validate ``given`` against ``declared``; return every option with its resolved value.
 
     Unknown keys, wrong types and values outside ``choices`` or ``min``/``max`` raise BadInput
-    naming ``method.<key>``. ``"auto"`` is kept as the literal string for the plugin to resolve.
+    naming ``<section>.<key>`` (``method`` for a method plugin, ``objective`` for an objective).
+    ``"auto"`` is kept as the literal string for the plugin to resolve.
     """
     given = dict(given or {})
     by_name = {o.name: o for o in declared}
@@ -220,7 +225,7 @@ def resolve_options(
         if key not in by_name:
             known = ", ".join(sorted(by_name)) or "none"
             raise BadInput(
-                f"unknown option method.{key} for plugin '{plugin}'"
+                f"unknown option {section}.{key} for plugin '{plugin}'"
                 f"{did_you_mean(key, by_name)}; its options: {known}",
                 hint=f"see `ftx plugins show {plugin}`",
             )
@@ -229,12 +234,12 @@ def resolve_options(
         if opt.name not in given:
             resolved[opt.name] = opt.default
             continue
-        resolved[opt.name] = _coerce_option(opt, given[opt.name])
+        resolved[opt.name] = _coerce_option(opt, given[opt.name], section)
     return resolved
 
 
-def _coerce_option(opt: Option, value: Any) -> Any:
-    where = f"method.{opt.name}"
+def _coerce_option(opt: Option, value: Any, section: str = "method") -> Any:
+    where = f"{section}.{opt.name}"
     if value is None and opt.nullable:
         return None
     if value == AUTO and opt.default == AUTO:

@@ -1,13 +1,16 @@
 """Plugin discovery, isolation and selection.
 
-Method plugins are ordinary distributions with an entry point in the ``ftx.plugins`` group whose
-object is a module (or class instance) carrying ``@ftx.hookimpl`` functions. Every entry point is
+Plugins are of two kinds: **methods** (entry-point group ``ftx.plugins``: what trains) and
+**objectives** (group ``ftx.objectives``: what a run learns from). Either is an ordinary
+distribution whose entry point is a module (or class instance) carrying ``@ftx.hookimpl``
+functions; names are unique across both kinds. Every entry point is
 loaded in its own ``try``: a plugin that fails to import, or whose hook implementations do not
 match the specs, is listed with its error by ``ftx plugins`` and never breaks another plugin,
 ``ftx --help`` or ``ftx plugins``. Set ``FTX_STRICT_PLUGINS=1`` to re-raise instead (for plugin
 authors debugging a load failure).
 
-For a run the host builds a manager holding the core defaults and *only* the selected plugin.
+For a run the host builds a manager holding the core defaults, the selected objective and the
+selected method, nothing else. This module names no plugin.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from typing import Any
 
 import pluggy
 
-from ftx import ENTRY_POINT_GROUP, PROJECT, hookspecs
+from ftx import ENTRY_POINT_GROUPS, PROJECT, hookspecs
 from ftx.errors import BadInput
 from ftx.options import did_you_mean
 
 STRICT_ENV = "FTX_STRICT_PLUGINS"
-BUILTIN_DISTRIBUTIONS = {"fft": "ftx-fft", "sft": "ftx-sft", "qlora": "ftx-qlora"}
+KIND_FLAGS = {"method": "--plugin", "objective": "--objective"}
 METHOD_HOOKS = ("load_model", "select_trainable", "build_trainer", "export")
 
 
@@ -37,6 +40,7 @@ class PluginInfo:
     distribution: str
     version: str
     module: str
+    kind: str = "method"
     status: str = "ok"
     obj: Any = None
     hooks: list[str] = field(default_factory=list)
@@ -51,6 +55,7 @@ class PluginInfo:
             "distribution": self.distribution,
             "version": self.version,
             "module": self.module,
+            "kind": self.kind,
             "status": self.status,
             "hooks": self.hooks,
         }
@@ -97,31 +102,38 @@ def _clean_validation_message(exc: pluggy.PluginValidationError) -> str:
     return text
 
 
-def discover() -> list[PluginInfo]:
-    """Load every ``ftx.plugins`` entry point, each in isolation, sorted by name."""
+def discover(kind: str | None = None) -> list[PluginInfo]:
+    """Load every method and objective entry point, each in isolation, sorted by name; only
+    those of ``kind`` (``"method"``/``"objective"``) when given. A name used twice, within a
+    kind or across kinds, marks the later one as a duplicate."""
     found: dict[str, PluginInfo] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        info = PluginInfo(
-            name=ep.name,
-            distribution=dist.metadata["Name"] if dist is not None else "?",
-            version=dist.version if dist is not None else "?",
-            module=ep.value,
-        )
-        try:
-            info.obj = ep.load()
-            info.hooks = validate_plugin(info.obj, ep.name)
-        except Exception as exc:
-            if strict():
-                raise
-            info.obj = None
-            info.status = _describe(exc)
-        if ep.name in found:
-            info.status = (
-                f"duplicate plugin name '{ep.name}' (also from {found[ep.name].distribution})"
+    for group_kind, group in ENTRY_POINT_GROUPS.items():
+        for ep in metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name,
+                distribution=dist.metadata["Name"] if dist is not None else "?",
+                version=dist.version if dist is not None else "?",
+                module=ep.value,
+                kind=group_kind,
             )
-        found.setdefault(ep.name, info)
-    return [found[k] for k in sorted(found)]
+            try:
+                info.obj = ep.load()
+                info.hooks = validate_plugin(info.obj, ep.name)
+            except Exception as exc:
+                if strict():
+                    raise
+                info.obj = None
+                info.status = _describe(exc)
+            if ep.name in found:
+                first = found[ep.name]
+                info.status = (
+                    f"duplicate plugin name '{ep.name}' (also the {first.kind} from "
+                    f"{first.distribution})"
+                )
+                continue
+            found[ep.name] = info
+    return [found[k] for k in sorted(found) if kind is None or found[k].kind == kind]
 
 
 def _describe(exc: BaseException) -> str:
@@ -132,32 +144,58 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def get_plugin(name: str, plugins: list[PluginInfo] | None = None) -> PluginInfo:
-    """Return the loaded plugin ``name`` or raise BadInput listing what is installed."""
+def get_plugin(
+    name: str, plugins: list[PluginInfo] | None = None, *, kind: str = "method"
+) -> PluginInfo:
+    """Return the loaded plugin ``name`` of ``kind`` or raise BadInput: a plugin of the other
+    kind says which flag takes it; an unknown name lists what is installed of ``kind`` and the
+    ``pip install`` that would bring it."""
     plugins = discover() if plugins is None else plugins
     by_name = {p.name: p for p in plugins}
-    if name in by_name and by_name[name].ok:
-        return by_name[name]
-    if name in by_name:
+    found = by_name.get(name)
+    if found is not None and found.kind != kind:
         raise BadInput(
-            f"plugin '{name}' is installed but failed to load: {by_name[name].status}",
+            f"{name} is {_article(found.kind)} {found.kind}, not {_article(kind)} {kind}: "
+            f"use {KIND_FLAGS[found.kind]} {name}",
+        )
+    if found is not None and found.ok:
+        return found
+    if found is not None:
+        raise BadInput(
+            f"plugin '{name}' is installed but failed to load: {found.status}",
             hint=f"run with {STRICT_ENV}=1 to see the full traceback",
         )
-    installed = ", ".join(p.name for p in plugins if p.ok) or "none"
-    dist = BUILTIN_DISTRIBUTIONS.get(name, f"ftx-{name}")
+    from ftx.catalogue import distribution_for
+
+    same_kind = [p.name for p in plugins if p.kind == kind]
+    installed = ", ".join(p.name for p in plugins if p.kind == kind and p.ok) or "none"
+    noun = "plugin" if kind == "method" else kind  # what the flag is called: --plugin/--objective
     raise BadInput(
-        f"unknown plugin '{name}'{did_you_mean(name, by_name)}; installed: {installed}",
-        hint=f"pip install {dist}",
+        f"unknown {noun} '{name}'{did_you_mean(name, same_kind)}; installed: {installed}",
+        hint=f"pip install {distribution_for(name, kind)}",
     )
 
 
-def manager_for(plugin: PluginInfo | None, *, defaults: bool = True) -> pluggy.PluginManager:
-    """A manager with the core defaults (unless ``defaults=False``) and only ``plugin``."""
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def manager_for(
+    plugin: PluginInfo | None,
+    *,
+    objective: PluginInfo | None = None,
+    defaults: bool = True,
+) -> pluggy.PluginManager:
+    """A manager with the core defaults (unless ``defaults=False``), then ``objective``, then the
+    method ``plugin``: later registrations answer ``firstresult`` hooks first, so the method can
+    override what the objective provides."""
     pm = new_manager()
     if defaults:
         from ftx import defaults as core_defaults
 
         pm.register(core_defaults, name="core")
+    if objective is not None:
+        pm.register(objective.obj, name=objective.name)
     if plugin is not None:
         pm.register(plugin.obj, name=plugin.name)
     return pm

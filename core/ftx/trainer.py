@@ -32,6 +32,15 @@ from typing import Any
 
 from ftx.data.masking import IGNORE_INDEX
 
+SFT_FIXED_ARGUMENTS = {
+    # ftx has tokenised and masked the rows: no TRL data preparation, keep ftx's columns, no
+    # second truncation.
+    "dataset_kwargs": {"skip_prepare_dataset": True},
+    "remove_unused_columns": False,
+    "max_length": None,
+}
+"""``SFTConfig`` keywords ftx always sets (the user cannot: the supervised objective says so)."""
+
 TRITON_DEVICES = ("cuda", "xpu")
 """Devices where TRL's fused LM head is a Triton kernel that scores only trained positions
 (and bounds memory with tiles): the lean loss leaves them to TRL."""
@@ -193,6 +202,7 @@ def build_sft_trainer(
             {**run.train_args, **overrides},
             use_cpu=run.device.kind == "cpu",
             output_dir=run.output_dir / "checkpoints",
+            fixed=SFT_FIXED_ARGUMENTS,
         )
     )
     return (trainer_cls or trainer_class())(

@@ -15,7 +15,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_context
 def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
-    """List installed method plugins and whether they load."""
+    """List installed plugins — methods (what trains) and objectives (what a run learns from) —
+    and whether they load."""
     if ctx.invoked_subcommand is not None:
         return
     from ftx.plugins import discover
@@ -31,11 +32,17 @@ def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_show_cmd(name: str, as_json: bool) -> None:
-    """Show a plugin's hooks and options."""
-    from ftx.plugins import call_first, get_plugin, manager_for
+    """Show a method's or an objective's hooks and options."""
+    from ftx.plugins import call_first, discover, manager_for
 
-    info = get_plugin(name)
-    options, _ = call_first(manager_for(info, defaults=False), "method_options")
+    found = {p.name: p for p in discover()}
+    info = found.get(name)
+    if info is None or not info.ok:
+        from ftx.plugins import get_plugin
+
+        get_plugin(name, list(found.values()))  # raises the unknown/failed-to-load message
+    hook = "method_options" if info.kind == "method" else "objective_options"
+    options, _ = call_first(manager_for(info, defaults=False), hook)
     if as_json:
         click.echo(
             json.dumps(
@@ -66,12 +73,12 @@ def print_plugins(plugins: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="ftx method plugins")
-    for col in ("name", "distribution", "version", "status", "hooks"):
+    table = Table(title="ftx plugins: methods (--plugin) and objectives (--objective)")
+    for col in ("name", "kind", "distribution", "version", "status", "hooks"):
         table.add_column(col)
-    for p in plugins:
+    for p in sorted(plugins, key=lambda p: (p.kind != "method", p.name)):
         status = "[green]ok[/]" if p.ok else f"[red]{p.status}[/]"
-        table.add_row(p.name, p.distribution, p.version, status, ", ".join(p.hooks))
+        table.add_row(p.name, p.kind, p.distribution, p.version, status, ", ".join(p.hooks))
     if not plugins:
         table.caption = "none installed: pip install ftx-fft ftx-sft ftx-qlora"
     Console().print(table)
@@ -83,9 +90,14 @@ def print_plugin_detail(info: Any, options: list[Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]{info.name}[/] — {info.distribution} {info.version} ({info.module})")
+    section = "method" if info.kind == "method" else "objective"
+    console.print(
+        f"[bold]{info.name}[/] — {info.kind} — {info.distribution} {info.version} ({info.module})"
+    )
     console.print(f"hooks: {', '.join(info.hooks) or 'none'} (core defaults answer the rest)")
-    table = Table(title="method options (config section `method:` / --set method.KEY=VALUE)")
+    table = Table(
+        title=f"{section} options (config section `{section}:` / --set {section}.KEY=VALUE)"
+    )
     for col in ("option", "type", "default", "help"):
         table.add_column(col)
     for o in options:

@@ -18,7 +18,12 @@ SET_HELP = (
 
 
 @click.command("run")
-@click.option("--plugin", "-p", help="Method plugin to use (see `ftx plugins`).")
+@click.option("--plugin", "-p", help="Method plugin: what trains (see `ftx plugins`).")
+@click.option(
+    "--objective",
+    help="Objective: what the run learns from (default supervised; dpo, orpo, simpo, kto with "
+    "ftx-preference; see `ftx plugins`).",
+)
 @click.option("--config", "-c", "config_file", type=click.Path(), help="YAML run config.")
 @click.option("--model", "-m", help="HF model dir, .gguf file or cached hub id (default: demo).")
 @click.option("--data", "-d", help="Training data file or directory (default: demo data).")
@@ -34,12 +39,15 @@ SET_HELP = (
 @click.option(
     "--nproc", type=int, default=None, help="Processes to launch with torchrun (multi-GPU)."
 )
-def run_cmd(plugin, config_file, model, data, output, sets, resume, overwrite, force, nproc):
-    """Fine-tune a model with one method plugin."""
+def run_cmd(
+    plugin, objective, config_file, model, data, output, sets, resume, overwrite, force, nproc
+):
+    """Fine-tune a model: one method (--plugin) under one objective (--objective)."""
     from ftx.runner import RunRequest, execute, prepare
 
     req = RunRequest(
         plugin=plugin,
+        objective=objective,
         config_file=config_file,
         model=model,
         data=data,
@@ -65,7 +73,8 @@ def print_run_summary(summary: dict[str, Any], out: Path, console: Any) -> None:
     """The end-of-run table: parameters, speed, memory, loss, held-out scores, where it is."""
     from rich.table import Table
 
-    table = Table(title=f"ftx run {summary.get('plugin')} — {summary.get('status')}")
+    title = f"ftx run {summary.get('plugin')} × {summary.get('objective')}"
+    table = Table(title=f"{title} — {summary.get('status')}")
     table.add_column("")
     table.add_column("value")
     trainable, total = summary.get("trainable_params"), summary.get("total_params")

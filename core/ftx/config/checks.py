@@ -100,24 +100,24 @@ def check_data_paths(data: dict[str, Any]) -> None:
 
 
 def training_arguments_kwargs(
-    train_args: dict[str, Any], *, use_cpu: bool, output_dir: str | Path
+    train_args: dict[str, Any],
+    *,
+    use_cpu: bool,
+    output_dir: str | Path,
+    fixed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The keyword arguments of a run's ``SFTConfig``: ``train_args`` plus what ftx sets itself
-    (the checkpoint directory, no TRL data preparation: ftx has tokenised the rows)."""
-    return {
-        "use_cpu": use_cpu,
-        **train_args,
-        "output_dir": str(output_dir),
-        "dataset_kwargs": {"skip_prepare_dataset": True},
-        "remove_unused_columns": False,
-        "max_length": None,
-    }
+    """The keyword arguments of a run's arguments object: ``train_args``, the checkpoint
+    directory, and ``fixed``, what the objective always sets (its ``arguments_class`` hook)."""
+    return {"use_cpu": use_cpu, **train_args, "output_dir": str(output_dir), **(fixed or {})}
 
 
-def check_training_arguments(resolved: ResolvedConfig, device: Any) -> Any:
-    """Build the run's arguments object as the trainer will (:func:`training_arguments_kwargs`)
-    and turn what it rejects (a ValueError for an inconsistent combination, an unknown enum
-    value, a missing integration package…) into a BadInput naming the keys. Returns it.
+def check_training_arguments(
+    resolved: ResolvedConfig, device: Any, arguments: tuple[type, dict[str, Any]] | None = None
+) -> Any:
+    """Build the run's arguments object as the trainer will (``arguments``: the objective's
+    class and fixed keywords, by default plain ``TrainingArguments``) and turn what it rejects
+    (a ValueError for an inconsistent combination, an unknown enum value, a missing integration
+    package…) into a BadInput naming the keys. Returns it.
 
     No side effects: the output directory is a path that is never created, and the device
     setup (accelerate's process state, ``torch.cuda.set_device``, a process group under
@@ -127,9 +127,13 @@ def check_training_arguments(resolved: ResolvedConfig, device: Any) -> Any:
     import tempfile
     import warnings
 
-    from trl import SFTConfig
+    if arguments is None:
+        from transformers import TrainingArguments
 
-    class CheckedSFTConfig(SFTConfig):
+        arguments = (TrainingArguments, {})
+    cls, fixed = arguments
+
+    class Checked(cls):  # type: ignore[misc, valid-type]
         @property
         def _setup_devices(self) -> Any:  # the device, without setting it up
             import torch
@@ -139,10 +143,12 @@ def check_training_arguments(resolved: ResolvedConfig, device: Any) -> Any:
     output = Path(tempfile.gettempdir()) / f"ftx-check-{id(resolved):x}" / "checkpoints"
 
     def build(train: dict[str, Any]) -> Any:
-        kwargs = training_arguments_kwargs(train, use_cpu=device.kind == "cpu", output_dir=output)
+        kwargs = training_arguments_kwargs(
+            train, use_cpu=device.kind == "cpu", output_dir=output, fixed=fixed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return CheckedSFTConfig(**kwargs)
+            return Checked(**kwargs)
 
     train = resolved.train_args
     try:
@@ -155,7 +161,7 @@ def check_training_arguments(resolved: ResolvedConfig, device: Any) -> Any:
             f"{named}: the trainer rejects this ({problem})",
             hint="change "
             + (" or ".join(f"train.{k}" for k in keys) if keys else "the train settings")
-            + " (see TrainingArguments/SFTConfig of the installed TRL)",
+            + f" (see {cls.__name__} of the installed library)",
         ) from None
 
 

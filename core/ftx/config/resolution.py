@@ -37,6 +37,7 @@ class ResolvedConfig:
     config: dict[str, Any]
     options: dict[str, Any]
     train_args: dict[str, Any]
+    objective_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _check_fixed(section: str, table: dict[str, tuple[str, Any, str]], given: dict) -> dict:
@@ -79,13 +80,16 @@ def _apply_aliases(cfg: dict[str, Any]) -> None:
         train["fsdp_config"] = fsdp_config
 
 
-@functools.lru_cache(maxsize=1)
-def train_fields() -> dict[str, Any]:
-    """Field name -> type hint of the installed TRL ``SFTConfig`` (imports trl: not cheap)."""
-    from trl import SFTConfig
+@functools.lru_cache(maxsize=8)
+def train_fields(cls: type | None = None) -> dict[str, Any]:
+    """Field name -> type hint of an arguments class (the objective's: ``SFTConfig``,
+    ``DPOConfig`` …; by default ``transformers.TrainingArguments``). Imports it: not cheap."""
+    if cls is None:
+        from transformers import TrainingArguments
 
-    hints = typing.get_type_hints(SFTConfig)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(SFTConfig) if f.init}
+        cls = TrainingArguments
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
 
 
 def _hint_types(hint: Any) -> list[str]:
@@ -119,28 +123,56 @@ def resolve(
     plugin: str,
     plugin_train_defaults: dict[str, Any] | None,
     device: Any,
+    objective: str | None = None,
+    objective_options: list[Option] | None = None,
+    arguments: tuple[type, dict[str, Any]] | None = None,
+    traits: Any = None,
 ) -> ResolvedConfig:
-    """Validate and resolve a merged config for ``plugin`` on ``device`` (a DeviceInfo).
+    """Validate and resolve a merged config for method ``plugin`` under ``objective`` on
+    ``device`` (a DeviceInfo).
 
-    Raises BadInput for anything the trainer would reject or silently misread (see the module
-    docstring); reads no model and writes nothing.
+    ``declared_options``/``objective_options``: the method's and the objective's option
+    schemas (sections ``method`` and ``objective``); ``plugin_train_defaults``: the merged
+    ``train_defaults`` answers; ``arguments``: the objective's ``(arguments class, fixed
+    keywords)``, against which ``train`` is checked (default: plain ``TrainingArguments``);
+    ``traits``: the objective's :class:`ftx.context.ObjectiveTraits` (its metrics and smallest
+    batch). Raises BadInput for anything the trainer would reject or silently misread (see the
+    module docstring); reads no model and writes nothing.
     """
     cfg = copy.deepcopy({s: dict(raw.get(s) or {}) for s in SECTIONS})
     _apply_aliases(cfg)
     model = _check_fixed("model", MODEL_FIELDS, cfg["model"])
     data = _check_fixed("data", DATA_FIELDS, cfg["data"])
     options = resolve_options(declared_options, cfg["method"], plugin=plugin)
+    given = dict(cfg["objective"])
+    named = given.pop("name", None)
+    if named is not None and objective is not None and named != objective:
+        raise BadInput(
+            f"objective.name: {named!r}, but the run's objective is {objective!r}",
+            hint=f"use --objective {named}, or drop objective.name",
+        )
+    chosen = resolve_options(
+        list(objective_options or []),
+        given,
+        plugin=objective or "the objective",
+        section="objective",
+    )
+    _check_metric(data, traits, objective)
 
-    fields = train_fields()
+    cls, fixed = arguments if arguments is not None else (None, {})
+    fields = train_fields(cls)
+    owned = {**TRAIN_OWNED, **{k: f"the {objective} objective sets it" for k in fixed}}
     for key in cfg["train"]:
-        if key in TRAIN_OWNED:
-            raise BadInput(f"train.{key} is managed by ftx: {TRAIN_OWNED[key]}")
+        if key in owned:
+            raise BadInput(f"train.{key} is managed by ftx: {owned[key]}")
         if key not in fields:
             raise BadInput(
                 f"unknown key train.{key}{did_you_mean(key, [*fields, *TRAIN_ALIASES])}",
-                hint="train takes TrainingArguments/SFTConfig fields of the installed TRL",
+                hint=f"train takes the fields of {getattr(cls, '__name__', 'TrainingArguments')}"
+                + (f", the {objective} objective's arguments class" if objective else ""),
             )
-    train = {**CORE_TRAIN_DEFAULTS, **(plugin_train_defaults or {}), **cfg["train"]}
+    defaults = {k: v for k, v in CORE_TRAIN_DEFAULTS.items() if k in fields}
+    train = {**defaults, **(plugin_train_defaults or {}), **cfg["train"]}
     auto = {k for k in ("bf16", "activation_checkpointing") if train.get(k) == AUTO}
     train = {
         k: v if k in auto else coerce_train_value(k, v, fields.get(k, Any))
@@ -150,12 +182,48 @@ def resolve(
         train["bf16"] = bool(device.bf16) and not train.get("fp16")
     if "activation_checkpointing" in auto:
         train["activation_checkpointing"] = bool(device.is_gpu)
-    config = {"model": model, "data": data, "train": train, "method": options}
+    objective_section = {"name": objective, **chosen} if objective else dict(chosen)
+    config = {
+        "model": model,
+        "data": data,
+        "train": train,
+        "method": options,
+        "objective": objective_section,
+    }
     check_ranges(config)
+    _check_batch(train, traits, objective)
     check_precision(train, device)
     check_trackers(train.get("report_to"))
     check_data_paths(data)
     check_tokenizer_files(model["name"])
-    resolved = ResolvedConfig(config=config, options=options, train_args=dict(train))
-    check_training_arguments(resolved, device)
+    resolved = ResolvedConfig(
+        config=config, options=options, train_args=dict(train), objective_options=chosen
+    )
+    check_training_arguments(resolved, device, arguments)
     return resolved
+
+
+def _check_metric(data: dict[str, Any], traits: Any, objective: str | None) -> None:
+    """``data.eval_metric``: ``auto`` becomes the objective's first metric; an explicit one must
+    be among the objective's."""
+    metrics = tuple(getattr(traits, "metrics", None) or ("exact", "json", "loss"))
+    if data["eval_metric"] == AUTO:
+        data["eval_metric"] = metrics[0]
+    elif data["eval_metric"] not in metrics:
+        who = f"the {objective} objective" if objective else "this run"
+        raise BadInput(
+            f"data.eval_metric: {data['eval_metric']!r} is not one of: {', '.join(metrics)} "
+            f"({who} scores with these)",
+            hint="set data.eval_metric=auto",
+        )
+
+
+def _check_batch(train: dict[str, Any], traits: Any, objective: str | None) -> None:
+    smallest = int(getattr(traits, "min_batch_size", 1) or 1)
+    batch = train.get("per_device_train_batch_size", 1)
+    if isinstance(batch, int) and batch < smallest:
+        raise BadInput(
+            f"train.per_device_train_batch_size: {batch} is too small for the {objective} "
+            f"objective (it needs at least {smallest} rows per batch)",
+            hint=f"--set train.per_device_train_batch_size={smallest}",
+        )

@@ -8,7 +8,7 @@ from typing import Any
 from ftx.data.collate import PACKING_SETTINGS
 from ftx.options import AUTO, Range
 
-SECTIONS = ("model", "data", "train", "method")
+SECTIONS = ("model", "data", "train", "method", "objective")
 
 # name -> (type, default, help). Types as in ftx.options.coerce; "str?" = nullable string.
 MODEL_FIELDS: dict[str, tuple[str, Any, str]] = {
@@ -27,7 +27,11 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
     "max_length": ("int", 512, "tokens per example; longer ones are truncated"),
     "packing": ("str", AUTO, "auto | true | false: padding-free batches"),
     "train_on": ("str", "assistant", "assistant (mask everything else) | all"),
-    "eval_metric": ("str", "exact", "exact | json | loss"),
+    "eval_metric": (
+        "str",
+        AUTO,
+        "held-out metric: auto (the objective's first) | exact | json | loss | pairwise",
+    ),
     "eval_max_new_tokens": ("int", 64, "generation budget for exact/json scoring"),
     "eval_limit": ("int?", None, "score only the first N held-out rows"),
 }
@@ -36,7 +40,6 @@ CHOICES = {
     ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
     ("data", "packing"): PACKING_SETTINGS,
     ("data", "train_on"): ("assistant", "all"),
-    ("data", "eval_metric"): ("exact", "json", "loss"),
 }
 
 # Valid ranges of numeric keys, checked in one loop by `check_ranges` (train keys the installed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +22,33 @@ def checkpoint_step(path: Path) -> int:
     return int(path.name.split("-")[-1])
 
 
-def newest_checkpoint(folder: Path) -> Path | None:
-    """The highest-step complete ``checkpoint-N``.
-
-    The Trainer writes ``trainer_state.json`` last (after weights, optimizer, scheduler and RNG
-    state), so a checkpoint whose state file is missing or unparsable was cut short and is
-    never chosen.
-    """
+def checkpoints_in(folder: Path) -> list[Path]:
+    """Every ``checkpoint-N`` directory in ``folder``, complete or not."""
     if not folder.is_dir():
-        return None
-    done = [
-        p
-        for p in folder.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and read_json(p / "trainer_state.json")
-    ]
+        return []
+    return [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """The Trainer writes ``trainer_state.json`` last (after weights, optimizer, scheduler and
+    RNG state): a checkpoint whose state file is missing or unparsable was cut short."""
+    return bool(read_json(checkpoint / "trainer_state.json"))
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The highest-step complete ``checkpoint-N``; one cut short is never chosen."""
+    done = [p for p in checkpoints_in(folder) if is_complete(p)]
     return max(done, key=checkpoint_step, default=None)
+
+
+def remove_incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Delete the checkpoints cut short (a kill, a full disk) and return them: never resumed
+    from, they only take room, and a save at the same step later would write into them. Call
+    only while no process of the run is saving (after a failure, or before a resume)."""
+    cut_short = [p for p in checkpoints_in(folder) if not is_complete(p)]
+    for path in cut_short:
+        shutil.rmtree(path, ignore_errors=True)
+    return cut_short
 
 
 def training_finished_in(checkpoint: Path) -> bool:

@@ -2,8 +2,10 @@
 
 :func:`execute` always leaves a ``summary.json`` whose ``status`` is ``finished``,
 ``interrupted`` or ``failed``, except for bad input found late, which leaves the disk as it was
-(an earlier run replaced with ``--overwrite`` put back). SIGTERM and SIGUSR1 count as Ctrl-C in
-every phase (:mod:`ftx.stop_signals`).
+(an earlier run replaced with ``--overwrite`` put back), and a disk too full to take even that
+record (the console says so). SIGTERM and SIGUSR1 count as Ctrl-C in every phase
+(:mod:`ftx.stop_signals`). Failures ftx can explain — out of memory, a full disk
+(:mod:`ftx.runner.failures`), a non-finite loss — end as one message without a traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from ftx import allocator, openmp
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.plugins import call_first
 from ftx.ranks import is_main_process
-from ftx.runner.checkpoints import newest_checkpoint
+from ftx.runner.checkpoints import newest_checkpoint, remove_incomplete_checkpoints
 from ftx.runner.failures import (
     NonFiniteLoss,
+    disk_full_advice,
+    disk_full_cause,
     is_out_of_memory,
     lighter_methods,
     out_of_memory_advice,
@@ -26,7 +30,7 @@ from ftx.runner.memory import peak_rss_bytes, reset_peak_rss
 from ftx.runner.provenance import git_revision, library_versions
 from ftx.runner.request import PreparedRun
 from ftx.runner.rundir import RunDirectory, write_config, write_summary
-from ftx.runner.scoring import eval_settings, score_dir
+from ftx.runner.scoring import score_dir
 from ftx.runner.training import build_trainer, count_parameters, train
 from ftx.stop_signals import signals_interrupt
 
@@ -41,10 +45,13 @@ CARRIED_ON_RESUME = ("eval_before", "train_time_s", "tokens", "tokens_per_s", "t
 class RunRecord:
     """``summary.json`` of the run in progress: written by the main process only."""
 
-    def __init__(self, run_dir: RunDirectory, summary: dict[str, Any], *, main: bool) -> None:
+    def __init__(
+        self, run_dir: RunDirectory, summary: dict[str, Any], *, main: bool, console: Any = None
+    ) -> None:
         self.run_dir = run_dir
         self.summary = summary
         self.main = main
+        self.console = console
         self.started = time.time()
         self.baseline = reset_peak_rss()
 
@@ -56,15 +63,30 @@ class RunRecord:
         self.baseline = reset_peak_rss()
 
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:
+        """Record how the run ended in ``summary.json``, ``report.md`` and ``loss.png``.
+
+        A run that did not finish is recorded as best the disk allows: when the files cannot
+        be written (the disk that failed the run is full) the console says so and the run's
+        own error is the one raised. A finished run whose record cannot be written raises: it
+        is not finished on disk."""
         s = self.summary
         s.update(status=status, wall_time_s=round(time.time() - self.started, 2), **extra)
         s["peak_memory_bytes"] = peak_rss_bytes()
         s["peak_memory_above_baseline_bytes"] = s["peak_memory_bytes"] - self.baseline
         if self.main:
-            self.save()
             from ftx.report import write_reports
 
-            write_reports(self.run_dir.path, s)
+            try:
+                self.save()
+                write_reports(self.run_dir.path, s)
+            except OSError as exc:
+                if status == "finished" or self.console is None:
+                    raise
+                self.console.print(
+                    f"[yellow]warning:[/] could not record the {status} run in "
+                    f"{self.run_dir.path} ({exc}); its summary.json may be out of date",
+                    highlight=False,
+                )
         return s
 
 
@@ -97,7 +119,8 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
     model_path = resolve_model(mcfg["name"])
     tokenizer = load_tokenizer(model_path)
     console.print(
-        f"[bold]ftx[/] {prep.plugin.name} · model {model_path} · device {prep.device.name}"
+        f"[bold]ftx[/] {prep.plugin.name} × {prep.objective.name} · model {model_path} · "
+        f"device {prep.device.name}"
     )
     rows, stats = _tokenize(prep, tokenizer, console)
 
@@ -121,10 +144,7 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
             attn_implementation=prep.attn_implementation,
             console=console,
         )
-        record = RunRecord(run_dir, _first_summary(prep, run, stats), main=main)
-        if main:
-            write_config(run.output_dir, run.plugin, run.config)
-            record.save()
+        record = RunRecord(run_dir, _first_summary(prep, run, stats), main=main, console=console)
         summary = _supervised(prep, run, record, tokenizer, rows)
     finally:
         if main:
@@ -164,18 +184,30 @@ def _supervised(
         raise
     except BaseException as exc:
         out_of_memory = is_out_of_memory(exc)
+        disk_full = disk_full_cause(exc, run_dir.path)
         if isinstance(exc, NonFiniteLoss):
             error = str(exc)
         elif out_of_memory:
             error = f"out of memory: {exc}"
+        elif disk_full:
+            error = f"{disk_full}: {type(exc).__name__}: {exc}"
         else:
             error = f"{type(exc).__name__}: {exc}"
+        if disk_full and record.main:
+            # The checkpoint that did not fit holds room the failure record needs.
+            remove_incomplete_checkpoints(run_dir.path / "checkpoints")
         record.finish("failed", error=error)
-        if record.main:
-            _say(console, run_dir.failed())
+        kept_aside = run_dir.failed() if record.main else None
+        _say(console, kept_aside)
         if out_of_memory:
             raise RunFailed(
                 out_of_memory_advice(run, exc, lighter_methods=lighter_methods(run))
+            ) from None
+        if disk_full:
+            # Moved aside (the run it replaced is back in its place): not resumable in place.
+            checkpoint = None if kept_aside else newest_checkpoint(run_dir.path / "checkpoints")
+            raise RunFailed(
+                disk_full_advice(exc, disk_full, run_dir=run_dir.path, checkpoint=checkpoint)
             ) from None
         raise
     if record.main:
@@ -186,15 +218,19 @@ def _supervised(
 def _walk_hooks(
     prep: PreparedRun, run: Any, record: RunRecord, tokenizer: Any, rows: tuple[Any, Any]
 ) -> dict[str, Any]:
-    """The hook sequence: load_model -> select_trainable -> (trainer hooks) -> train -> export,
-    with held-out scoring of the base model before and of ``model/`` after."""
+    """Record the run (``config.yaml``, a first ``summary.json``), then the hook sequence:
+    load_model -> select_trainable -> (trainer hooks) -> train -> export, with held-out scoring
+    of the base model before and of ``model/`` after."""
     summary, console = record.summary, run.console
-    settings = eval_settings(run.config["data"])
-    scoring = prep.eval_convs and record.main
+    if record.main:
+        write_config(run.output_dir, run.plugin, run.config)
+        record.save()
+    metric = run.config["data"]["eval_metric"]
+    scoring = bool(prep.eval_rows) and record.main
     if scoring and "eval_before" not in summary:
-        console.print(f"scoring the base model on {len(prep.eval_convs)} held-out rows…")
-        summary["eval_before"] = score_dir(run.model_path, prep.eval_convs, settings)
-        console.print(f"  before: {settings['metric']} = {summary['eval_before']['score']:.3f}")
+        console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
+        summary["eval_before"], _ = score_dir(prep.pm, run, run.model_path, prep.eval_rows)
+        console.print(f"  before: {metric} = {summary['eval_before']['score']:.3f}")
         record.save()
     record.measure_from_here()  # the training peak is measured from here
     # train.seed governs everything random from here on, the plugin's own initialisation
@@ -241,28 +277,32 @@ def _walk_hooks(
     summary.update(run.state.get("summary", {}))  # facts the plugin reported (run.report)
     if scoring:
         console.print("scoring the trained model (model/)…")
-        summary["eval_after"] = score_dir(run.output_dir / "model", prep.eval_convs, settings)
-        console.print(f"  after: {settings['metric']} = {summary['eval_after']['score']:.3f}")
+        model_dir = run.output_dir / "model"
+        summary["eval_after"], summary["hooks"]["score_heldout"] = score_dir(
+            prep.pm, run, model_dir, prep.eval_rows
+        )
+        console.print(f"  after: {metric} = {summary['eval_after']['score']:.3f}")
     return record.finish("finished")
 
 
 def _tokenize(prep: PreparedRun, tokenizer: Any, console: Any) -> tuple[tuple[Any, Any], dict]:
-    """Training and held-out rows as token ids with labels; raise BadInput if none is left."""
-    from ftx import data as data_mod
-
+    """Training and held-out rows as the objective's token columns (its ``tokenize_rows``);
+    raise BadInput if no training row is left."""
     dcfg = prep.resolved.config["data"]
-    options = {
-        "max_length": dcfg["max_length"],
-        "template": dcfg["template"],
-        "train_on": dcfg["train_on"],
-    }
-    tokenized = data_mod.tokenize_dataset(prep.train_convs, tokenizer, **options)
+
+    def tokenize(rows: list[Any]) -> Any:
+        tokenized, _ = call_first(
+            prep.pm, "tokenize_rows", rows=rows, tokenizer=tokenizer, data=dcfg
+        )
+        return tokenized
+
+    tokenized = tokenize(prep.train_rows)
     if not tokenized.examples:
         raise BadInput(
             f"{dcfg['path']}: no trainable rows left after truncation to {dcfg['max_length']}",
             hint="raise data.max_length",
         )
-    held_out = data_mod.tokenize_dataset(prep.eval_convs, tokenizer, **options).examples
+    held_out = tokenize(prep.eval_rows).examples if prep.eval_rows else []
     stats = {k: v for k, v in tokenized.stats.items() if k != "lengths"}
     console.print(
         f"data: {stats.get('kept')} rows, {stats.get('tokens')} tokens "
@@ -277,6 +317,8 @@ def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[s
         "status": "running",
         "plugin": prep.plugin.name,
         "method": prep.plugin.distribution,
+        "objective": prep.objective.name,
+        "objective_distribution": prep.objective.distribution,
         "model": str(run.model_path),
         "device": prep.device.name,
         "dtype": run.dtype,

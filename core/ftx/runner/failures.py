@@ -1,11 +1,31 @@
-"""Failures a run explains instead of dumping a traceback: out of memory, non-finite loss."""
+"""Failures a run explains instead of dumping a traceback: out of memory, a full disk,
+non-finite loss."""
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from ftx.errors import RunFailed
+
+DISK_FULL_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EFBIG: "file too large",
+    errno.EDQUOT: "disk quota exceeded",
+}
+"""The write failures that mean "no room", and how a message names each."""
+# The libraries that write weights report the same errors as text: safetensors as
+# "I/O error: No space left on device (os error 28)", tokenizers and json through OSError.
+_DISK_FULL_TEXTS = {os.strerror(code).lower(): cause for code, cause in DISK_FULL_ERRNOS.items()}
+# torch.save's writer says only that a write failed ("PytorchStreamWriter failed writing file
+# data/0: file write failed", "[enforce fail at inline_container.cc:…] unexpected pos …"); the
+# cause is then read from the filesystem (:func:`_room_left`).
+_TORCH_WRITE_FAILURES = ("pytorchstreamwriter failed", "inline_container.cc")
+LOW_SPACE_BYTES = 64 * 2**20
+"""Free space below which a write that failed without a stated cause is taken for a full disk."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -16,6 +36,86 @@ def is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and (
         "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def disk_full_cause(exc: BaseException, where: Path | None = None) -> str | None:
+    """Why ``exc`` (or an exception it was raised from) is a write that found no room: ``"no
+    space left on device"``, ``"file too large"`` (a file-size limit: ``ulimit -f``) or ``"disk
+    quota exceeded"``; None when it is something else. ``where``: the directory being written,
+    consulted when the error does not state its cause (torch's serializer)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return DISK_FULL_ERRNOS[exc.errno]
+        text = str(exc).lower()
+        for phrase, cause in _DISK_FULL_TEXTS.items():
+            if phrase in text:
+                return cause
+        if any(marker in text for marker in _TORCH_WRITE_FAILURES):
+            return _room_left(where or Path.cwd())
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_disk_full(exc: BaseException, where: Path | None = None) -> bool:
+    """True when ``exc`` is a write that failed for want of room (:func:`disk_full_cause`)."""
+    return disk_full_cause(exc, where) is not None
+
+
+def _room_left(where: Path) -> str | None:
+    """The cause of a failed write read from the system: a file-size limit, or (almost) no free
+    space on ``where``'s filesystem; None when neither explains it."""
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+        return DISK_FULL_ERRNOS[errno.EFBIG]
+    free = free_bytes(where)
+    if free is not None and free < LOW_SPACE_BYTES:
+        return DISK_FULL_ERRNOS[errno.ENOSPC]
+    return None
+
+
+def free_bytes(where: Path) -> int | None:
+    """Free bytes on the filesystem of ``where`` (or of its nearest existing parent)."""
+    for path in (where, *where.parents):
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            continue
+    return None
+
+
+def disk_full_advice(
+    exc: BaseException, cause: str, *, run_dir: Path, checkpoint: Path | None
+) -> str:
+    """One line: the cause, where the run was writing, the room there, what is kept, the fix.
+    ``checkpoint``: the last complete checkpoint (None when there is none to resume from)."""
+    import resource
+
+    from ftx.estimates.units import format_bytes
+
+    room = []
+    free = free_bytes(run_dir)
+    if free is not None:
+        room.append(f"{format_bytes(free)} free there")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if cause == DISK_FULL_ERRNOS[errno.EFBIG] and limit != resource.RLIM_INFINITY:
+        room.append(f"file size limit {format_bytes(limit)}: ulimit -f")
+        make_room = "raise the file size limit (ulimit -f)"
+    else:
+        make_room = "free some space"
+    target = getattr(exc, "filename", None) or run_dir
+    where = f"{target} ({'; '.join(room)})" if room else str(target)
+    if checkpoint is None:
+        return (
+            f"{cause} while writing to {where}: nothing to resume from; {make_room}, then start "
+            f"again with: ftx run --overwrite --output {run_dir}"
+        )
+    return (
+        f"{cause} while writing to {where}: the last complete checkpoint, {checkpoint.name}, "
+        f"is intact; {make_room}, then continue with: ftx run --resume --output {run_dir}"
     )
 
 

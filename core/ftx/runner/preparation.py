@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ftx import config as cfg_mod
+from ftx.catalogue import DEFAULT_OBJECTIVE
+from ftx.context import ObjectiveTraits
 from ftx.errors import BadInput
-from ftx.plugins import call_first, get_plugin, manager_for
+from ftx.plugins import call_all, call_first, discover, get_plugin, manager_for
 from ftx.runner.checkpoints import newest_checkpoint, read_json
 from ftx.runner.provenance import file_hash
 from ftx.runner.request import PreparedRun, RunRequest
@@ -44,19 +46,28 @@ def prepare(req: RunRequest) -> PreparedRun:
     resume_from = None
     if req.resume:
         saved, resume_from, prior = _resume_source(req)
-    if not req.plugin and req.config_file:
-        req.plugin = cfg_mod.load_file(req.config_file).get("plugin")
+    file_cfg = cfg_mod.load_file(req.config_file)
+    req.plugin = req.plugin or file_cfg.get("plugin")
+    named = (file_cfg.get("objective") or {}).get("name")
+    req.objective = req.objective or named or DEFAULT_OBJECTIVE
     if not req.plugin:
         raise BadInput("--plugin is required (see `ftx plugins` for what is installed)")
-    plugin = get_plugin(req.plugin)
-    pm = manager_for(plugin)
+    found = discover()
+    plugin = get_plugin(req.plugin, found, kind="method")
+    objective = get_plugin(req.objective, found, kind="objective")
+    pm = manager_for(plugin, objective=objective)
     device = detect()
     declared, _ = call_first(pm, "method_options")
-    train_defaults, _ = call_first(pm, "train_defaults", device=device)
+    objective_declared, _ = call_first(pm, "objective_options")
+    traits, _ = call_first(pm, "objective_traits")
+    traits = traits or ObjectiveTraits()
+    arguments, _ = call_first(pm, "arguments_class")
+    train_defaults: dict[str, Any] = {}
+    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective.name):
+        train_defaults.update(answer or {})
 
     # A resumed run starts from its saved, fully resolved config.yaml.
     base = {s: dict(saved.get(s) or {}) for s in cfg_mod.SECTIONS}
-    file_cfg = cfg_mod.load_file(req.config_file)
     for section in cfg_mod.SECTIONS:
         base[section].update(file_cfg.get(section) or {})
     flags = {"model": {"name": req.model}, "data": {"path": req.data}}
@@ -67,6 +78,10 @@ def prepare(req: RunRequest) -> PreparedRun:
         plugin=plugin.name,
         plugin_train_defaults=train_defaults,
         device=device,
+        objective=objective.name,
+        objective_options=list(objective_declared or []),
+        arguments=arguments,
+        traits=traits,
     )
     if req.resume:
         _refuse_changes_on_resume(saved, resolved.config, Path(str(req.output)))
@@ -77,7 +92,7 @@ def prepare(req: RunRequest) -> PreparedRun:
     model_config, _ = read_model_config(mcfg["name"])
     attn_implementation = choose_attention(mcfg["attn_implementation"], device, model_config)
 
-    convs, eval_convs, files = _load_data(resolved)
+    train_rows, eval_rows, files = _load_data(resolved, pm)
     hashes = {k: file_hash(v) for k, v in files.items()}
     output = Path(req.output) if req.output else default_output(plugin.name)
     if req.resume:
@@ -105,12 +120,14 @@ def prepare(req: RunRequest) -> PreparedRun:
     return PreparedRun(
         request=req,
         plugin=plugin,
+        objective=objective,
+        traits=traits,
         pm=pm,
         device=device,
         resolved=resolved,
         output_dir=output,
-        train_convs=convs,
-        eval_convs=eval_convs,
+        train_rows=train_rows,
+        eval_rows=eval_rows,
         data_files=hashes,
         dtype=dtype,
         attn_implementation=attn_implementation,
@@ -120,8 +137,11 @@ def prepare(req: RunRequest) -> PreparedRun:
     )
 
 
-def _load_data(resolved: cfg_mod.ResolvedConfig) -> tuple[list[Any], list[Any], dict[str, str]]:
-    """Read the training rows and the held-out rows (file, ratio or the demo's split)."""
+def _load_data(
+    resolved: cfg_mod.ResolvedConfig, pm: Any
+) -> tuple[list[Any], list[Any], dict[str, str]]:
+    """Read the training rows and the held-out rows (file, ratio or the demo's split) through
+    the objective's ``load_rows``."""
     from ftx import data as data_mod
 
     dcfg = resolved.config["data"]
@@ -131,19 +151,24 @@ def _load_data(resolved: cfg_mod.ResolvedConfig) -> tuple[list[Any], list[Any], 
         train_path = str(demo_train)
         if eval_path is None and not dcfg["eval_ratio"]:
             eval_path = str(demo_eval)
-    convs = data_mod.load_conversations(train_path, dcfg["format"])
+
+    def load(path: str) -> list[Any]:
+        rows, _ = call_first(pm, "load_rows", path=path, fmt=dcfg["format"])
+        return list(rows or [])
+
+    rows = load(train_path)
     if eval_path is not None:
-        eval_convs = data_mod.load_conversations(eval_path, dcfg["format"])
+        eval_rows = load(eval_path)
     elif dcfg["eval_ratio"]:
-        convs, eval_convs = data_mod.split_eval(
-            convs, dcfg["eval_ratio"], resolved.train_args.get("seed", 42)
+        rows, eval_rows = data_mod.split_eval(
+            rows, dcfg["eval_ratio"], resolved.train_args.get("seed", 42)
         )
     else:
-        eval_convs = []
+        eval_rows = []
     if dcfg["eval_limit"]:
-        eval_convs = eval_convs[: dcfg["eval_limit"]]
+        eval_rows = eval_rows[: dcfg["eval_limit"]]
     dcfg["path"], dcfg["eval"] = train_path, eval_path
-    return convs, eval_convs, {"train": train_path, **({"eval": eval_path} if eval_path else {})}
+    return rows, eval_rows, {"train": train_path, **({"eval": eval_path} if eval_path else {})}
 
 
 def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any]]:
@@ -162,6 +187,14 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any
             hint=f"resume it without --plugin (or with --plugin {made_by})",
         )
     req.plugin = req.plugin or made_by
+    made_under = (saved.get("objective") or {}).get("name")
+    if req.objective and made_under and req.objective != made_under:
+        raise BadInput(
+            f"--resume: run {run_dir} was made under objective '{made_under}', not "
+            f"'{req.objective}'",
+            hint=f"resume it without --objective (or with --objective {made_under})",
+        )
+    req.objective = req.objective or made_under
     summary = read_json(run_dir / "summary.json")
     if summary.get("status") == "finished":
         raise BadInput(

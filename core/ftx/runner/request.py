@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from ftx.config import ResolvedConfig
-    from ftx.context import DeviceInfo
+    from ftx.context import DeviceInfo, ObjectiveTraits
     from ftx.plugins import PluginInfo
     from ftx.runner.rundir import RunDirectory
 
@@ -20,6 +20,7 @@ class RunRequest:
     """What the user asked for on the command line (or through the Python API)."""
 
     plugin: str | None
+    objective: str | None = None
     config_file: str | None = None
     model: str | None = None
     data: str | None = None
@@ -33,16 +34,19 @@ class RunRequest:
 @dataclass
 class PreparedRun:
     """A validated run, ready to execute: every decision that can fail because of the user has
-    been made (plugin, config, device, dtype, attention, data rows, output directory)."""
+    been made (method, objective, config, device, dtype, attention, data rows, output
+    directory). ``train_rows``/``eval_rows`` are what the objective's ``load_rows`` returned."""
 
     request: RunRequest
     plugin: PluginInfo
+    objective: PluginInfo
+    traits: ObjectiveTraits
     pm: pluggy.PluginManager
     device: DeviceInfo
     resolved: ResolvedConfig
     output_dir: Path
-    train_convs: list[Any]
-    eval_convs: list[Any]
+    train_rows: list[Any]
+    eval_rows: list[Any]
     data_files: dict[str, str]
     dtype: str = "float32"
     attn_implementation: str = "sdpa"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ftx.errors import BadInput
+from ftx.runner.checkpoints import remove_incomplete_checkpoints
 
 LOCK_ENV = "FTX_RUN_LOCK"
 
@@ -225,14 +226,16 @@ class RunDirectory:
 
 
 def remove_temporaries(run_dir: Path) -> None:
-    """Delete what an interrupted run left half-written (``.tmp-*`` siblings of artifacts;
-    see :mod:`ftx.artifacts`): they are never the artifact and a resume writes them again."""
-    for tmp in run_dir.glob(".tmp-*"):
+    """Delete what an interrupted run left half-written: the ``.tmp-*`` and ``.old-*`` siblings
+    of artifacts (see :mod:`ftx.artifacts`) and the checkpoints cut short. None of them is ever
+    the artifact or resumed from, and a resume writes them again."""
+    for tmp in [*run_dir.glob(".tmp-*"), *run_dir.glob(".old-*")]:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+    remove_incomplete_checkpoints(run_dir / "checkpoints")
 
 
 def write_config(run_dir: Path, plugin: str, config: dict[str, Any]) -> None:

@@ -1,31 +1,27 @@
-"""Held-out scoring of a saved model directory, before and after training."""
+"""Held-out scoring of a saved model directory, before and after training, by the objective."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-
-def eval_settings(data_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The ``score`` keyword arguments a run's ``data`` section implies."""
-    return {
-        "metric": data_cfg["eval_metric"],
-        "template": data_cfg["template"],
-        "max_new_tokens": data_cfg["eval_max_new_tokens"],
-        "max_length": data_cfg["max_length"],
-    }
+from ftx.plugins import call_first
 
 
-def score_dir(model_dir: Path, convs: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Load ``model_dir`` for inference and score it on ``convs`` (:func:`ftx.evaluate.score`)."""
-    from ftx.evaluate import score
+def score_dir(pm: Any, run: Any, model_dir: Path, rows: list[Any]) -> tuple[dict[str, Any], str]:
+    """Load ``model_dir`` for inference (plain weights, no adapters) and let the objective's
+    ``score_heldout`` score it on ``rows``; return ``(result, who answered)``."""
     from ftx.inference import load_for_inference
 
     loaded = load_for_inference(model_dir)
     try:
-        result = score(loaded.model, loaded.tokenizer, convs, **settings)
+        result, who = call_first(
+            pm, "score_heldout", run=run, model=loaded.model, tokenizer=loaded.tokenizer, rows=rows
+        )
     finally:
         import torch
 
         torch.set_grad_enabled(True)
-    return result
+    if result is None:
+        raise RuntimeError(f"no objective scored the held-out rows ({run.objective})")
+    return result, who

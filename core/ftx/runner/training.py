@@ -39,24 +39,24 @@ def build_trainer(
     lists of tokenised examples. Records packing, attention and who answered in ``summary``."""
     from datasets import Dataset
 
-    from ftx import data as data_mod
     from ftx.attention import suits_run, use_ftx_sdpa
-    from ftx.callbacks import CheckpointAtEnd, FiniteGuard, MetricsLog, StopOnSignal
-
-    dcfg = run.config["data"]
-    packing = data_mod.resolve_packing(
-        dcfg["packing"],
-        attn_implementation=run.attn_implementation,
-        batch_size=int(run.train_args.get("per_device_train_batch_size", 1)),
-        device=run.device.kind,
+    from ftx.callbacks import (
+        CheckpointAtEnd,
+        FiniteGuard,
+        IntervalsFromArguments,
+        MetricsLog,
+        StopOnSignal,
     )
-    summary["packing"] = "padding-free" if packing else "padded"
+
+    collator, summary["hooks"]["data_collator"] = call_first(
+        pm, "data_collator", run=run, tokenizer=tokenizer
+    )
+    packing = run.state.get("summary", {}).get("packing") == "padding-free"
     requested = run.config["model"]["attn_implementation"]
     if suits_run(requested, run.attn_implementation, packing=packing, device=run.device.kind):
         summary["training_attention"] = use_ftx_sdpa(model)
     else:
         summary["training_attention"] = run.attn_implementation
-    collator = data_mod.PackingCollator(tokenizer.pad_token_id, padding_free=packing)
     train_rows, eval_rows = datasets
     resume_step = checkpoint_step(resume_from) if resume_from else 0
     guard, stopper = FiniteGuard(), StopOnSignal()
@@ -64,6 +64,7 @@ def build_trainer(
         MetricsLog(run.output_dir / "metrics.jsonl", run.console, resume_step=resume_step),
         guard,
         stopper,
+        IntervalsFromArguments(),
         CheckpointAtEnd(),
     ]
 

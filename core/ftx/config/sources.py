@@ -168,7 +168,7 @@ def plugins_for(setting: Setting, declared: dict[str, set[str]], *, role: str) -
             f"--set {spelled}: no {role} plugin declares an option '{setting.key}'"
             f"{did_you_mean(setting.key, known)} ({role}: {', '.join(names)})",
             hint=f"a value for one plugin is PLUGIN:method.{setting.key}=VALUE, e.g. "
-            f"{names[0] if names else 'qlora'}:method.{setting.key}=…; "
+            f"{names[0] if names else 'PLUGIN'}:method.{setting.key}=…; "
             "`ftx plugins show NAME` lists a plugin's options",
         )
     return takers

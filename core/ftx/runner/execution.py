@@ -145,14 +145,14 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
             console=console,
         )
         record = RunRecord(run_dir, _first_summary(prep, run, stats), main=main, console=console)
-        summary = _supervised(prep, run, record, tokenizer, rows)
+        summary = _guarded(prep, run, record, tokenizer, rows)
     finally:
         if main:
             run_dir.release()
     return summary
 
 
-def _supervised(
+def _guarded(
     prep: PreparedRun, run: Any, record: RunRecord, tokenizer: Any, rows: tuple[Any, Any]
 ) -> dict[str, Any]:
     """Walk the hooks and turn every way a run can end into its status on disk."""

@@ -299,6 +299,7 @@ def estimate_memory(
     options: dict[str, Any],
     device: DeviceInfo,
     dtype: str,
+    objective: ObjectiveTraits,
 ) -> MemoryEstimate | None:
     """Estimate this method's peak training memory without loading weights (``ftx plan``).
 
@@ -308,7 +309,15 @@ def estimate_memory(
     the user's ``--set [PLUGIN:]method.KEY=VALUE``); ``device`` the :class:`ftx.context.DeviceInfo`
     planned for (``kind``, ``bf16``); ``dtype`` the weights dtype a run would load
     (``"float32"``, ``"bfloat16"`` …, i.e. ``run.dtype``; bf16 autocast is on when
-    ``device.bf16`` and the weights are fp32).
+    ``device.bf16`` and the weights are fp32); ``objective`` the
+    :class:`ftx.context.ObjectiveTraits` of the objective planned for (``ftx plan
+    --objective``, supervised's by default): ``sequences_per_row`` sequences per row go through
+    the model each step (2 for a chosen/rejected pair) and ``reference == "policy"`` needs a
+    reference model. Hand it on to :class:`ftx.estimates.EstimateRequest` (``@estimator``
+    does), whose ``dense`` and ``activations`` account for both once: activations for every
+    sequence, and a frozen copy of the weights for a method that trains the model's own weights
+    (``dense``); an adapter method's reference is the model with its adapters disabled, no
+    copy. An implementation that does not take ``objective`` is planned as if supervised.
 
     Must be cheap (no torch, no weights). Return an :class:`ftx.estimates.MemoryEstimate` built
     with the shared helpers in :mod:`ftx.estimates` (``model_shape``, ``precision_for``,
@@ -399,8 +408,8 @@ def tokenize_rows(
 ) -> Any | None:
     """Turn rows from ``load_rows`` into token ids: return an object with ``examples`` (a list
     of dicts, the columns the objective's trainer consumes, e.g. ``input_ids``/``labels`` or
-    ``prompt_input_ids``/``chosen_input_ids``/``rejected_input_ids``) and ``stats`` (a dict of
-    counts for the summary: ``kept``, ``tokens``, ``truncated``, ``dropped`` …).
+    ``prompt_ids``/``chosen_ids``/``rejected_ids`` for TRL's DPO trainer) and ``stats`` (a
+    dict of counts for the summary: ``kept``, ``tokens``, ``truncated``, ``dropped`` …).
 
     ``data`` is the run's resolved ``data`` section (``max_length``, ``template``,
     ``train_on`` …). Tokenisation is ftx's (chat template or fallback template, ftx's

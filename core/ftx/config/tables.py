@@ -34,6 +34,12 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
     ),
     "eval_max_new_tokens": ("int", 64, "generation budget for exact/json scoring"),
     "eval_limit": ("int?", None, "score only the first N held-out rows"),
+    "task_eval": (
+        "str?",
+        None,
+        "held-out conversations also scored with the default objective's metric (exact "
+        "match) before and after: the task score of a preference-tuned run",
+    ),
 }
 CHOICES = {
     ("model", "dtype"): (AUTO, "float32", "bfloat16", "float16"),
@@ -169,4 +175,5 @@ DATA_PATHS = {
     "path": "pass an existing file or directory with --data (data.path in a config file)",
     "eval": "point data.eval at an existing held-out file (--set data.eval=PATH), or drop it "
     "and hold out rows with --set data.eval_ratio=0.1",
+    "task_eval": "point data.task_eval at an existing file of held-out conversations",
 }

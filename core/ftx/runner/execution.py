@@ -30,7 +30,7 @@ from ftx.runner.memory import peak_rss_bytes, reset_peak_rss
 from ftx.runner.provenance import git_revision, library_versions
 from ftx.runner.request import PreparedRun
 from ftx.runner.rundir import RunDirectory, write_config, write_summary
-from ftx.runner.scoring import score_dir
+from ftx.runner.scoring import score_dir, score_task
 from ftx.runner.training import build_trainer, count_parameters, train
 from ftx.stop_signals import signals_interrupt
 
@@ -39,7 +39,14 @@ UNSAFE_MODEL_FLAGS = (
     ("allow_pickle", "unpickles weights, which can run arbitrary code"),
 )
 # Facts of an interrupted run that a resumed one keeps when it has nothing left to train.
-CARRIED_ON_RESUME = ("eval_before", "train_time_s", "tokens", "tokens_per_s", "train_loss")
+CARRIED_ON_RESUME = (
+    "eval_before",
+    "task_eval_before",
+    "train_time_s",
+    "tokens",
+    "tokens_per_s",
+    "train_loss",
+)
 
 
 class RunRecord:
@@ -143,6 +150,9 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
             dtype=prep.dtype,
             attn_implementation=prep.attn_implementation,
             console=console,
+            objective=prep.objective.name,
+            objective_options=prep.resolved.objective_options,
+            traits=prep.traits,
         )
         record = RunRecord(run_dir, _first_summary(prep, run, stats), main=main, console=console)
         summary = _guarded(prep, run, record, tokenizer, rows)
@@ -232,6 +242,11 @@ def _walk_hooks(
         summary["eval_before"], _ = score_dir(prep.pm, run, run.model_path, prep.eval_rows)
         console.print(f"  before: {metric} = {summary['eval_before']['score']:.3f}")
         record.save()
+    if prep.task_rows and record.main and "task_eval_before" not in summary:
+        console.print(f"scoring the base model on {len(prep.task_rows)} task rows…")
+        summary["task_eval_before"] = score_task(prep, run, run.model_path)
+        console.print(f"  task before: {summary['task_eval_before']['score']:.3f}")
+        record.save()
     record.measure_from_here()  # the training peak is measured from here
     # train.seed governs everything random from here on, the plugin's own initialisation
     # (LoRA/IA3 adapters, new heads) included: the Trainer seeds only once it is built.
@@ -282,6 +297,9 @@ def _walk_hooks(
             prep.pm, run, model_dir, prep.eval_rows
         )
         console.print(f"  after: {metric} = {summary['eval_after']['score']:.3f}")
+    if prep.task_rows and record.main:
+        summary["task_eval_after"] = score_task(prep, run, run.output_dir / "model")
+        console.print(f"  task after: {summary['task_eval_after']['score']:.3f}")
     return record.finish("finished")
 
 

@@ -93,6 +93,7 @@ def prepare(req: RunRequest) -> PreparedRun:
     attn_implementation = choose_attention(mcfg["attn_implementation"], device, model_config)
 
     train_rows, eval_rows, files = _load_data(resolved, pm)
+    task_pm, task_rows = _task_eval(resolved, found, files)
     hashes = {k: file_hash(v) for k, v in files.items()}
     output = Path(req.output) if req.output else default_output(plugin.name)
     if req.resume:
@@ -134,6 +135,8 @@ def prepare(req: RunRequest) -> PreparedRun:
         resume_from=resume_from,
         prior_summary=prior,
         run_dir=run_dir,
+        task_rows=task_rows,
+        task_pm=task_pm,
     )
 
 
@@ -169,6 +172,22 @@ def _load_data(
         eval_rows = eval_rows[: dcfg["eval_limit"]]
     dcfg["path"], dcfg["eval"] = train_path, eval_path
     return rows, eval_rows, {"train": train_path, **({"eval": eval_path} if eval_path else {})}
+
+
+def _task_eval(
+    resolved: cfg_mod.ResolvedConfig, found: list[Any], files: dict[str, str]
+) -> tuple[Any, list[Any]]:
+    """``data.task_eval``: held-out conversations read and later scored by the default
+    objective (its first metric), beside the run's own objective — a preference-tuned run's
+    task score. ``(None, [])`` when not set."""
+    path = resolved.config["data"]["task_eval"]
+    if path is None:
+        return None, []
+    task_pm = manager_for(None, objective=get_plugin(DEFAULT_OBJECTIVE, found, kind="objective"))
+    rows, _ = call_first(task_pm, "load_rows", path=str(path), fmt="auto")
+    limit = resolved.config["data"]["eval_limit"]
+    files["task_eval"] = str(path)
+    return task_pm, list(rows or [])[:limit] if limit else list(rows or [])
 
 
 def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any]]:

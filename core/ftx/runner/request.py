@@ -53,3 +53,5 @@ class PreparedRun:
     resume_from: Path | None = None
     prior_summary: dict[str, Any] = field(default_factory=dict)
     run_dir: RunDirectory | None = None
+    task_rows: list[Any] = field(default_factory=list)
+    task_pm: pluggy.PluginManager | None = None

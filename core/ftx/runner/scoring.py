@@ -25,3 +25,14 @@ def score_dir(pm: Any, run: Any, model_dir: Path, rows: list[Any]) -> tuple[dict
     if result is None:
         raise RuntimeError(f"no objective scored the held-out rows ({run.objective})")
     return result, who
+
+
+def score_task(prep: Any, run: Any, model_dir: Path) -> dict[str, Any]:
+    """Score ``model_dir`` on ``data.task_eval`` with the default objective's first metric."""
+    import dataclasses
+
+    traits, _ = call_first(prep.task_pm, "objective_traits")
+    data = {**run.config["data"], "eval_metric": traits.metrics[0]}
+    task_run = dataclasses.replace(run, config={**run.config, "data": data})
+    result, _ = score_dir(prep.task_pm, task_run, model_dir, prep.task_rows)
+    return result

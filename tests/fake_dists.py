@@ -6,12 +6,15 @@ import textwrap
 from pathlib import Path
 
 
-def make_dist(root: Path, dist: str, plugin: str, module: str, source: str) -> Path:
-    """Write ``<module>.py`` and a ``<dist>-0.1.dist-info`` that registers it as ``plugin``."""
+def make_dist(
+    root: Path, dist: str, plugin: str, module: str, source: str, *, group: str = "ftx.plugins"
+) -> Path:
+    """Write ``<module>.py`` and a ``<dist>-0.1.dist-info`` that registers it as ``plugin`` in
+    entry-point ``group`` (methods by default; ``"ftx.objectives"`` for an objective)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[ftx.plugins]\n{plugin} = {module}\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{plugin} = {module}\n")
     return root

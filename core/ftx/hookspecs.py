@@ -310,14 +310,15 @@ def estimate_memory(
     planned for (``kind``, ``bf16``); ``dtype`` the weights dtype a run would load
     (``"float32"``, ``"bfloat16"`` …, i.e. ``run.dtype``; bf16 autocast is on when
     ``device.bf16`` and the weights are fp32); ``objective`` the
-    :class:`ftx.context.ObjectiveTraits` of the objective planned for (``ftx plan
-    --objective``, supervised's by default): ``sequences_per_row`` sequences per row go through
-    the model each step (2 for a chosen/rejected pair) and ``reference == "policy"`` needs a
-    reference model. Hand it on to :class:`ftx.estimates.EstimateRequest` (``@estimator``
-    does), whose ``dense`` and ``activations`` account for both once: activations for every
-    sequence, and a frozen copy of the weights for a method that trains the model's own weights
-    (``dense``); an adapter method's reference is the model with its adapters disabled, no
-    copy. An implementation that does not take ``objective`` is planned as if supervised.
+    :class:`ftx.context.ObjectiveTraits` of the objective planned for
+    (``ftx plan --objective``, supervised's by default): ``sequences_per_row`` sequences per
+    row go through the model each step (2 for a chosen/rejected pair) and
+    ``reference == "policy"`` needs a reference model. Hand it on to
+    :class:`ftx.estimates.EstimateRequest` (``@estimator`` does), whose ``dense`` and
+    ``activations`` account for both once: activations for every sequence, and a frozen copy
+    of the weights for a method that trains the model's own weights (``dense``); an adapter
+    method's reference is the model with its adapters disabled, no copy. An implementation
+    that does not take ``objective`` is planned as if supervised.
 
     Must be cheap (no torch, no weights). Return an :class:`ftx.estimates.MemoryEstimate` built
     with the shared helpers in :mod:`ftx.estimates` (``model_shape``, ``precision_for``,

@@ -205,14 +205,14 @@ def call_first(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> tuple
     """Call a firstresult hook and also say who answered: ``(result, plugin_name)``.
 
     Implementations are tried in pluggy's order (tryfirst, then last registered first, trylast
-    at the end); each gets only the keyword arguments it declares. ``(None, None)`` when nobody
-    answered.
+    at the end); each gets only the keyword arguments it declares (those with a default too,
+    as pluggy passes them). ``(None, None)`` when nobody answered.
     """
     hook = getattr(pm.hook, hook_name)
     for impl in reversed(hook.get_hookimpls()):
         if impl.hookwrapper or impl.wrapper:
             continue
-        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+        args = _arguments(impl, kwargs)
         result = impl.function(**args)
         if result is not None:
             return result, impl.plugin_name
@@ -227,6 +227,10 @@ def call_all(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tu
     for impl in hook.get_hookimpls():
         if impl.hookwrapper or impl.wrapper:
             continue
-        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
-        answers.append((impl.function(**args), impl.plugin_name))
+        answers.append((impl.function(**_arguments(impl, kwargs)), impl.plugin_name))
     return answers
+
+
+def _arguments(impl: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's keyword arguments that ``impl`` declares, with or without a default."""
+    return {k: kwargs[k] for k in (*impl.argnames, *impl.kwargnames) if k in kwargs}

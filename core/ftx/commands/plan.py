@@ -74,6 +74,13 @@ def _step_option(flag: str, run_default: str, help: str) -> Any:
     "--seq-len, --batch-size, --dtype and --model; other settings are an error, since they "
     "do not change the estimate. Repeatable.",
 )
+@click.option(
+    "--objective",
+    default="supervised",
+    show_default=True,
+    help="Plan for this objective (an installed one: dpo needs two sequences per pair and a "
+    "reference model, which the estimates include).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers in bytes).")
 def plan_cmd(
     model: str | None,
@@ -83,6 +90,7 @@ def plan_cmd(
     device: str,
     dtype: str | None,
     sets: tuple[str, ...],
+    objective: str,
     as_json: bool,
 ) -> None:
     """Estimate peak training memory per method and recommend one (no weights are loaded).
@@ -93,6 +101,7 @@ def plan_cmd(
       ftx plan --model ./llama-7b --gpu-mem 24GB --seq-len 1024 --batch-size 4
       ftx plan --model m.gguf --set sft:method.layers=last:2 --json
       ftx plan --set method.r=8                # every plugin with an option r
+      ftx plan --objective dpo                 # preference pairs: two sequences, a reference
     """
     from ftx.estimates import parse_size
     from ftx.planner import plan
@@ -106,6 +115,7 @@ def plan_cmd(
         device=device,
         dtype=dtype,
         settings=sets,
+        objective=objective,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -149,6 +159,14 @@ def print_plan(result: dict[str, Any]) -> None:
         f"{'on' if ckpt_default else 'off'} by default",
         highlight=False,
     )
+    objective = result["objective"]
+    if objective["sequences_per_row"] != 1 or objective["reference"] != "none":
+        reference = "a reference model" if objective["reference"] == "policy" else "no reference"
+        console.print(
+            f"[bold]objective[/] {escape(objective['name'])}: {objective['sequences_per_row']} "
+            f"sequences per row, {reference}",
+            highlight=False,
+        )
     console.print(
         f"[bold]memory[/] {format_bytes(result['budget_bytes'])} {result['budget_kind']}, "
         f"{format_bytes(result['usable_bytes'])} usable",
@@ -160,7 +178,18 @@ def print_plan(result: dict[str, Any]) -> None:
         pad_edge=False,
         show_edge=False,
     )
-    headers = ("method", "trains", "weight", "grads", "optim", "activ", "quant", "peak")
+    with_reference = any((row["estimate"] or {}).get("reference") for row in result["methods"])
+    headers = (
+        "method",
+        "trains",
+        "weight",
+        *(("ref",) if with_reference else ()),
+        "grads",
+        "optim",
+        "activ",
+        "quant",
+        "peak",
+    )
     for col in headers:
         table.add_column(col, justify="left" if col == "method" else "right")
     table.add_column("ckpt", justify="right")
@@ -169,7 +198,7 @@ def print_plan(result: dict[str, Any]) -> None:
     for row in result["methods"]:
         est = row["estimate"]
         if est is None:
-            table.add_row(row["name"], *["?"] * 8, "[yellow]?[/]")
+            table.add_row(row["name"], *["?"] * (len(headers) - 1), "?", "[yellow]?[/]")
             notes.append(f"{row['name']}: {row['status']}")
             continue
         if row["fits"]:
@@ -182,6 +211,7 @@ def print_plan(result: dict[str, Any]) -> None:
             row["name"],
             format_count(est["trainable_params"]),
             _short(est["weights"]),
+            *((_short(est.get("reference")),) if with_reference else ()),
             _short(est["gradients"]),
             _short(est["optimizer"]),
             _short(est["activations_checkpointed" if ckpt_default else "activations"]),
@@ -194,6 +224,8 @@ def print_plan(result: dict[str, Any]) -> None:
     table.caption = "peak: the default setting; ckpt: with activation checkpointing" + (
         "" if result["device"]["kind"] == "cuda" else "; both include the export step"
     )
+    if with_reference:
+        table.caption += "; ref: the objective's frozen reference copy of the weights"
     console.print(table)
     for note in notes:
         console.print(f"  [dim]{escape(note)}[/]", highlight=False)

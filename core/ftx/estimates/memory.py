@@ -7,7 +7,11 @@ The model of peak training memory (bytes, per process)::
     gradients     one per trainable parameter, in the parameter's dtype
     optimizer     AdamW: two moments per trainable parameter, in the parameter's dtype
     activations   tensors saved for backward, per token and per decoder block that gradients
-                  flow through, plus the loss head's transient tiles (ftx.estimates.activations)
+                  flow through, plus the loss head's transient tiles (ftx.estimates.activations),
+                  for every sequence of the step (two per row for a chosen/rejected pair)
+    reference     a frozen copy of the weights, for an objective with a reference model
+                  (DPO, KTO) on a method that trains the model's own weights; adapter methods
+                  disable their adapters instead and hold no copy
     quantization  4/8-bit constants (absmax, double-quant tables) and one dequantised weight;
                   on a CPU also bitsandbytes' per-block workspace and the fp32 checkpoint that
                   stays memory-mapped after quantising (ftx.estimates.quantized)
@@ -32,6 +36,8 @@ class MemoryEstimate:
     ``activations`` is without gradient checkpointing, ``activations_checkpointed`` with it
     (each decoder block keeps only its input; one block is recomputed at a time).
     ``quantization_overhead`` holds quantisation constants and dequantisation buffers.
+    ``reference`` is a frozen reference copy of the weights (an objective with a reference
+    model on a non-adapter method: :meth:`ftx.estimates.EstimateRequest.dense`).
     ``export`` is memory the export step adds on top of what the finished training still holds
     (adapter methods reload the unquantised base in fp32 to merge): host RAM, which on a CPU is
     the same memory that training used. ``notes`` are short human-readable caveats.
@@ -47,11 +53,19 @@ class MemoryEstimate:
     total_params: int = 0
     export: int = 0
     notes: list[str] = field(default_factory=list)
+    reference: int = 0
 
     def total(self, checkpointing: bool = False) -> int:
         """Peak bytes during training: every component, activations per ``checkpointing``."""
         acts = self.activations_checkpointed if checkpointing else self.activations
-        return self.weights + self.gradients + self.optimizer + acts + self.quantization_overhead
+        return (
+            self.weights
+            + self.gradients
+            + self.optimizer
+            + acts
+            + self.quantization_overhead
+            + self.reference
+        )
 
     def peak(self, checkpointing: bool = False, *, with_export: bool = False) -> int:
         """``total(checkpointing)``, or the export step's peak if that is higher and

@@ -16,17 +16,26 @@ A method plugin writes its estimate as a function of one :class:`EstimateRequest
         )
 
     # in the entry-point module, with the hook's signature:
-    # return estimate(model_config, seq_len, batch_size, options, device, dtype)
+    # return estimate(model_config, seq_len, batch_size, options, device, dtype, objective)
+
+The objective's share (:class:`~ftx.context.ObjectiveTraits`, the hook's ``objective``) is
+accounted here once, so no method's estimate repeats it: :meth:`EstimateRequest.activations`
+and :meth:`EstimateRequest.dense` run ``sequences_per_row`` sequences per row (a DPO step
+concatenates chosen and rejected: twice the activations), and :meth:`~EstimateRequest.dense`,
+the builder of methods that train the model's own weights, adds a frozen reference copy of the
+weights when ``reference == "policy"`` (:attr:`MemoryEstimate.reference`). An adapter method
+builds its own estimate around :meth:`~EstimateRequest.activations` and adds no copy: its
+reference is the model with the adapters disabled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from ftx.context import DeviceInfo
+from ftx.context import DeviceInfo, ObjectiveTraits
 from ftx.estimates.activations import activation_pair
 from ftx.estimates.memory import MemoryEstimate, estimate_dense
 from ftx.estimates.precision import Precision, precision_for
@@ -40,9 +49,10 @@ class EstimateRequest:
     ``model_config``: the model's config (any object with ``transformers``' attribute names);
     ``seq_len``/``batch_size``: padded tokens per row and rows per step; ``options``: the
     plugin's resolved options; ``device``: the device planned for; ``dtype``: the weights
-    dtype a run would load. :attr:`shape` and :attr:`precision` are computed once, on first use
-    (:attr:`shape` raises :class:`~ftx.errors.BadInput` for a config that is not a decoder-only
-    language model).
+    dtype a run would load; ``objective``: the traits of the objective planned for (the
+    supervised default: one sequence per row, no reference). :attr:`shape` and
+    :attr:`precision` are computed once, on first use (:attr:`shape` raises
+    :class:`~ftx.errors.BadInput` for a config that is not a decoder-only language model).
     """
 
     model_config: Any
@@ -51,6 +61,7 @@ class EstimateRequest:
     options: Mapping[str, Any]
     device: DeviceInfo
     dtype: str
+    objective: ObjectiveTraits = field(default_factory=ObjectiveTraits)
 
     @cached_property
     def shape(self) -> ModelShape:
@@ -63,45 +74,69 @@ class EstimateRequest:
         return precision_for(self.device, self.dtype)
 
     @property
+    def sequences(self) -> int:
+        """Sequences through the model per step: ``batch_size`` rows times the objective's
+        ``sequences_per_row``."""
+        return self.batch_size * max(1, int(self.objective.sequences_per_row))
+
+    @property
     def tokens(self) -> int:
-        """Tokens per step: ``batch_size * seq_len``."""
-        return self.batch_size * self.seq_len
+        """Tokens per step: ``sequences * seq_len``."""
+        return self.sequences * self.seq_len
+
+    @property
+    def reference_copy(self) -> bool:
+        """Whether the objective needs a reference model (``reference == "policy"``)."""
+        return self.objective.reference == "policy"
 
     def activations(self, *, precision: Precision | None = None, **method: Any) -> tuple[int, int]:
         """Activation bytes of this step without and with checkpointing, in :attr:`precision`
-        unless the method computes in another one (``precision``). ``method``: the method's
-        keywords of :func:`~ftx.estimates.activations.activation_bytes` (``layers_with_grad``,
+        unless the method computes in another one (``precision``), for :attr:`sequences`
+        sequences. ``method``: the method's keywords of
+        :func:`~ftx.estimates.activations.activation_bytes` (``layers_with_grad``,
         ``head_trainable``, optional ``extra``)."""
         return activation_pair(
             self.shape, precision=precision or self.precision, **self._step, **method
         )
 
     def dense(self, **method: Any) -> MemoryEstimate:
-        """:func:`~ftx.estimates.memory.estimate_dense` for this request's model and step;
-        ``method``: its method keywords (``trainable_params``, ``trainable_linear_params``,
-        ``layers_with_grad``, ``head_trainable``, optional ``notes``)."""
-        return estimate_dense(self.shape, precision=self.precision, **self._step, **method)
+        """:func:`~ftx.estimates.memory.estimate_dense` for this request's model and step
+        (:attr:`sequences` sequences), plus a frozen reference copy of the weights when the
+        objective needs a reference model; ``method``: its method keywords
+        (``trainable_params``, ``trainable_linear_params``, ``layers_with_grad``,
+        ``head_trainable``, optional ``notes``)."""
+        result = estimate_dense(self.shape, precision=self.precision, **self._step, **method)
+        if self.reference_copy:
+            result = replace(
+                result,
+                reference=self.shape.total_params() * self.precision.weight_bytes,
+                notes=[
+                    *result.notes,
+                    "reference: a frozen copy of the weights (none if the objective "
+                    "precomputes reference log-probabilities)",
+                ],
+            )
+        return result
 
     @property
     def _step(self) -> dict[str, Any]:
         """The step's keywords that every estimate helper takes the same way."""
         return {
             "seq_len": self.seq_len,
-            "batch_size": self.batch_size,
+            "batch_size": self.sequences,
             "device_kind": self.device.kind,
         }
 
 
 Estimate = Callable[[EstimateRequest], "MemoryEstimate | None"]
-HookArguments = Callable[
-    [Any, int, int, Mapping[str, Any], DeviceInfo, str], "MemoryEstimate | None"
-]
+HookArguments = Callable[..., "MemoryEstimate | None"]
 
 
 def estimator(fn: Estimate) -> HookArguments:
     """Make ``fn(request)`` callable with the hook's arguments, positional or by name:
-    ``(model_config, seq_len, batch_size, options, device, dtype)``. The result keeps ``fn``'s
-    name and docstring; ``fn`` stays reachable as ``.estimate``."""
+    ``(model_config, seq_len, batch_size, options, device, dtype, objective=None)``
+    (``objective`` ``None``: supervised's traits). The result keeps ``fn``'s name and
+    docstring; ``fn`` stays reachable as ``.estimate``."""
 
     def from_hook_arguments(
         model_config: Any,
@@ -110,8 +145,12 @@ def estimator(fn: Estimate) -> HookArguments:
         options: Mapping[str, Any],
         device: DeviceInfo,
         dtype: str,
+        objective: ObjectiveTraits | None = None,
     ) -> MemoryEstimate | None:
-        return fn(EstimateRequest(model_config, seq_len, batch_size, options, device, dtype))
+        traits = ObjectiveTraits() if objective is None else objective
+        return fn(
+            EstimateRequest(model_config, seq_len, batch_size, options, device, dtype, traits)
+        )
 
     from_hook_arguments.__name__ = getattr(fn, "__name__", "estimate")
     from_hook_arguments.__qualname__ = getattr(fn, "__qualname__", "estimate")

@@ -1,10 +1,13 @@
 """``ftx plan``: every installed method's memory estimate for one model and step, and a pick.
 
 :func:`plan` reads the model's config (:func:`ftx.models.read_model_config`, no weights),
-resolves the device and its memory budget, discovers the installed method plugins, asks each
-for its ``estimate_memory`` (built with :mod:`ftx.estimates`) and recommends the method that
-trains the most parameters within the budget. This package is the orchestrator; the estimate
-library it calls knows nothing of it or of plugin discovery. Importing it imports no torch.
+resolves the device and its memory budget, discovers the installed method plugins and the
+objective planned for (``--objective``, supervised by default; its ``objective_traits``: two
+sequences per preference pair, a reference model …), asks each method for its
+``estimate_memory`` under those traits (built with :mod:`ftx.estimates`) and recommends the
+method that trains the most parameters within the budget. This package is the orchestrator;
+the estimate library it calls knows nothing of it or of plugin discovery. Importing it imports
+no torch.
 
 Modules: :mod:`~ftx.planner.inputs` (the flags and ``--set``: what is planned),
 :mod:`~ftx.planner.budget` (the device and its memory), :mod:`~ftx.planner.recommend` (the
@@ -17,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ftx.catalogue import DEFAULT_OBJECTIVE
 from ftx.config import Setting
+from ftx.context import ObjectiveTraits
 from ftx.errors import BadInput
 from ftx.estimates import MemoryEstimate, model_shape, precision_for
 from ftx.models import read_model_config
@@ -65,6 +70,7 @@ def plan(
     settings: Iterable[str | Setting] = (),
     method_options: dict[str, dict[str, Any]] | None = None,
     plugins: list[Any] | None = None,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> dict[str, Any]:
     """Estimate peak training memory of every installed method plugin for ``model_spec``.
 
@@ -75,14 +81,19 @@ def plan(
     (``None``: ``auto``). ``settings``: ``--set`` values, ``[PLUGIN:]section.key=value`` texts
     or :class:`~ftx.config.Setting` objects (see the module docstring); ``method_options``:
     ``{plugin: {option: value}}``, the same as scoped ``method`` settings. ``plugins``: the
-    :class:`~ftx.plugins.PluginInfo` list to plan (default: every installed one).
+    :class:`~ftx.plugins.PluginInfo` list to plan (default: every installed one; only its
+    methods are planned). ``objective``: the objective planned for, an installed objective
+    plugin's name; its ``objective_traits`` reach every estimate (a method whose
+    ``estimate_memory`` does not take ``objective`` is estimated as under supervised, and its
+    row says so).
 
     Returns a JSON-ready dict: the model's shape and parameter count, the device and precision,
     the budget, one row per plugin (``estimate`` in bytes, or ``None`` with ``status``
     explaining why) with ``peak_bytes`` (the default checkpointing setting) and
     ``peak_checkpointed_bytes`` (both include the export step on a CPU:
-    ``peak_includes_export``), ``fits``/``fits_checkpointed``, and a ``recommendation``
-    (``method``, ``checkpointing``, ``reason``). Raises :class:`BadInput` for bad input.
+    ``peak_includes_export``), ``fits``/``fits_checkpointed``, the ``objective`` (its name
+    and traits) and a ``recommendation`` (``method``, ``checkpointing``, ``reason``). Raises
+    :class:`BadInput` for bad input (an unknown objective included).
     """
     from ftx.plugins import call_first, discover, manager_for
 
@@ -94,7 +105,9 @@ def plan(
         batch_size=batch_size,
         dtype=dtype,
     )
-    found = discover() if plugins is None else plugins
+    everything = discover() if plugins is None else plugins
+    name, traits = objective_traits(objective, everything)
+    found = [info for info in everything if info.kind == "method"]
     rows = [_empty_row(info) for info in found]
     declared: dict[str, list[Option]] = {}
     managers: dict[str, Any] = {}
@@ -133,6 +146,7 @@ def plan(
                 options=options,
                 device=dev,
                 dtype=precision.weights,
+                objective=traits,
             )
         except BadInput:
             raise
@@ -145,6 +159,11 @@ def plan(
         if not isinstance(estimate, MemoryEstimate):
             row["status"] = f"estimate failed: returned {type(estimate).__name__}"
             continue
+        if _changes_memory(traits) and not _takes_objective(managers[info.name]):
+            estimate.notes.append(
+                f"its estimate_memory does not take the objective: planned as supervised, "
+                f"without {name}'s share"
+            )
         peak = estimate.peak(checkpointing, with_export=with_export)
         peak_ckpt = estimate.peak(True, with_export=with_export)
         row.update(
@@ -164,6 +183,7 @@ def plan(
         "device": {"kind": dev.kind, "name": dev.name, "bf16": dev.bf16},
         "dtype": precision.weights,
         "autocast_bf16": precision.autocast,
+        "objective": {"name": name, **_traits_dict(traits)},
         "checkpointing_default": checkpointing,
         "peak_includes_export": with_export,
         "budget_bytes": budget,
@@ -171,6 +191,43 @@ def plan(
         "usable_bytes": usable,
         "methods": rows,
         "recommendation": recommend(rows, usable, checkpointing),
+    }
+
+
+def objective_traits(name: str, plugins: list[Any]) -> tuple[str, ObjectiveTraits]:
+    """``(name, traits)`` of the objective ``name``: the installed objective plugin's
+    ``objective_traits`` answer (looked up in ``plugins``, else among every installed plugin;
+    an objective that gives none has the defaults). Raises :class:`BadInput` for an unknown
+    name or a method's (:func:`ftx.plugins.get_plugin`)."""
+    from ftx.plugins import call_first, discover, get_plugin, manager_for
+
+    if not any(p.name == name for p in plugins):
+        plugins = discover()
+    info = get_plugin(name, plugins, kind="objective")
+    traits, _ = call_first(manager_for(None, objective=info, defaults=False), "objective_traits")
+    return info.name, traits if isinstance(traits, ObjectiveTraits) else ObjectiveTraits()
+
+
+def _changes_memory(traits: ObjectiveTraits) -> bool:
+    """Whether the objective's traits change an estimate (more than one sequence per row, or
+    a reference model)."""
+    return traits.sequences_per_row != 1 or traits.reference == "policy"
+
+
+def _takes_objective(pm: Any) -> bool:
+    """Whether the method's ``estimate_memory`` implementations declare ``objective``."""
+    return any(
+        "objective" in (*impl.argnames, *impl.kwargnames)
+        for impl in pm.hook.estimate_memory.get_hookimpls()
+    )
+
+
+def _traits_dict(traits: ObjectiveTraits) -> dict[str, Any]:
+    return {
+        "sequences_per_row": traits.sequences_per_row,
+        "reference": traits.reference,
+        "metrics": list(traits.metrics),
+        "data": traits.data,
     }
 
 
@@ -182,6 +239,7 @@ __all__ = [
     "STEP_SETTINGS",
     "StepInputs",
     "memory_budget",
+    "objective_traits",
     "options_per_plugin",
     "plan",
     "recommend",

@@ -150,8 +150,8 @@ def out_of_memory_advice(
 
 def lighter_methods(run: Any) -> list[tuple[str, int]]:
     """``[(method, estimated peak bytes), …]``, lightest first: installed methods whose
-    ``ftx plan`` estimate for this run's model, sequence length and batch size is below the run's
-    own method's — or every other method with an estimate when the run's method has none.
+    ``ftx plan`` estimate for this run's model, sequence length, batch size and objective is below
+    the run's own method's — or every other method with an estimate when the run's method has none.
     Asked through the ``estimate_memory`` hook; no method is named here. ``[]`` when nothing can
     be estimated."""
     try:
@@ -163,6 +163,7 @@ def lighter_methods(run: Any) -> list[tuple[str, int]]:
             batch_size=int(run.train_args.get("per_device_train_batch_size", 1)),
             device=run.device.kind if run.device.kind in ("cpu", "cuda") else "auto",
             dtype=run.dtype,
+            objective=run.objective,
         )
     except Exception:  # advice must never hide the out-of-memory error itself
         return []

@@ -57,9 +57,7 @@ def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str]
 
 
 @hookimpl
-def estimate_memory(
-    model_config: Any, seq_len: int, batch_size: int, options: dict, device: Any, dtype: str
-) -> Any:
+def estimate_memory(model_config, seq_len, batch_size, options, device, dtype, objective=None):
     from ftx_fft.estimate import estimate
 
-    return estimate(model_config, seq_len, batch_size, options, device, dtype)
+    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective)

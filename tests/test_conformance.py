@@ -1,5 +1,7 @@
 """The conformance kit (`ftx.testing.conformance.check_plugin`): every shipped method passes it,
-and a broken plugin fails it with a message naming the plugin and the check (fast tier)."""
+an objective passes it under a method, and a broken plugin — method or objective — fails it with
+a message naming the plugin, the check and, for a run's check, the method × objective pair
+(fast tier)."""
 
 from __future__ import annotations
 
@@ -78,15 +80,19 @@ def build_trainer(run, model, tokenizer, train_dataset, eval_dataset, data_colla
 
 @pytest.fixture
 def broken_plugins(tmp_path, monkeypatch):
-    """Fake plugin distributions, visible here and in the kit's subprocesses."""
+    """Fake plugin distributions, methods and objectives (BROKEN_OBJECTIVES, below), visible
+    here and in the kit's subprocesses."""
     root = tmp_path / "site"
-    for name, source in [
+    methods = [
         ("heavy", HEAVY),
         ("badopt", BAD_OPTION),
         ("frozen", FREEZES_ALL),
         ("noop", LEARNS_NOTHING),
-    ]:
+    ]
+    for name, source in methods:
         make_dist(root, f"ftx-{name}", name, f"ftx_{name}_mod", source)
+    for name, source in BROKEN_OBJECTIVES.items():
+        make_dist(root, f"ftx-{name}", name, f"ftx_{name}_mod", source, group="ftx.objectives")
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setenv("PYTHONPATH", str(root))
     return root
@@ -100,17 +106,190 @@ def broken_plugins(tmp_path, monkeypatch):
         ("frozen", "run", "no trainable parameters"),
         ("noop", "(loss|export|learned)", ""),
         ("missing", "discovery", "not installed"),
+        # objectives, checked under one method
+        ("heavyobj", "lazy-import", "imported torch"),
+        ("badtraits", "traits", "must return an ftx.context.ObjectiveTraits"),
+        ("badargs", "arguments", "not a subclass of transformers.TrainingArguments"),
     ],
 )
 def test_a_broken_plugin_fails_naming_plugin_and_check(
     broken_plugins, tmp_path, kit_inputs, plugin, check, detail
 ):
+    under = {"methods": ["sft"]} if plugin in BROKEN_OBJECTIVES else {}
     with pytest.raises(
         AssertionError, match=rf"plugin '{plugin}' failed check '{check}'.*{detail}"
     ):
-        check_plugin(plugin, tmp_path / "kit", **kit_inputs)
+        check_plugin(plugin, tmp_path / "kit", **kit_inputs, **under)
 
 
 def test_steps_below_four_are_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 4"):
         check_plugin("fft", tmp_path, steps=2)
+
+
+# --- objectives through the kit -------------------------------------------------------------
+
+OBJECTIVE_CHECKS = [
+    "discovery",
+    "lazy-import",
+    "options",
+    "traits",
+    "arguments",
+    "run",
+    "loss",
+    "export",
+    "learned",
+    "cli",
+]
+
+
+def test_an_objective_passes_the_kit_under_a_method(tmp_path, kit_inputs):
+    # hook: objective_traits, hook: arguments_class, hook: objective_options — the kit checks
+    # each, then runs the objective under the method through the real host.
+    report = check_plugin("supervised", tmp_path, methods=["sft"], **kit_inputs)
+    assert report.kind == "objective" and report.distribution == "ftx-core"
+    assert report.passed[: len(OBJECTIVE_CHECKS)] == OBJECTIVE_CHECKS
+    assert report.traits is not None and report.traits.metrics[0] == "exact"
+    assert report.arguments_class.endswith(".SFTConfig")
+    (run,) = report.runs
+    assert (run.method, run.objective) == ("sft", "supervised")
+    assert run.pair == "method 'sft' × objective 'supervised'"
+    assert run.hooks_answered["build_trainer"] == "supervised"
+    assert run.eval_before["metric"] == run.eval_after["metric"] == "exact"
+    assert run.fit_loss is not None and run.fit_loss[1] < run.fit_loss[0]
+    assert report.run_dir == run.run_dir and report.method == "sft"  # the first run's fields
+
+
+HEAVY_OBJECTIVE = """
+import torch
+from ftx import hookimpl
+from ftx.context import ObjectiveTraits
+
+@hookimpl
+def objective_traits():
+    return ObjectiveTraits()
+"""
+BAD_TRAITS = """
+from ftx import hookimpl
+
+@hookimpl
+def objective_traits():
+    return {"metrics": ["exact"]}
+"""
+BAD_ARGUMENTS = """
+from ftx import hookimpl
+from ftx.context import ObjectiveTraits
+
+@hookimpl
+def objective_traits():
+    return ObjectiveTraits()
+
+@hookimpl
+def arguments_class():
+    return dict, {}
+"""
+# Supervised's hooks (imported hook implementations keep their marks), but a trainer that
+# does not move, or held-out scores under a metric the objective does not declare.
+SUPERVISED = """
+from ftx.objectives.supervised import (
+    arguments_class, data_collator, load_rows, objective_traits, score_heldout, tokenize_rows,
+)
+"""
+LEARNS_NOTHING_OBJECTIVE = (
+    SUPERVISED
+    + """
+from ftx import hookimpl
+
+@hookimpl
+def build_trainer(run, model, tokenizer, train_dataset, eval_dataset, data_collator, callbacks):
+    from ftx.defaults import make_sft_trainer
+
+    return make_sft_trainer(run, model, tokenizer, train_dataset, eval_dataset, data_collator,
+                            callbacks, learning_rate=0.0)
+"""
+)
+WRONG_METRIC = """
+from ftx.objectives.supervised import (
+    arguments_class, build_trainer, data_collator, load_rows, objective_traits, tokenize_rows,
+)
+from ftx import hookimpl
+
+@hookimpl
+def score_heldout(rows):
+    return {"metric": "bogus", "score": 1.0, "n": len(rows)}
+"""
+
+
+BROKEN_OBJECTIVES = {
+    "heavyobj": HEAVY_OBJECTIVE,
+    "badtraits": BAD_TRAITS,
+    "badargs": BAD_ARGUMENTS,
+    "stillobj": LEARNS_NOTHING_OBJECTIVE,
+    "wrongmetric": WRONG_METRIC,
+    "unloadable": "raise RuntimeError('boom at import')\n",
+}
+
+
+def test_an_objective_that_learns_nothing_fails_naming_the_pair(
+    broken_plugins, tmp_path, kit_inputs
+):
+    pair = r"\(method 'sft' × objective 'stillobj'\)"
+    with pytest.raises(
+        AssertionError, match=rf"plugin 'stillobj' failed check '(loss|export|learned)' {pair}"
+    ):
+        check_plugin("stillobj", tmp_path / "kit", methods=["sft"], **kit_inputs)
+
+
+def test_a_method_under_a_broken_objective_fails_naming_the_pair(
+    broken_plugins, tmp_path, kit_inputs
+):
+    with pytest.raises(
+        AssertionError,
+        match=r"plugin 'sft' failed check 'run' \(method 'sft' × objective 'wrongmetric'\): "
+        r"eval_before is scored with 'bogus', not data.eval_metric 'exact'",
+    ):
+        check_plugin("sft", tmp_path / "kit", objectives=["wrongmetric"], **kit_inputs)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "kwargs", "detail"),
+    [
+        ("sft", {"objectives": ["nope"]}, "cannot check it with objective 'nope'"),
+        ("sft", {"objectives": ["fft"]}, "fft is a method, not an objective"),
+        ("sft", {"methods": ["fft"]}, "'sft' is a method: pass objectives="),
+        ("supervised", {"objectives": "all"}, "'supervised' is an objective: pass methods="),
+        ("supervised", {"methods": ["dpo"]}, "cannot check it with method 'dpo'"),
+    ],
+)
+def test_pairing_with_what_is_not_installed_fails_discovery(tmp_path, plugin, kwargs, detail):
+    with pytest.raises(AssertionError, match=rf"failed check 'discovery': .*{detail}"):
+        check_plugin(plugin, tmp_path, **kwargs)
+
+
+def test_all_pairs_a_method_with_every_objective_that_loads(broken_plugins):
+    from ftx.testing.conformance import ConformanceReport
+    from ftx.testing.conformance.static_checks import installed
+
+    report = ConformanceReport(plugin="sft")
+    names = [info.name for info in installed("all", "objective", report)]
+    assert {"supervised", "badtraits", "stillobj"} <= set(names)
+    assert "heavyobj" in names  # it loads (lazily or not): its own kit fails it
+    assert "unloadable" not in names
+    assert "boom at import" in report.skipped["objective unloadable"]
+
+
+def test_a_preference_objective_passes_the_kit_on_preference_pairs(tmp_path, kit_inputs):
+    """The kit writes tiny preference pairs for an objective whose traits say so, and measures
+    what it learned as the chosen-over-rejected margin."""
+    from ftx.plugins import discover
+
+    if "dpo" not in {p.name for p in discover("objective") if p.ok}:
+        pytest.skip("ftx-preference is not installed")
+    report = check_plugin(
+        "dpo", tmp_path, methods=["qlora"], model=kit_inputs["model"], sets=["method.r=4"]
+    )
+    assert report.passed[: len(OBJECTIVE_CHECKS)] == OBJECTIVE_CHECKS
+    assert report.traits.data == "preference pairs" and report.traits.reference == "policy"
+    (run,) = report.runs
+    assert run.fit_loss is None and run.fit_margin[1] > run.fit_margin[0]
+    assert run.eval_before["metric"] == run.eval_after["metric"] == "pairwise"

@@ -189,41 +189,90 @@ def tiny_config(
     return getattr(transformers, ARCHITECTURES[architecture].config_class)(**shape)
 
 
+_TINY_WORDS = (
+    "red",
+    "green",
+    "blue",
+    "cat",
+    "dog",
+    "fox",
+    "one",
+    "two",
+    "three",
+    "apple",
+    "pear",
+    "plum",
+)
+
+
+def _tiny_tasks(rows: int, seed: int) -> list[list[str]]:
+    """``rows`` picks of three distinct words, the same for the same seed in every writer."""
+    import random
+
+    rng = random.Random(seed)
+    return [rng.sample(_TINY_WORDS, 3) for _ in range(rows)]
+
+
+def _write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record) + "\n")
+    return path
+
+
 def write_tiny_dataset(path: str | Path, *, rows: int = 48, seed: int = 0) -> Path:
     """Write a small learnable chat dataset (Vicuna/FastChat format, JSONL) to ``path``.
 
     The task: repeat the given words in reverse order. It is easy enough that a tiny model's
     loss falls within a few steps, and every row has a single exact reference answer.
     """
-    import json
-    import random
-
-    words = [
-        "red",
-        "green",
-        "blue",
-        "cat",
-        "dog",
-        "fox",
-        "one",
-        "two",
-        "three",
-        "apple",
-        "pear",
-        "plum",
-    ]
-    rng = random.Random(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(rows):
-            picked = rng.sample(words, 3)
-            row = {
+    return _write_jsonl(
+        path,
+        [
+            {
                 "id": f"tiny-{i}",
                 "conversations": [
                     {"from": "human", "value": "reverse: " + " ".join(picked)},
                     {"from": "gpt", "value": " ".join(reversed(picked))},
                 ],
             }
-            fh.write(json.dumps(row) + "\n")
-    return path
+            for i, picked in enumerate(_tiny_tasks(rows, seed))
+        ],
+    )
+
+
+TINY_REJECTED = "I do not know"
+"""The rejected (undesirable) answer of every row of :func:`write_tiny_preference_dataset`."""
+
+
+def write_tiny_preference_dataset(
+    path: str | Path, *, rows: int = 48, seed: int = 0, labelled: bool = False
+) -> Path:
+    """Write the tiny task of :func:`write_tiny_dataset` as preference data (JSONL) to ``path``.
+
+    Pairs (format ``preference``: ``prompt``/``chosen``/``rejected`` as text): the same prompts
+    for the same seed, ``chosen`` the words reversed, ``rejected`` the unhelpful
+    :data:`TINY_REJECTED` (a near miss such as the words in the given order shares every token
+    with ``chosen``: too subtle for a random model to learn in a few steps, while this is learnt
+    at once, so a preference objective's margin visibly grows). ``labelled=True`` writes KTO's
+    unpaired rows instead (format ``kto``): each pair as a desirable (``label`` true) and an
+    undesirable completion of its prompt, ``2 * rows`` rows.
+    """
+    records: list[dict[str, Any]] = []
+    for i, picked in enumerate(_tiny_tasks(rows, seed)):
+        prompt = "reverse: " + " ".join(picked)
+        chosen, rejected = " ".join(reversed(picked)), TINY_REJECTED
+        if not labelled:
+            records.append(
+                {"id": f"tiny-{i}", "prompt": prompt, "chosen": chosen, "rejected": rejected}
+            )
+            continue
+        records += [
+            {"id": f"tiny-{i}-good", "prompt": prompt, "completion": chosen, "label": True},
+            {"id": f"tiny-{i}-bad", "prompt": prompt, "completion": rejected, "label": False},
+        ]
+    return _write_jsonl(path, records)

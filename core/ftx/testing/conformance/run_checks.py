@@ -1,4 +1,5 @@
-"""Checks on a real run of the plugin: it finishes, its loss falls, its export loads and learned."""
+"""Checks on a real run of a method under an objective: it finishes and scores its held-out
+rows, its loss falls, its export loads and it learned (:mod:`~.fit`)."""
 
 from __future__ import annotations
 
@@ -9,55 +10,63 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ftx.testing.conformance.fit import check_learned
 from ftx.testing.conformance.report import (
-    LEARNED_ROWS,
+    HELDOUT_ROWS,
     TINY_LAYERS,
     Checker,
     ConformanceReport,
 )
 
+__all__ = ["check_export", "check_gpu", "check_learned", "check_loss", "check_run"]
+
 
 def check_run(
-    name: str,
+    method: str,
+    objective: str,
+    traits: Any,
     workdir: Path,
     steps: int,
     sets: Sequence[str],
     learning_rate: float | None,
     model: str | Path | None,
-    data: str | Path | None,
+    files: tuple[Path, Path],
     report: ConformanceReport,
     checker: Checker,
 ) -> tuple[Any, dict[str, Any]]:
+    """A real run of ``method`` under ``objective`` on ``files`` (training, held-out): it
+    finishes, records who answered each hook, trains something, checkpoints, and scores the
+    held-out rows before and after with the objective's metric."""
     from rich.console import Console
 
-    from ftx.plugins import METHOD_HOOKS
     from ftx.runner import RunRequest, execute, newest_checkpoint, prepare
-    from ftx.testing.tiny import make_tiny_model, write_tiny_dataset
+    from ftx.testing.tiny import make_tiny_model
 
     if model is None:
         model_dir = workdir / "tiny-model"
         if not (model_dir / "config.json").is_file():
             make_tiny_model(model_dir, num_layers=TINY_LAYERS)
         model = model_dir
-    if data is None:
-        data = workdir / "tiny-train.jsonl"
-        if not Path(data).is_file():
-            write_tiny_dataset(data, rows=48, seed=0)
     report.base_model = Path(model)
-    run_dir = workdir / f"run-{name}"
+    run_dir = workdir / f"run-{method}-{objective}"
+    train, held_out = files
     kit_sets = [
         f"train.max_steps={steps}",
         "train.logging_steps=1",
-        "train.per_device_train_batch_size=4",
+        f"train.per_device_train_batch_size={max(4, traits.min_batch_size)}",
         "train.warmup_steps=0",
         f"train.save_steps={max(1, steps // 2)}",
+        f"data.eval={held_out}",
+        f"data.eval_limit={HELDOUT_ROWS}",
+        "data.eval_max_new_tokens=16",
     ]
     if learning_rate is not None:
         kit_sets.append(f"train.learning_rate={learning_rate}")
     request = RunRequest(
-        plugin=name,
+        plugin=method,
+        objective=objective,
         model=str(model),
-        data=str(data),
+        data=str(train),
         output=str(run_dir),
         sets=[*kit_sets, *sets],
         overwrite=True,
@@ -74,20 +83,7 @@ def check_run(
     assert summary.get("status") == "finished", (
         f"run status {summary.get('status')!r}: {summary.get('error')}"
     )
-    hooks = summary.get("hooks") or {}
-    missing = [h for h in METHOD_HOOKS if h not in hooks]
-    assert not missing, f"summary.json hooks lacks {', '.join(missing)}: {hooks}"
-    # firstresult hooks record one answerer, hooks every implementation answers a list of them
-    allowed = (name, "core", summary.get("objective"))
-    strangers = {
-        h: who
-        for h, who in hooks.items()
-        if any(w not in allowed for w in (who if isinstance(who, list) else [who]))
-    }
-    assert not strangers, (
-        f"hooks answered by neither the plugin, its objective nor core: {strangers}"
-    )
-    report.hooks_answered = {h: hooks[h] for h in METHOD_HOOKS}
+    _check_hooks(summary, method, objective, prep, report)
     report.trainable_params = int(summary.get("trainable_params") or 0)
     report.total_params = int(summary.get("total_params") or 0)
     assert 0 < report.trainable_params <= report.total_params, (
@@ -95,10 +91,60 @@ def check_run(
     )
     assert summary.get("steps") == steps, f"trained {summary.get('steps')} steps, not {steps}"
     assert newest_checkpoint(run_dir / "checkpoints") is not None, "no complete checkpoint"
+    _check_heldout(summary, prep.resolved.config["data"]["eval_metric"], traits, report)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     report.losses = [float(r["loss"]) for r in rows if "loss" in r]
     checker.context = ""
     return prep, summary
+
+
+def _check_hooks(
+    summary: dict[str, Any], method: str, objective: str, prep: Any, report: ConformanceReport
+) -> None:
+    """summary.json names who answered each method hook, and only the run's method, its
+    objective or the core answered anything."""
+    from ftx.plugins import METHOD_HOOKS
+
+    hooks = summary.get("hooks") or {}
+    missing = [h for h in METHOD_HOOKS if h not in hooks]
+    assert not missing, f"summary.json hooks lacks {', '.join(missing)}: {hooks}"
+    # firstresult hooks record one answerer, hooks every implementation answers a list of them
+    allowed = (method, "core", objective)
+    strangers = {
+        h: who
+        for h, who in hooks.items()
+        if any(w not in allowed for w in (who if isinstance(who, list) else [who]))
+    }
+    assert not strangers, (
+        f"hooks answered by neither the method, its objective nor core: {strangers}"
+    )
+    if report.kind == "objective":
+        report.hooks_answered = {h: who for h, who in hooks.items() if h in prep.objective.hooks}
+    else:
+        report.hooks_answered = {h: hooks[h] for h in METHOD_HOOKS}
+
+
+def _check_heldout(
+    summary: dict[str, Any], metric: str, traits: Any, report: ConformanceReport
+) -> None:
+    """The held-out rows were scored before and after, with ``data.eval_metric``."""
+    assert metric in traits.metrics, (
+        f"data.eval_metric {metric!r} is not one of the objective's metrics {traits.metrics}"
+    )
+    for when in ("eval_before", "eval_after"):
+        result = summary.get(when)
+        assert isinstance(result, dict), (
+            f"summary.json has no {when}: score_heldout did not score the held-out rows"
+        )
+        assert result.get("metric") == metric, (
+            f"{when} is scored with {result.get('metric')!r}, not data.eval_metric {metric!r}"
+        )
+        score = result.get("score")
+        assert isinstance(score, int | float) and math.isfinite(score), (
+            f"{when} score {score!r} is not a finite number"
+        )
+        assert int(result.get("n") or 0) > 0, f"{when} scored no row: {result}"
+    report.eval_before, report.eval_after = summary["eval_before"], summary["eval_after"]
 
 
 def check_loss(report: ConformanceReport) -> None:
@@ -176,53 +222,6 @@ def _load_base_like(base_dir: Path, model_dir: Path) -> Any:
         saved.get("dtype") or saved.get("torch_dtype"), torch.float32
     )
     return AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype).float()
-
-
-def check_learned(
-    prep: Any, tokenizer: Any, trained: Any, base: Any, report: ConformanceReport
-) -> None:
-    """The trained ``model/`` fits the first training rows better than the base model does.
-
-    Unlike the logged curve (a different batch at every step), this compares the same rows.
-    """
-    from ftx.data import tokenize_dataset
-
-    dcfg = prep.resolved.config["data"]
-    rows = tokenize_dataset(
-        prep.train_rows[:LEARNED_ROWS],
-        tokenizer,
-        max_length=dcfg["max_length"],
-        template=dcfg["template"],
-        train_on=dcfg["train_on"],
-    ).examples
-    assert rows, "no training row survived tokenisation"
-    before, after = _mean_loss(base, rows), _mean_loss(trained, rows)
-    report.fit_loss = (round(before, 6), round(after, 6))
-    assert after < before, (
-        f"model/ does not fit the training rows better than the base model "
-        f"(loss on {len(rows)} training rows: base {before:.5f}, trained {after:.5f})"
-    )
-
-
-def _mean_loss(model: Any, rows: list[dict[str, Any]]) -> float:
-    """Token-averaged cross-entropy of ``model`` on the trained tokens of ``rows``."""
-    import torch
-
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for row in rows:
-            ids = torch.tensor([row["input_ids"]])
-            labels = torch.tensor([row["labels"]])
-            logits = model(input_ids=ids).logits[:, :-1].float()
-            target = labels[:, 1:]
-            total += torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]),
-                target.reshape(-1),
-                ignore_index=-100,
-                reduction="sum",
-            ).item()
-            count += int((target != -100).sum())
-    return total / max(count, 1)
 
 
 def _prompt_ids(tokenizer: Any) -> Any:

@@ -1,11 +1,17 @@
-"""``ftx new-plugin NAME``: scaffold a method-plugin package that passes the conformance kit.
+"""``ftx new-plugin NAME [--kind method|objective]``: scaffold a plugin package that passes the
+conformance kit.
 
 The package written (default directory ``./ftx-NAME``)::
 
-    pyproject.toml            distribution ftx-NAME, entry point NAME = "ftx_NAME"
-    ftx_NAME/__init__.py      method_options + select_trainable (trains the last MLP weights)
+    pyproject.toml            distribution ftx-NAME, entry point NAME = "ftx_NAME" (group
+                              ftx.plugins for a method, ftx.objectives for an objective)
+    ftx_NAME/__init__.py      a method: method_options + select_trainable (trains the last MLP
+                              weights); an objective: objective_options, objective_traits and
+                              build_trainer (supervised loss, label-smoothed), the data and
+                              scoring hooks reused from ftx.objectives.supervised
     tests/conftest.py         enables ftx's pytest plugin
-    tests/test_conformance.py runs ftx.testing.conformance.check_plugin, and method checks
+    tests/test_conformance.py runs ftx.testing.conformance.check_plugin (an objective: under
+                              every installed method), and checks of the plugin's own
     README.md  .gitignore
 
 It installs with ``pip install -e``, shows as ``ok`` in ``ftx plugins`` and passes its own tests
@@ -23,19 +29,45 @@ from string import Template
 
 import click
 
-from ftx import ENTRY_POINT_GROUP, __version__
+from ftx import ENTRY_POINT_GROUPS, __version__
 from ftx.errors import BadInput
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+KINDS = ("method", "objective")
 
-# template file -> path in the generated package ({module} is the import package)
+# per kind: template file -> path in the generated package ({module} is the import package)
 TEMPLATE_FILES = {
-    "pyproject.toml.tmpl": "pyproject.toml",
-    "README.md.tmpl": "README.md",
-    "gitignore.tmpl": ".gitignore",
-    "plugin.py.tmpl": "{module}/__init__.py",
-    "conftest.py.tmpl": "tests/conftest.py",
-    "test_conformance.py.tmpl": "tests/test_conformance.py",
+    "method": {
+        "pyproject.toml.tmpl": "pyproject.toml",
+        "README.md.tmpl": "README.md",
+        "gitignore.tmpl": ".gitignore",
+        "plugin.py.tmpl": "{module}/__init__.py",
+        "conftest.py.tmpl": "tests/conftest.py",
+        "test_conformance.py.tmpl": "tests/test_conformance.py",
+    },
+    "objective": {
+        "pyproject.toml.tmpl": "pyproject.toml",
+        "objective_README.md.tmpl": "README.md",
+        "gitignore.tmpl": ".gitignore",
+        "objective.py.tmpl": "{module}/__init__.py",
+        "conftest.py.tmpl": "tests/conftest.py",
+        "objective_test_conformance.py.tmpl": "tests/test_conformance.py",
+    },
+}
+# per kind: the values of the pyproject template that differ
+KIND_VALUES = {
+    "method": {
+        "group": ENTRY_POINT_GROUPS["method"],
+        "flag": "--plugin",
+        "description": "ftx method plugin '{name}': trains only the MLP weights of the last "
+        "decoder blocks.",
+    },
+    "objective": {
+        "group": ENTRY_POINT_GROUPS["objective"],
+        "flag": "--objective",
+        "description": "ftx objective plugin '{name}': supervised next-token loss with label "
+        "smoothing.",
+    },
 }
 
 
@@ -63,11 +95,13 @@ def plugin_names(name: str) -> dict[str, str]:
 
 
 def _installed_plugin(name: str) -> str | None:
-    """The distribution that already provides plugin ``name``, if any (no plugin is imported)."""
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            dist = getattr(ep, "dist", None)
-            return dist.metadata["Name"] if dist is not None else "?"
+    """The distribution that already provides plugin ``name``, method or objective (names are
+    unique across kinds), if any; no plugin is imported."""
+    for group in ENTRY_POINT_GROUPS.values():
+        for ep in metadata.entry_points(group=group):
+            if ep.name == name:
+                dist = getattr(ep, "dist", None)
+                return dist.metadata["Name"] if dist is not None else "?"
     return None
 
 
@@ -78,21 +112,30 @@ def _core_requirements() -> tuple[str, str]:
     return f"ftx-core{bounds}", f"ftx-core[testing]{bounds}"
 
 
-def render(name: str) -> dict[str, str]:
-    """The generated package as ``{relative path: text}`` for plugin ``name`` (validated)."""
+def render(name: str, kind: str = "method") -> dict[str, str]:
+    """The generated package as ``{relative path: text}`` for plugin ``name`` (validated) of
+    ``kind`` (``method`` or ``objective``)."""
+    if kind not in KINDS:
+        raise BadInput(f"unknown plugin kind {kind!r}: use {' or '.join(KINDS)}")
     names = plugin_names(name)
     core, core_testing = _core_requirements()
-    values = {**names, "core_requirement": core, "core_testing_requirement": core_testing}
+    values = {
+        **names,
+        "core_requirement": core,
+        "core_testing_requirement": core_testing,
+        **{k: v.format(name=name) for k, v in KIND_VALUES[kind].items()},
+    }
     root = resources.files("ftx") / "templates" / "plugin"
     files = {}
-    for template, target in TEMPLATE_FILES.items():
+    for template, target in TEMPLATE_FILES[kind].items():
         text = Template((root / template).read_text(encoding="utf-8")).substitute(values)
         files[target.format(module=names["module"])] = text
     return files
 
 
-def scaffold(name: str, target: str | Path | None = None) -> Path:
-    """Write the package for plugin ``name`` into ``target`` (default ``./ftx-NAME``).
+def scaffold(name: str, target: str | Path | None = None, kind: str = "method") -> Path:
+    """Write the package for plugin ``name`` of ``kind`` (``method``, the default, or
+    ``objective``) into ``target`` (default ``./ftx-NAME``).
 
     Raises BadInput, before writing anything, for an invalid name, a name another installed
     distribution already uses for a plugin, or a ``target`` that is a file or a non-empty
@@ -117,7 +160,7 @@ def scaffold(name: str, target: str | Path | None = None) -> Path:
             f"directory {out} already exists and is not empty",
             hint="choose another --dir, or remove it first",
         )
-    files = render(name)
+    files = render(name, kind)
     with atomic_dir(out) as tmp:
         tmp.chmod(0o777 & ~_umask())  # a temporary directory starts private (0700)
         for rel, text in files.items():
@@ -144,15 +187,23 @@ def _umask() -> int:
     default=None,
     help="Where to write the package (default: ./ftx-NAME); must not exist or be empty.",
 )
-def new_plugin(name: str, target: Path | None) -> None:
-    """Scaffold a method-plugin package NAME that passes ftx's conformance kit."""
-    out = scaffold(name, target)
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="method",
+    show_default=True,
+    help="method: what trains (--plugin); objective: what a run learns from (--objective).",
+)
+def new_plugin(name: str, target: Path | None, kind: str) -> None:
+    """Scaffold a plugin package NAME (a method, or with --kind objective an objective) that
+    passes ftx's conformance kit."""
+    out = scaffold(name, target, kind)
     names = plugin_names(name)
-    click.echo(f"created {out}/ — plugin '{name}', distribution {names['dist']}:")
-    for rel in sorted(render(name)):
+    click.echo(f"created {out}/ — {kind} plugin '{name}', distribution {names['dist']}:")
+    for rel in sorted(render(name, kind)):
         click.echo(f"  {rel}")
     click.echo(
         "next:\n"
         f"  pip install -e {out}       # then `ftx plugins` lists '{name}' as ok\n"
-        f"  cd {out} && pytest        # the conformance kit and the method's own tests"
+        f"  cd {out} && pytest        # the conformance kit and the {kind}'s own tests"
     )

@@ -168,7 +168,7 @@ def test_plan_objective_reaches_every_estimate(ftx_cli, llama7b_dir, fake_object
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.split())
     assert "objective pairs: 2 sequences per row, a reference model" in text
-    assert " ref " in f" {text} "
+    assert "weight includes the objective's frozen reference copy" in text
 
 
 def test_plan_python_api_takes_the_objective(llama7b_dir, fake_objective):

@@ -179,17 +179,7 @@ def print_plan(result: dict[str, Any]) -> None:
         show_edge=False,
     )
     with_reference = any((row["estimate"] or {}).get("reference") for row in result["methods"])
-    headers = (
-        "method",
-        "trains",
-        "weight",
-        *(("ref",) if with_reference else ()),
-        "grads",
-        "optim",
-        "activ",
-        "quant",
-        "peak",
-    )
+    headers = ("method", "trains", "weight", "grads", "optim", "activ", "quant", "peak")
     for col in headers:
         table.add_column(col, justify="left" if col == "method" else "right")
     table.add_column("ckpt", justify="right")
@@ -198,7 +188,7 @@ def print_plan(result: dict[str, Any]) -> None:
     for row in result["methods"]:
         est = row["estimate"]
         if est is None:
-            table.add_row(row["name"], *["?"] * (len(headers) - 1), "?", "[yellow]?[/]")
+            table.add_row(row["name"], *["?"] * 8, "[yellow]?[/]")
             notes.append(f"{row['name']}: {row['status']}")
             continue
         if row["fits"]:
@@ -210,8 +200,7 @@ def print_plan(result: dict[str, Any]) -> None:
         table.add_row(
             row["name"],
             format_count(est["trainable_params"]),
-            _short(est["weights"]),
-            *((_short(est.get("reference")),) if with_reference else ()),
+            _short(est["weights"] + est.get("reference", 0)),
             _short(est["gradients"]),
             _short(est["optimizer"]),
             _short(est["activations_checkpointed" if ckpt_default else "activations"]),
@@ -225,7 +214,7 @@ def print_plan(result: dict[str, Any]) -> None:
         "" if result["device"]["kind"] == "cuda" else "; both include the export step"
     )
     if with_reference:
-        table.caption += "; ref: the objective's frozen reference copy of the weights"
+        table.caption += "; weight includes the objective's frozen reference copy"
     console.print(table)
     for note in notes:
         console.print(f"  [dim]{escape(note)}[/]", highlight=False)

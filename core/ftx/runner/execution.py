@@ -72,26 +72,27 @@ class RunRecord:
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:
         """Record how the run ended in ``summary.json``, ``report.md`` and ``loss.png``.
 
-        A run that did not finish is recorded as best the disk allows: when the files cannot
-        be written (the disk that failed the run is full) the console says so and the run's
-        own error is the one raised. A finished run whose record cannot be written raises: it
-        is not finished on disk."""
+        A run that did not finish is recorded as best it can be: when the record cannot be
+        written — the disk that failed the run is full, or the signal that stopped it broke a
+        library half-way through its first import (SIGINT during ``import matplotlib``) — the
+        console says so and the run's own ending is what is raised. A finished run whose record
+        cannot be written raises: it is not finished on disk."""
         s = self.summary
         s.update(status=status, wall_time_s=round(time.time() - self.started, 2), **extra)
         s["peak_memory_bytes"] = peak_rss_bytes()
         s["peak_memory_above_baseline_bytes"] = s["peak_memory_bytes"] - self.baseline
         if self.main:
-            from ftx.report import write_reports
-
             try:
                 self.save()
+                from ftx.report import write_reports
+
                 write_reports(self.run_dir.path, s)
-            except OSError as exc:
+            except Exception as exc:
                 if status == "finished" or self.console is None:
                     raise
                 self.console.print(
                     f"[yellow]warning:[/] could not record the {status} run in "
-                    f"{self.run_dir.path} ({exc}); its summary.json may be out of date",
+                    f"{self.run_dir.path}: {type(exc).__name__}: {exc}",
                     highlight=False,
                 )
         return s

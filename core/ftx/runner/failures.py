@@ -59,11 +59,6 @@ def disk_full_cause(exc: BaseException, where: Path | None = None) -> str | None
     return None
 
 
-def is_disk_full(exc: BaseException, where: Path | None = None) -> bool:
-    """True when ``exc`` is a write that failed for want of room (:func:`disk_full_cause`)."""
-    return disk_full_cause(exc, where) is not None
-
-
 def _room_left(where: Path) -> str | None:
     """The cause of a failed write read from the system: a file-size limit, or (almost) no free
     space on ``where``'s filesystem; None when neither explains it."""

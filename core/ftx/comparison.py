@@ -80,18 +80,21 @@ def run_requests(
     out: Path,
     sets: list[str],
     *,
+    objective: str | None = None,
     config_file: str | None = None,
     model: str | None = None,
     data: str | None = None,
     overwrite: bool = False,
 ) -> list[RunRequest]:
-    """One ``RunRequest`` per compared plugin, into ``out/<plugin>``, each with its own sets."""
+    """One ``RunRequest`` per compared plugin, into ``out/<plugin>``, each with its own sets,
+    all under ``objective`` (None: the default)."""
     from ftx.runner import RunRequest
 
     routed = route_sets(sets, declared_options(names))
     return [
         RunRequest(
             plugin=name,
+            objective=objective,
             config_file=config_file,
             model=model,
             data=data,
@@ -107,6 +110,7 @@ def run_argv(req: RunRequest) -> list[str]:
     """The ``ftx run`` arguments that make the same request in a fresh process."""
     return [
         *("--plugin", str(req.plugin), "--output", str(req.output)),
+        *(["--objective", req.objective] if req.objective else []),
         *(["--config", req.config_file] if req.config_file else []),
         *(["--model", req.model] if req.model else []),
         *(["--data", req.data] if req.data else []),
@@ -130,6 +134,7 @@ def row_for(plugin: str, run_dir: Path) -> dict[str, Any]:
     before, after = summary.get("eval_before") or {}, summary.get("eval_after") or {}
     return {
         "plugin": plugin,
+        "objective": summary.get("objective"),
         "status": summary.get("status"),
         "trainable": trainable,
         "trainable_share": trainable / total if trainable and total else None,
@@ -172,7 +177,9 @@ def write_report(out: Path, rows: list[dict[str, Any]]) -> str:
     header = [
         label if key not in ("before", "after") else f"{label} ({metric})" for key, label in COLUMNS
     ]
-    lines = ["# ftx compare", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    objective = next((r["objective"] for r in rows if r.get("objective")), None)
+    title = f"# ftx compare (objective: {objective})" if objective else "# ftx compare"
+    lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(key, row) for key, _ in COLUMNS) + " |")
     lines += ["", "![loss curves](compare.png)", ""]

@@ -46,7 +46,7 @@ def pairwise_scores(
         raise BadInput("no held-out preference pairs to score")
     # keep_end truncation drops no pair, so examples and pairs stay aligned.
     data = tokenize_pairs(pairs, tokenizer, max_length=max_length, template=template)
-    logps = answer_logps(model, data.examples, _pad_id(tokenizer), batch_size=batch_size)
+    logps = answer_logps(model, data.examples, pad_id(tokenizer), batch_size=batch_size)
     margins = [chosen - rejected for chosen, rejected in logps]
     correct = sum(1 for m in margins if m > 0)
     n = len(margins)
@@ -115,7 +115,8 @@ def _batch_logps(model: Any, batch: list[tuple[list, list]], pad_id: int, device
     return (token_logps * answer[:, 1:]).sum(-1).tolist()
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Any) -> int:
+    """The tokenizer's pad id, else its end-of-sequence id, else 0 (what padding uses)."""
     for name in ("pad_token_id", "eos_token_id"):
         value = getattr(tokenizer, name, None)
         if value is not None:

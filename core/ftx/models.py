@@ -7,7 +7,8 @@ safetensors weights, tokenizer) before a hook sees it:
   package, converted once into the cache;
 * a ``.gguf`` path: dequantised by transformers (needs ``gguf``) and converted once into the cache
   (``$FTX_CACHE``, default ``~/.cache/ftx``), so later loads take about a second;
-* a directory with ``config.json``;
+* a directory with ``config.json``, or a run directory (its ``model/``: ``--model RUN_DIR``
+  starts from a finished run, which ``summary.json`` then records as ``parent_run``);
 * a hub id, only if it is already in the local Hugging Face cache.
 
 :func:`read_model_config` reads the same specs' *config* only (``ftx plan``, and whatever must
@@ -64,6 +65,8 @@ def check_model_spec(spec: str | None) -> None:
         _require_gguf_package()
         return
     if path.exists():
+        if run_model_dir(path) is not None:
+            return
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
             raise _no_config(spec)
         return
@@ -73,6 +76,23 @@ def check_model_spec(spec: str | None) -> None:
         f"model not found: {spec} (not a directory, not a .gguf file, not in the local HF cache)",
         hint="ftx never downloads at run time; pass a local directory or .gguf file",
     )
+
+
+def run_model_dir(path: Path) -> Path | None:
+    """``path/model`` when ``path`` is a run directory (no ``config.json`` of its own, a
+    ``model/`` that has one): ``--model RUN_DIR`` starts from that run's model."""
+    model = path / "model"
+    if path.is_dir() and not (path / "config.json").is_file() and (model / "config.json").is_file():
+        return model
+    return None
+
+
+def parent_run(model_path: Path) -> Path | None:
+    """The run directory whose ``model/`` is ``model_path`` (a resolved model), or None."""
+    run = model_path.parent
+    if model_path.name == "model" and (run / "summary.json").is_file():
+        return run
+    return None
 
 
 def _no_config(spec: str) -> BadInput:
@@ -101,7 +121,7 @@ def read_model_config(spec: str | None) -> tuple[Any, str]:
     if spec is not None and not is_demo(spec):
         path = Path(spec).expanduser()
         if path.is_dir() and not (path / "config.json").is_file():
-            if (path / "model" / "config.json").is_file():
+            if run_model_dir(path) is not None:
                 return _read_config_dir(path / "model"), str(path / "model")
             raise _no_config(spec)
     check_model_spec(spec)
@@ -177,7 +197,7 @@ def resolve_model(spec: str | None) -> Path:
         return convert_gguf(Path(spec).expanduser())
     path = Path(spec).expanduser()
     if path.exists():
-        return path.resolve()
+        return (run_model_dir(path) or path).resolve()
     snapshot = _cached_hub_snapshot(spec)
     assert snapshot is not None
     return snapshot

@@ -21,12 +21,17 @@ SET_HELP = (
 @click.command("compare")
 @click.option("--plugins", "plugin_list", required=True, help="Comma list, e.g. fft,sft,qlora.")
 @click.option("--config", "-c", "config_file", type=click.Path(), help="YAML run config.")
+@click.option(
+    "--objective",
+    help="What every run learns from (default: supervised; dpo, orpo, simpo, kto …); the report "
+    "shows its held-out metric.",
+)
 @click.option("--model", "-m", help="Model (default: demo).")
 @click.option("--data", "-d", help="Training data (default: demo data).")
 @click.option("--output", "-o", type=click.Path(), help="Directory (default runs/compare-<time>).")
 @click.option("--set", "sets", multiple=True, metavar="[PLUGIN:]SECTION.KEY=VALUE", help=SET_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output directory.")
-def compare_cmd(plugin_list, config_file, model, data, output, sets, overwrite):
+def compare_cmd(plugin_list, objective, config_file, model, data, output, sets, overwrite):
     """Run the same data and budget through several methods and compare them."""
     from datetime import datetime
     from pathlib import Path
@@ -42,6 +47,7 @@ def compare_cmd(plugin_list, config_file, model, data, output, sets, overwrite):
         names,
         out,
         list(sets),
+        objective=objective,
         config_file=config_file,
         model=model,
         data=data,

@@ -14,7 +14,8 @@ Pipeline (each step one module):
 * `split`: deterministic held-out split (`split_eval`);
 * `collate`: padded or padding-free batches (`PackingCollator`, `resolve_packing`);
 * `stats`: the numbers behind ``ftx data check`` (`data_check_report`);
-* `demo`: the built-in demo data sets (`demo_data_paths`, `demo_preference_paths`).
+* `demo`: the built-in demo data sets (`demo_data_paths`, `demo_preference_paths`, and
+  `demo_paths_for` an objective's kind of rows).
 
 Preference data (DPO, ORPO, SimPO, KTO) has its own three steps:
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from ftx.data.collate import PackingCollator, resolve_packing
 from ftx.data.conversation import ROLES, Conversation
-from ftx.data.demo import demo_data_paths, demo_preference_paths
+from ftx.data.demo import demo_data_paths, demo_paths_for, demo_preference_paths
 from ftx.data.formats import FORMATS, detect_format, load_conversations
 from ftx.data.masking import IGNORE_INDEX, TRAIN_ON, prompt_for_generation, render
 from ftx.data.preference import (
@@ -89,6 +90,7 @@ __all__ = [
     "data_check_report",
     "data_kind",
     "demo_data_paths",
+    "demo_paths_for",
     "demo_preference_paths",
     "detect_format",
     "detect_preference_format",

@@ -38,6 +38,17 @@ def demo_preference_paths(*, unpaired: bool = False) -> tuple[Path, Path]:
     return _existing(train, DEMO_PREFERENCE_EVAL, script="make_preference_demo.py")
 
 
+def demo_paths_for(rows: str) -> tuple[Path, Path]:
+    """The demo data for an objective whose rows are ``rows`` (its ``ObjectiveTraits.data``):
+    ``"preference pairs"`` -> `demo_preference_paths`, ``"labelled completions"`` -> its KTO
+    file, anything else -> `demo_data_paths` (conversations)."""
+    if rows == "preference pairs":
+        return demo_preference_paths()
+    if rows == "labelled completions":
+        return demo_preference_paths(unpaired=True)
+    return demo_data_paths()
+
+
 def _existing(train: str, heldout: str, *, script: str) -> tuple[Path, Path]:
     paths = DEMO_DIR / train, DEMO_DIR / heldout
     for path in paths:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ftx import allocator, openmp
 from ftx.errors import BadInput, RunFailed, RunInterrupted
+from ftx.models import parent_run
 from ftx.plugins import call_first
 from ftx.ranks import is_main_process
 from ftx.runner.checkpoints import newest_checkpoint, remove_incomplete_checkpoints
@@ -354,6 +355,9 @@ def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[s
     }
     if prep.run_dir is not None and prep.run_dir.replaced is not None:
         summary["replaces"] = str(prep.run_dir.replaced)
+    parent = parent_run(run.model_path)
+    if parent is not None:  # --model RUN_DIR: this run continues that one's model
+        summary["parent_run"] = str(parent)
     if prep.resume_from is not None:
         summary["resumed_from"] = prep.resume_from.name
         for key in CARRIED_ON_RESUME:

@@ -7,6 +7,7 @@ directory — and has no side effects: a :class:`BadInput` from it leaves the di
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +73,20 @@ def prepare(req: RunRequest) -> PreparedRun:
         base[section].update(file_cfg.get(section) or {})
     flags = {"model": {"name": req.model}, "data": {"path": req.data}}
     raw = cfg_mod.merge(base, flags, req.sets, plugin=plugin.name)
-    resolved = cfg_mod.resolve(
-        raw,
-        declared_options=list(declared or []),
-        plugin=plugin.name,
-        plugin_train_defaults=train_defaults,
-        device=device,
-        objective=objective.name,
-        objective_options=list(objective_declared or []),
-        arguments=arguments,
-        traits=traits,
-    )
+    try:
+        resolved = cfg_mod.resolve(
+            raw,
+            declared_options=list(declared or []),
+            plugin=plugin.name,
+            plugin_train_defaults=train_defaults,
+            device=device,
+            objective=objective.name,
+            objective_options=list(objective_declared or []),
+            arguments=arguments,
+            traits=traits,
+        )
+    except BadInput as exc:
+        raise _name_objective_of_key(exc, found, objective.name) from None
     if req.resume:
         _refuse_changes_on_resume(saved, resolved.config, Path(str(req.output)))
     mcfg = resolved.config["model"]
@@ -92,7 +96,7 @@ def prepare(req: RunRequest) -> PreparedRun:
     model_config, _ = read_model_config(mcfg["name"])
     attn_implementation = choose_attention(mcfg["attn_implementation"], device, model_config)
 
-    train_rows, eval_rows, files = _load_data(resolved, pm)
+    train_rows, eval_rows, files = _load_data(resolved, pm, traits)
     task_pm, task_rows = _task_eval(resolved, found, files)
     hashes = {k: file_hash(v) for k, v in files.items()}
     output = Path(req.output) if req.output else default_output(plugin.name)
@@ -141,16 +145,16 @@ def prepare(req: RunRequest) -> PreparedRun:
 
 
 def _load_data(
-    resolved: cfg_mod.ResolvedConfig, pm: Any
+    resolved: cfg_mod.ResolvedConfig, pm: Any, traits: ObjectiveTraits
 ) -> tuple[list[Any], list[Any], dict[str, str]]:
-    """Read the training rows and the held-out rows (file, ratio or the demo's split) through
-    the objective's ``load_rows``."""
+    """Read the training rows and the held-out rows (file, ratio or the demo's split, the
+    demo that holds the objective's kind of rows) through the objective's ``load_rows``."""
     from ftx import data as data_mod
 
     dcfg = resolved.config["data"]
     train_path, eval_path = dcfg["path"], dcfg["eval"]
     if train_path is None:
-        demo_train, demo_eval = data_mod.demo_data_paths()
+        demo_train, demo_eval = data_mod.demo_paths_for(traits.data)
         train_path = str(demo_train)
         if eval_path is None and not dcfg["eval_ratio"]:
             eval_path = str(demo_eval)
@@ -188,6 +192,33 @@ def _task_eval(
     limit = resolved.config["data"]["eval_limit"]
     files["task_eval"] = str(path)
     return task_pm, list(rows or [])[:limit] if limit else list(rows or [])
+
+
+def _name_objective_of_key(exc: BadInput, found: list[Any], current: str) -> BadInput:
+    """An unknown ``train.KEY`` that another installed objective's arguments class takes says
+    which objectives take it (``train.beta`` under supervised: ``--objective dpo``)."""
+    match = re.match(r"unknown key train\.(\w+)", exc.message)
+    if match is None:
+        return exc
+    key, owners = match.group(1), []
+    for info in found:
+        if info.kind != "objective" or not info.ok or info.name == current:
+            continue
+        try:
+            pm = manager_for(None, objective=info, defaults=False)
+            arguments, _ = call_first(pm, "arguments_class")
+        except Exception:  # a broken objective does not hide the user's error
+            continue
+        if arguments and key in cfg_mod.train_fields(arguments[0]):
+            owners.append(info.name)
+    if not owners:
+        return exc
+    return BadInput(
+        f"{exc.message}: the {current} objective does not take it; the "
+        f"{', '.join(owners)} objective{'s' if len(owners) > 1 else ''} do"
+        + ("" if len(owners) > 1 else "es"),
+        hint=f"did you mean --objective {owners[0]}? (or drop train.{key})",
+    )
 
 
 def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any]]:

@@ -206,3 +206,15 @@ def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tm
     assert "| fft | finished |" in report and "| sft | finished |" in report
     assert (out / "compare.png").stat().st_size > 1000
     assert (out / "fft" / "summary.json").is_file() and (out / "sft" / "model").is_dir()
+
+
+def test_loading_for_inference_leaves_grad_mode_alone(finished):
+    """A model loaded for inference (ftx eval/generate in-process, a notebook) must not turn
+    autograd off for everything that runs after it."""
+    import torch
+
+    from ftx.inference import generate, load_for_inference
+
+    loaded = load_for_inference(finished["fft"])
+    generate(loaded.model, loaded.tokenizer, [[1, 5, 9]], max_new_tokens=2)
+    assert torch.is_grad_enabled()

@@ -53,7 +53,6 @@ def _run_status(run_dir: Path) -> str:
 
 def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
     """Load a model (or base + adapter) and its tokenizer in eval mode with the KV cache on."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     from ftx.loading import torch_dtype
@@ -74,7 +73,8 @@ def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
         tok_dir = directory
     model.eval()
     model.config.use_cache = True
-    torch.set_grad_enabled(False)
+    # No global torch.set_grad_enabled(False): it would outlive the call (an in-process caller,
+    # a notebook, the next test). generate() and ftx's scoring run under no_grad themselves.
     return Loaded(model=model, tokenizer=load_tokenizer(tok_dir), source=str(directory))
 
 

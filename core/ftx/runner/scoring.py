@@ -14,14 +14,9 @@ def score_dir(pm: Any, run: Any, model_dir: Path, rows: list[Any]) -> tuple[dict
     from ftx.inference import load_for_inference
 
     loaded = load_for_inference(model_dir)
-    try:
-        result, who = call_first(
-            pm, "score_heldout", run=run, model=loaded.model, tokenizer=loaded.tokenizer, rows=rows
-        )
-    finally:
-        import torch
-
-        torch.set_grad_enabled(True)
+    result, who = call_first(
+        pm, "score_heldout", run=run, model=loaded.model, tokenizer=loaded.tokenizer, rows=rows
+    )
     if result is None:
         raise RuntimeError(f"no objective scored the held-out rows ({run.objective})")
     return result, who

@@ -65,11 +65,25 @@ def test_hook_method_options_builtins_declare_valid_unique_options():
 def test_hook_train_defaults_plugins_set_their_learning_rate_and_the_core_none():
     rates = {}
     for plugin in BUILTINS:
-        defaults, who = call_first(manager(plugin), "train_defaults", device=CPU)
+        kwargs = {"device": CPU, "objective": "supervised"}
+        defaults, who = call_first(manager(plugin), "train_defaults", **kwargs)
         assert who == plugin and isinstance(defaults, dict)
         rates[plugin] = defaults["learning_rate"]
     assert rates["qlora"] > rates["fft"]  # adapters on a small model need the larger step
-    assert call_first(manager(None), "train_defaults", device=CPU) == (None, None)
+    assert call_first(manager(None), "train_defaults", device=CPU, objective="supervised") == (
+        None,
+        None,
+    )
+
+
+def test_hook_train_defaults_answer_per_objective():
+    """A method's rate was measured per objective: qlora's KTO step is smaller than its
+    supervised one, and an objective a method knows nothing of gets no answer from it."""
+    pm = manager("qlora")
+    supervised, _ = call_first(pm, "train_defaults", device=CPU, objective="supervised")
+    kto, _ = call_first(pm, "train_defaults", device=CPU, objective="kto")
+    assert kto["learning_rate"] < supervised["learning_rate"]
+    assert call_first(pm, "train_defaults", device=CPU, objective="someone-elses") == (None, None)
 
 
 def test_hook_load_model_core_default_uses_the_run_dtype_and_attention(tmp_path, ftx_tiny_model):

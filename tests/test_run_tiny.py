@@ -193,7 +193,8 @@ def test_plugin_train_defaults_apply_unless_overridden(runs):
     from ftx.plugins import call_first, get_plugin, manager_for
 
     pm = manager_for(get_plugin("qlora"))
-    defaults, who = call_first(pm, "train_defaults", device=DeviceInfo("cpu", True, 0, "CPU"))
+    cpu = DeviceInfo("cpu", True, 0, "CPU")
+    defaults, who = call_first(pm, "train_defaults", device=cpu, objective="supervised")
     assert who == "qlora" and defaults["learning_rate"] > 2e-5
     saved = yaml.safe_load((runs["qlora"] / "config.yaml").read_text())
     assert saved["train"]["learning_rate"] == 5e-3  # --set wins over the plugin default

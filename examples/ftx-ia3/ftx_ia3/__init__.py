@@ -46,9 +46,21 @@ def method_options() -> list[Option]:
     return OPTIONS
 
 
+LEARNING_RATES = {
+    **dict.fromkeys(("supervised", "dpo", "orpo", "simpo"), LEARNING_RATE),
+    "kto": 3e-3,
+}
+"""Per objective (the others: None, the objective's own). Preference tuning, measured on the
+demo (batch 8, 12 steps; held-out pairwise accuracy from 0.775 on 40 pairs, mean margin 3.8
+nats): DPO 3e-3 -> 0.775 (6.6), 3e-2 -> 0.825 (22.3); KTO 3e-3 -> 0.775 (4.8), 1e-2 -> 0.750
+(5.1), 3e-2 -> 0.550 (0.3). ORPO and SimPO take DPO's."""
+
+
 @hookimpl
-def train_defaults(device: Any) -> dict[str, Any]:
-    return {"learning_rate": LEARNING_RATE, "lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
+    rate = LEARNING_RATES.get(objective)
+    schedule = {"lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+    return None if rate is None else {"learning_rate": rate, **schedule}
 
 
 @hookimpl

@@ -34,9 +34,18 @@ def method_options() -> list[Option]:
     return OPTIONS
 
 
+LEARNING_RATES = {"supervised": 1e-4, **dict.fromkeys(("dpo", "orpo", "simpo"), 5e-5), "kto": 1e-5}
+"""Per objective (the others: None, the objective's own). Preference tuning, measured on the
+demo (SmolLM2-135M, batch 8, 12 steps; held-out pairwise accuracy from 0.775 on 40 pairs, mean
+margin 3.8 nats): DPO 1e-5 -> 0.775 (6.3), 5e-5 -> 0.875 (15.9), 1e-4 -> 0.875 (28.1), the
+smallest step that reaches the best accuracy; ORPO 5e-5 -> 0.925, SimPO 5e-5 -> 0.850; KTO
+1e-5 -> 0.800 (4.5), 5e-5 -> 0.750 (4.5)."""
+
+
 @hookimpl
-def train_defaults(device: Any) -> dict[str, Any]:
-    return {"learning_rate": 1e-4}
+def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
+    rate = LEARNING_RATES.get(objective)
+    return None if rate is None else {"learning_rate": rate}
 
 
 @hookimpl

@@ -325,11 +325,16 @@ def checked_config(recipe: Recipe) -> type:
     return type(base.__name__, (base,), {"__post_init__": __post_init__, "__module__": __name__})
 
 
+PAIR_MASKS = ("chosen_attention_mask", "rejected_attention_mask")
+"""The CPO/ORPO batch columns whose sum is the tokens a step runs (prompt + answer, twice)."""
+
+
 @functools.cache
 def trainer_class(path: str) -> type:
     """TRL's trainer at ``path``, taking ftx's tokenised columns as they are: its dataset
     preparation (``_prepare_dataset``: DPO, KTO) and row tokenisation (``tokenize_row``: CPO,
-    ORPO) return their input unchanged."""
+    ORPO) return their input unchanged. CPO and ORPO, which count no tokens, log this process's
+    running ``num_tokens`` as DPO and KTO do (the summary's tokens/s comes from it)."""
     base = load(path)
 
     def _prepare_dataset(self: Any, dataset: Any, *args: Any, **kwargs: Any) -> Any:
@@ -338,11 +343,20 @@ def trainer_class(path: str) -> type:
     def tokenize_row(self: Any, feature: Any, model: Any = None) -> dict:
         return {}  # `Dataset.map` keeps the columns it has
 
-    return type(
-        f"Ftx{base.__name__}",
-        (base,),
-        {"_prepare_dataset": _prepare_dataset, "tokenize_row": tokenize_row},
-    )
+    def training_step(self: Any, model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+        masks = [inputs[k] for k in PAIR_MASKS if k in inputs]
+        if masks:
+            self.ftx_tokens = getattr(self, "ftx_tokens", 0) + int(sum(m.sum() for m in masks))
+        return base.training_step(self, model, inputs, *args, **kwargs)
+
+    def log(self: Any, logs: dict, *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs and hasattr(self, "ftx_tokens"):
+            logs = {**logs, "num_tokens": float(self.ftx_tokens)}
+        return base.log(self, logs, *args, **kwargs)
+
+    methods = {"_prepare_dataset": _prepare_dataset, "tokenize_row": tokenize_row}
+    methods.update(training_step=training_step, log=log)
+    return type(f"Ftx{base.__name__}", (base,), methods)
 
 
 def choose_reference(recipe: Recipe, run: Any, model: Any) -> tuple[str, Any]:

@@ -68,10 +68,20 @@ def method_options() -> list[Option]:
     return OPTIONS
 
 
+LEARNING_RATES = {**dict.fromkeys(("supervised", "dpo", "orpo", "simpo"), 1e-3), "kto": 3e-4}
+"""Per objective (the others: None, the objective's own). LoRA on a small model needs a larger
+step than full fine-tuning. Measured on the demo (SmolLM2-135M, batch 8): supervised, 98.8%
+held-out exact match in 60 steps. Preference tuning, 12 steps, held-out pairwise accuracy from
+0.775 (40 pairs; mean margin 3.8 nats): DPO 1e-4 -> 0.800 (4.4), 3e-4 -> 0.775 (5.8), 1e-3 ->
+0.925 (14.2), 3e-3 -> 0.925 (28.0); ORPO 1e-3 -> 0.875, SimPO 1e-3 -> 0.875; KTO 1e-4 -> 0.800
+(4.0), 3e-4 -> 0.800 (4.4), 1e-3 -> 0.575 (1.1: the loss saturates, gradients vanish)."""
+
+
 @hookimpl
-def train_defaults(device: Any) -> dict[str, Any]:
-    # LoRA on a small model needs a larger step than full fine-tuning; measured on the demo task.
-    return {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
+    rate = LEARNING_RATES.get(objective)
+    schedule = {"lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+    return None if rate is None else {"learning_rate": rate, **schedule}
 
 
 def require(package: str) -> None:

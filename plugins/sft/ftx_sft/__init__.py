@@ -39,9 +39,17 @@ def method_options() -> list[Option]:
     return OPTIONS
 
 
+LEARNING_RATES = {**dict.fromkeys(("supervised", "dpo", "orpo", "simpo"), 1e-3), "kto": 1e-4}
+"""Per objective (the others: None, the objective's own). Preference tuning, measured on the
+demo (SmolLM2-135M, the top 8 blocks, batch 8, 12 steps; held-out pairwise accuracy from 0.775
+on 40 pairs, mean margin 3.8 nats): DPO 1e-4 -> 0.825 (6.8), 1e-3 -> 0.850 (24.0); KTO 1e-4 ->
+0.825 (4.9), 3e-4 -> 0.725 (5.4), 1e-3 -> 0.675 (10.0). ORPO and SimPO take DPO's."""
+
+
 @hookimpl
-def train_defaults(device: Any) -> dict[str, Any]:
-    return {"learning_rate": 1e-3}
+def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
+    rate = LEARNING_RATES.get(objective)
+    return None if rate is None else {"learning_rate": rate}
 
 
 @hookimpl

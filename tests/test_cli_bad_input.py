@@ -21,7 +21,7 @@ def base_args(ftx_tiny_model, ftx_tiny_data, tmp_path):
 CASES = [
     (
         ["--plugin", "qlra"],
-        ["unknown plugin 'qlra'", "did you mean 'qlora'", "pip install ftx-qlra"],
+        ["unknown plugin 'qlra'", "did you mean 'qlora'", "`ftx plugins` lists what is installed"],
     ),
     (["--plugin", "qlora", "--set", "train.learnig_rate=1e-4"], ["did you mean 'learning_rate'"]),
     (["--plugin", "qlora", "--set", "train.max_steps=ten"], ["train.max_steps: expected int"]),

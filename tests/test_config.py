@@ -243,3 +243,15 @@ def test_training_arguments_are_built_without_side_effects(monkeypatch, tmp_path
     assert args.max_steps == 3 and args.use_cpu and args.device.type == "cpu"
     assert args.remove_unused_columns is False and args.max_length is None
     assert not Path(args.output_dir).exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_key_given_twice_is_an_error_naming_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_steps: 2\n  max_steps: 3\n")
+    with pytest.raises(BadInput) as err:
+        cfg.load_file(path)
+    assert (
+        f"{path} line 3" in err.value.message and "'max_steps' is given twice" in err.value.message
+    )
+    path.write_text("train:\n  max_steps: 2\nmethod:\n  max_steps: 3\n")  # other mappings: fine
+    assert cfg.load_file(path)["method"] == {"max_steps": 3}

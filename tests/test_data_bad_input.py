@@ -272,3 +272,29 @@ def test_malformed_vicuna_row_always_names_its_line(mutation, prefix, text):
         with pytest.raises(BadInput) as info:
             load_conversations(path, "vicuna")
     assert f"{path}, line {prefix + 1}:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "a", "completion": ""},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]},
+    ],
+)
+def test_an_empty_answer_is_refused_for_training_but_not_for_generation(tmp_path, row):
+    from ftx.objectives.supervised import load_rows
+
+    path = write_jsonl(tmp_path / "d.jsonl", [row])
+    with pytest.raises(BadInput) as err:
+        load_rows(str(path), "auto")
+    assert "d.jsonl:1" in err.value.message and "empty assistant message" in err.value.message
+    assert len(load_conversations(path)) == 1  # `ftx generate` fills the answer in
+
+
+def test_a_null_value_is_called_null_not_missing(tmp_path):
+    message = bad(write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "completion": None}]))
+    assert '"completion" is null' in message
+    message = bad(write_jsonl(tmp_path / "e.jsonl", [{"prompt": "p"}]), "prompt_completion")
+    assert 'missing "completion"' in message and "a prompt_completion row" in message
+    message = bad(write_jsonl(tmp_path / "f.jsonl", [{"messages": None}]), "openai")
+    assert "an openai row" in message

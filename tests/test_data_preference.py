@@ -188,7 +188,7 @@ def test_kto_label_must_be_a_boolean(tmp_path, label):
     )
     assert err.message.startswith(f"{tmp_path / 'bad.jsonl'}, line 2: ")
     if label is None:
-        assert err.message.endswith('missing "label"')
+        assert err.message.endswith('"label" is null')
     else:
         assert f'"label" is {label!r}, expected true or false' in err.message
         assert "JSON boolean" in err.hint

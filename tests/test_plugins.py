@@ -92,7 +92,16 @@ def test_unknown_plugin_names_installed_and_pip_hint(fake_plugins):
         get_plugin("qlra")
     assert "did you mean 'qlora'" in err.value.message
     assert "fft" in err.value.message and "good" in err.value.message
-    assert err.value.hint == "pip install ftx-qlra"
+    assert err.value.hint == "`ftx plugins` lists what is installed"  # never `pip install` a typo
+
+
+def test_unknown_plugin_pip_hint_only_for_published_distributions():
+    with pytest.raises(BadInput) as err:
+        get_plugin("kto", [], kind="objective")  # ftx publishes it; here nothing is installed
+    assert err.value.hint == "pip install ftx-preference"
+    with pytest.raises(BadInput) as err:
+        get_plugin("galore", [])  # nobody's we know: no guessed package name to install
+    assert "pip install" not in err.value.hint and "did you mean" not in err.value.message
 
 
 def test_broken_plugin_selected_is_bad_input(fake_plugins):

@@ -34,7 +34,9 @@ def export_run(run: Path, fmt: str, dtype: str, target: Path, *, overwrite: bool
             hint="use --format full",
         )
     from ftx.models import load_tokenizer
+    from ftx.quiet import quiet_libraries
 
+    quiet_libraries()
     tokenizer = load_tokenizer(run / "model")
     if fmt == "adapter":
         return _export_adapter(adapter, tokenizer, target, DTYPES[dtype])

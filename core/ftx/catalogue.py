@@ -22,7 +22,16 @@ KNOWN_DISTRIBUTIONS: dict[str, str] = {
 }
 
 
-def distribution_for(name: str, kind: str) -> str:
-    """The distribution that publishes plugin ``name``: a known one, else the naming convention
-    (``ftx-NAME``)."""
-    return KNOWN_DISTRIBUTIONS.get(name, f"ftx-{name}")
+def install_hint(name: str, *, close_match: bool) -> str:
+    """The hint for a plugin ``name`` that is not installed: the ``pip install`` of the
+    distribution ftx publishes for it, if any. An unknown name gets no install command: it is
+    usually a typo (``close_match``: a "did you mean" was offered), and a guessed package name
+    would invite typosquatting."""
+    if name in KNOWN_DISTRIBUTIONS:
+        return f"pip install {KNOWN_DISTRIBUTIONS[name]}"
+    if close_match:
+        return "`ftx plugins` lists what is installed"
+    return (
+        "`ftx plugins` lists what is installed; a third party's plugin installs with pip, "
+        "under the distribution name its author publishes"
+    )

@@ -53,6 +53,9 @@ def _run_status(run_dir: Path) -> str:
 
 def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
     """Load a model (or base + adapter) and its tokenizer in eval mode with the KV cache on."""
+    from ftx.quiet import quiet_libraries
+
+    quiet_libraries()
     from transformers import AutoModelForCausalLM
 
     from ftx.loading import torch_dtype

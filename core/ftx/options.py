@@ -158,6 +158,11 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def article(word: str) -> str:
+    """The indefinite article for ``word``: ``"an"`` before a vowel letter, else ``"a"``."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def coerce(value: Any, type_name: str, *, where: str) -> Any:
     """Coerce a YAML/CLI value to ``type_name``; raise BadInput naming ``where`` on failure.
 

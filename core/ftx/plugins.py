@@ -25,7 +25,7 @@ import pluggy
 
 from ftx import ENTRY_POINT_GROUPS, PROJECT, hookspecs
 from ftx.errors import BadInput
-from ftx.options import did_you_mean
+from ftx.options import article, did_you_mean
 
 STRICT_ENV = "FTX_STRICT_PLUGINS"
 KIND_FLAGS = {"method": "--plugin", "objective": "--objective"}
@@ -155,7 +155,7 @@ def get_plugin(
     found = by_name.get(name)
     if found is not None and found.kind != kind:
         raise BadInput(
-            f"{name} is {_article(found.kind)} {found.kind}, not {_article(kind)} {kind}: "
+            f"{name} is {article(found.kind)} {found.kind}, not {article(kind)} {kind}: "
             f"use {KIND_FLAGS[found.kind]} {name}",
         )
     if found is not None and found.ok:
@@ -165,19 +165,16 @@ def get_plugin(
             f"plugin '{name}' is installed but failed to load: {found.status}",
             hint=f"run with {STRICT_ENV}=1 to see the full traceback",
         )
-    from ftx.catalogue import distribution_for
+    from ftx.catalogue import install_hint
 
     same_kind = [p.name for p in plugins if p.kind == kind]
     installed = ", ".join(p.name for p in plugins if p.kind == kind and p.ok) or "none"
     noun = "plugin" if kind == "method" else kind  # what the flag is called: --plugin/--objective
+    suggestion = did_you_mean(name, same_kind)
     raise BadInput(
-        f"unknown {noun} '{name}'{did_you_mean(name, same_kind)}; installed: {installed}",
-        hint=f"pip install {distribution_for(name, kind)}",
+        f"unknown {noun} '{name}'{suggestion}; installed: {installed}",
+        hint=install_hint(name, close_match=bool(suggestion)),
     )
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
 
 
 def manager_for(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,22 @@ from ftx.options import did_you_mean
 
 class _Yaml12Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans: only true/false are bools. YAML 1.1 also reads
-    yes/no/on/off as bools, which turns ``save_strategy: no`` into ``False``."""
+    yes/no/on/off as bools, which turns ``save_strategy: no`` into ``False``. A key given twice
+    in one mapping is an error (YAML 1.2 says keys are unique; PyYAML keeps the last one
+    silently, so one of two conflicting settings would be lost without a word)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader reports an unhashable key itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ftx.errors import BadInput
+
 ROLES = ("system", "user", "assistant")
 
 
@@ -76,3 +78,22 @@ def turn_order_problem(messages: list[dict]) -> str | None:
             "message (the answer the model learns)"
         )
     return None
+
+
+def require_answers(convs: list[Conversation]) -> list[Conversation]:
+    """Return ``convs`` unchanged, or raise `BadInput` naming the first row (``source``) with an
+    assistant message that holds no text.
+
+    Training data only: such a turn would train nothing but the end-of-turn token, as a
+    preference pair's empty answer would (which its loader refuses too). Files for ``ftx
+    generate`` may leave the answer to be generated empty, so the loaders do not call this.
+    """
+    for conv in convs:
+        for number, message in enumerate(conv.messages, start=1):
+            if message["role"] == "assistant" and not message["content"].strip():
+                raise BadInput(
+                    f"{conv.source}: message {number} is an empty assistant message; training on "
+                    "it would teach only the end of the turn",
+                    hint="write the answer the model should learn, or remove the row",
+                )
+    return convs

@@ -34,6 +34,7 @@ from ftx.data.preference_formats import looks_like_preference, not_conversations
 from ftx.data.readers import Row, read_file
 from ftx.data.readers import data_files as _data_files
 from ftx.errors import BadInput
+from ftx.options import article
 
 FORMATS = ("vicuna", "openai", "alpaca", "prompt_completion", "text")
 AUTO = "auto"
@@ -206,7 +207,7 @@ def _prompt_completion(row: Row, data: dict) -> list[dict]:
 
 def _side(row: Row, data: dict, key: str, role: str) -> list[dict]:
     if key not in data or data[key] is None:
-        raise row.error(f'missing "{key}"', hint=_hint("prompt_completion"))
+        raise row.error(missing(data, key), hint=_hint("prompt_completion"))
     value = data[key]
     if isinstance(value, str):
         return [{"role": role, "content": value}]
@@ -272,7 +273,7 @@ def _content(value: Any) -> str | None:
 
 def _list(row: Row, data: dict, key: str, fmt: str) -> list:
     if key not in data or data[key] is None:
-        raise row.error(f'missing "{key}"', hint=_hint(fmt))
+        raise row.error(missing(data, key), hint=_hint(fmt))
     value = data[key]
     if isinstance(value, str) and row.cells_are_text:
         try:
@@ -289,7 +290,7 @@ def _list(row: Row, data: dict, key: str, fmt: str) -> list:
 
 def _string(row: Row, data: dict, key: str, fmt: str) -> str:
     if key not in data or data[key] is None:
-        raise row.error(f'missing "{key}"', hint=_hint(fmt))
+        raise row.error(missing(data, key), hint=_hint(fmt))
     value = data[key]
     if not isinstance(value, str):
         raise row.error(f'"{key}" is {_kind(value)}, expected a string', hint=_hint(fmt))
@@ -303,7 +304,13 @@ def _optional_string(row: Row, data: dict, key: str, fmt: str) -> str:
 
 
 def _hint(fmt: str) -> str:
-    return f"a {fmt} row looks like {EXPECTED[fmt]}; fix or remove the row, or pass --format"
+    example = EXPECTED[fmt]
+    return f"{article(fmt)} {fmt} row looks like {example}; fix or remove the row, or pass --format"
+
+
+def missing(data: dict, key: str) -> str:
+    """What is wrong with a required ``key`` that has no value: absent, or present as null."""
+    return f'"{key}" is null' if key in data else f'missing "{key}"'
 
 
 def _kind(value: Any) -> str:

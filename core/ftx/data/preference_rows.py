@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftx.data.conversation import Conversation, turn_order_problem
-from ftx.data.formats import OPENAI_ROLES, VICUNA_ROLES, _kind, _message
+from ftx.data.formats import OPENAI_ROLES, VICUNA_ROLES, _kind, _message, missing
 from ftx.data.preference_formats import BOOL_TEXT, PREFERENCE_EXPECTED
 from ftx.data.readers import Row
+from ftx.options import article
 
 ROLE_NAMES = {**VICUNA_ROLES, **OPENAI_ROLES}
 """Every spelling of a role the supervised formats accept (ShareGPT's and OpenAI's)."""
@@ -74,13 +75,13 @@ def normalize_pair(row: Row, fmt: str) -> PreferencePair:
     data = _object(row, fmt)
     for key in ("chosen", "rejected"):
         if data.get(key) is None:
-            raise row.error(f'missing "{key}"', hint=_hint(fmt))
+            raise row.error(missing(data, key), hint=_hint(fmt))
     if fmt == "preference_implicit":
         prompt, chosen, rejected = _implicit(row, data)
     else:
         if fmt == "preference":
             if data.get("prompt") is None:
-                raise row.error('missing "prompt"', hint=_hint(fmt))
+                raise row.error(missing(data, "prompt"), hint=_hint(fmt))
             prompt = _messages(row, data["prompt"], "prompt", "user", fmt)
         else:
             prompt = _sharegpt_prompt(row, data)
@@ -98,7 +99,7 @@ def normalize_labelled(row: Row) -> LabelledCompletion:
     data = _object(row, "kto")
     for key in ("prompt", "completion", "label"):
         if data.get(key) is None:
-            raise row.error(f'missing "{key}"', hint=_hint("kto"))
+            raise row.error(missing(data, key), hint=_hint("kto"))
     prompt = _messages(row, data["prompt"], "prompt", "user", "kto")
     completion = _answer(row, data["completion"], "completion", "kto")
     problem = turn_order_problem([*prompt, *completion])
@@ -236,4 +237,4 @@ def _message_list(row: Row, items: list, where: str, fmt: str) -> list[dict]:
 
 def _hint(fmt: str) -> str:
     example = PREFERENCE_EXPECTED.get(fmt, PREFERENCE_EXPECTED["sharegpt_preference"])
-    return f"a {fmt} row looks like {example}; fix or remove the row, or pass --format"
+    return f"{article(fmt)} {fmt} row looks like {example}; fix or remove the row, or pass --format"

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ftx.data.conversation import require_answers
 from ftx.data.formats import AUTO, load_with_formats
 from ftx.data.preference import data_kind, load_labelled_with_formats, load_pairs_with_formats
 from ftx.data.preference_tokens import tokenize_labelled, tokenize_pairs
@@ -54,6 +55,7 @@ def data_check_report(
             truncation_mode=truncation_mode,
         )
     convs, formats = load_with_formats(path, fmt)
+    require_answers(convs)
     data = tokenize_dataset(
         convs, tokenizer, max_length=max_length, template=template, train_on=train_on
     )

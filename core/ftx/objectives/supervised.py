@@ -36,8 +36,9 @@ def arguments_class() -> tuple[type, dict[str, Any]]:
 @hookimpl
 def load_rows(path: str, fmt: str) -> list[Any]:
     from ftx.data import load_conversations
+    from ftx.data.conversation import require_answers
 
-    return load_conversations(path, fmt)
+    return require_answers(load_conversations(path, fmt))
 
 
 @hookimpl

@@ -17,6 +17,7 @@ from ftx import allocator, openmp
 from ftx.errors import BadInput, RunFailed, RunInterrupted
 from ftx.models import parent_run
 from ftx.plugins import call_first
+from ftx.quiet import quiet_libraries
 from ftx.ranks import is_main_process
 from ftx.runner.checkpoints import newest_checkpoint, remove_incomplete_checkpoints
 from ftx.runner.failures import (
@@ -97,20 +98,6 @@ class RunRecord:
                     highlight=False,
                 )
         return s
-
-
-def quiet_libraries() -> None:
-    """Silence library chatter a user cannot act on (deprecation notices, per-load progress
-    bars); ftx prints its own progress. Real errors still surface."""
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    for category in (FutureWarning, DeprecationWarning):
-        warnings.filterwarnings("ignore", category=category)
-    warnings.filterwarnings("ignore", message=".*use_cache=True.*")
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:

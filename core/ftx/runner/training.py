@@ -71,6 +71,9 @@ def build_trainer(
     answered = call_all(pm, "training_arguments", run=run, model=model)
     for overrides, _ in answered:
         run.train_args.update(overrides or {})
+    warmup = whole_warmup_steps(run.train_args, len(train_rows))
+    if warmup is not None:
+        run.train_args["warmup_steps"] = summary["warmup_steps"] = warmup
     summary["hooks"]["training_arguments"] = [who for _, who in answered]
     trainer, who = call_first(
         pm,
@@ -94,6 +97,33 @@ def build_trainer(
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
     return Trainer(trainer=trainer, guard=guard, stopper=stopper)
+
+
+def whole_warmup_steps(args: dict[str, Any], rows: int) -> int | None:
+    """A fractional ``warmup_steps`` (a share of the run, e.g. 0.05) as whole steps, rounded
+    down; ``None`` when it is already a step count.
+
+    The Trainer rounds the share *up*, and its warm-up starts at a learning rate of 0: a run of
+    one step (fewer rows than a batch) would train nothing, one of 2–19 steps would lose its
+    first step. Rounded down, a short run has no warm-up and every step trains. The run's
+    length is ``max_steps`` when set, else ``num_train_epochs`` over ``rows`` rows in batches of
+    ``per_device_train_batch_size`` × processes × ``gradient_accumulation_steps`` (an objective
+    whose step takes other than that many rows sets ``max_steps`` or a whole warm-up)."""
+    import math
+
+    from ftx.ranks import world_size
+
+    share = float(args.get("warmup_steps") or 0)
+    if not 0 < share < 1:
+        return None
+    steps = int(args.get("max_steps") or -1)
+    if steps <= 0:
+        batch = int(args.get("per_device_train_batch_size") or 8) * world_size()
+        updates = math.ceil(
+            math.ceil(rows / batch) / int(args.get("gradient_accumulation_steps") or 1)
+        )
+        steps = math.ceil(float(args.get("num_train_epochs") or 1) * updates)
+    return math.floor(steps * share)
 
 
 def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:

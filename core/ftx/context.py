@@ -44,7 +44,9 @@ class ObjectiveTraits:
     * ``min_batch_size``: the smallest ``train.per_device_train_batch_size`` it works with
       (KTO needs 2);
     * ``data``: what its rows are, for humans and ``ftx data check`` (``"conversations"``,
-      ``"preference pairs"``, ``"labelled completions"``).
+      ``"preference pairs"``, ``"labelled completions"``, ``"prompts"``);
+    * ``generates``: whether it generates completions while training (GRPO): ``ftx plan``
+      counts the KV cache of a generation batch.
     """
 
     metrics: tuple[str, ...] = ("exact",)
@@ -52,6 +54,7 @@ class ObjectiveTraits:
     reference: str = "none"
     min_batch_size: int = 1
     data: str = "conversations"
+    generates: bool = False
 
 
 @dataclass

@@ -15,13 +15,14 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_context
 def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
-    """List installed plugins — methods (what trains) and objectives (what a run learns from) —
-    and whether they load."""
+    """List installed plugins — methods (what trains), objectives (what a run learns from) and
+    rewards (what GRPO-style objectives score completions with) — and whether they load."""
     if ctx.invoked_subcommand is not None:
         return
     from ftx.plugins import discover
+    from ftx.rewards import discover_rewards
 
-    found = discover()
+    found = discover() + discover_rewards()
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in found], indent=2))
         return
@@ -73,12 +74,17 @@ def print_plugins(plugins: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="ftx plugins: methods (--plugin) and objectives (--objective)")
+    table = Table(
+        title="ftx plugins: methods (--plugin), objectives (--objective), rewards "
+        "(objective.rewards)"
+    )
     for col in ("name", "kind", "distribution", "version", "status", "hooks"):
         table.add_column(col)
-    for p in sorted(plugins, key=lambda p: (p.kind != "method", p.name)):
+    order = {"method": 0, "objective": 1}
+    for p in sorted(plugins, key=lambda p: (order.get(p.kind, 2), p.name)):
         status = "[green]ok[/]" if p.ok else f"[red]{p.status}[/]"
-        table.add_row(p.name, p.kind, p.distribution, p.version, status, ", ".join(p.hooks))
+        hooks = ", ".join(p.hooks) if p.kind != "reward" else p.module
+        table.add_row(p.name, p.kind, p.distribution, p.version, status, hooks)
     if not plugins:
         table.caption = "none installed: pip install ftx-fft ftx-sft ftx-qlora"
     Console().print(table)

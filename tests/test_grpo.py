@@ -302,3 +302,22 @@ def test_data_check_reports_prompt_rows_and_their_columns(ftx_tiny_model, prompt
     assert report["kind"] == "prompts" and report["rows"] == 8
     assert report["columns"] == {"reference": 8}
     assert report["tokens"]["max"] > 0 and report["dropped"] == 0
+
+
+def plan(ftx_cli, model, *args) -> dict:
+    result = ftx_cli("plan", "--model", model, "--objective", "grpo", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return {row["name"]: row for row in json.loads(result.stdout)["methods"]}
+
+
+def test_plan_counts_the_reference_only_with_beta_and_the_generation_batch(ftx_cli, ftx_tiny_model):
+    without = plan(ftx_cli, ftx_tiny_model)
+    assert without["fft"]["estimate"]["reference"] == 0
+    with_kl = plan(ftx_cli, ftx_tiny_model, "--set", "train.beta=0.1")
+    assert with_kl["fft"]["estimate"]["reference"] > 0  # a frozen copy
+    assert with_kl["qlora"]["estimate"]["reference"] == 0  # adapters disabled
+    many = plan(ftx_cli, ftx_tiny_model, "--set", "train.steps_per_generation=256")
+    for method in ("fft", "qlora"):
+        assert many[method]["estimate"]["activations"] > without[method]["estimate"]["activations"]
+    refused = ftx_cli("plan", "--model", ftx_tiny_model, "--set", "train.beta=0.1")
+    assert refused.exit_code == 2  # supervised's estimate does not read it

@@ -40,6 +40,9 @@ BOUNDS = (("beta", 0.0, False), ("temperature", 0.0, True), ("num_iterations", 1
 """``(argument, bound, exclusive)``: beta ≥ 0, temperature > 0, num_iterations ≥ 1."""
 FIXED = {"remove_unused_columns": False, "log_completions": False}
 """Arguments the objective fixes: every column reaches the rewards; ftx logs, not TRL's table."""
+PLAN_KEYS = ("beta", "steps_per_generation", "gradient_accumulation_steps")
+"""The ``train`` keys the traits read: the KL weight (a reference model when > 0) and how many
+steps' rows one generation batch holds."""
 LEARNING_RATE = 1e-5
 """The objective's learning rate for a method that gives none for grpo (TRL's GRPO default)."""
 
@@ -99,12 +102,15 @@ def objective_options() -> list[Option]:
 
 @hookimpl
 def objective_traits(train: dict[str, Any] | None = None) -> ObjectiveTraits:
-    beta = _number((train or {}).get("beta"), 0.0)
+    train = train or {}
+    beta = _number(train.get("beta"), 0.0)
+    steps = train.get("steps_per_generation") or train.get("gradient_accumulation_steps") or 1
     return ObjectiveTraits(
         metrics=("exact",),
         reference="policy" if beta > 0 else "none",
         data="prompts",
-        generates=True,
+        generation_steps=max(1, int(_number(steps, 1))),
+        plan_keys=PLAN_KEYS,
     )
 
 

@@ -136,10 +136,10 @@ def train_defaults(device: Any, objective: str) -> dict[str, Any]:
 @hookimpl
 def load_rows(path: str, fmt: str, options: dict[str, Any] | None = None) -> list[Any]:
     from ftx.data.prompts import check_no_reserved_columns, load_prompt_rows, prompt_example
-    from ftx.rewards import TRAINER_ARGUMENTS, check_rewards, load_rewards
+    from ftx.rewards import HIDDEN_COLUMNS, TRAINER_ARGUMENTS, check_rewards, load_rewards
 
     rows = load_prompt_rows(path)
-    check_no_reserved_columns(rows, TRAINER_ARGUMENTS)
+    check_no_reserved_columns(rows, (*TRAINER_ARGUMENTS, *HIDDEN_COLUMNS))
     if options is None:  # outside a run (`ftx data check`): the rows alone
         return rows
     specs = options.get("rewards") or []
@@ -171,10 +171,17 @@ def tokenize_rows(rows: list[Any], tokenizer: Any, data: dict[str, Any]) -> Any:
     )
 
 
+def rows_as_they_are(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GRPO's batches are lists of rows: the trainer generates, then pads (prompts left,
+    completions right) itself. This is TRL's own ``identity`` collator, which GRPOTrainer
+    always uses."""
+    return features
+
+
 @hookimpl
 def data_collator(run: Any) -> Any:
-    run.report(packing="padded")  # TRL pads prompts (left) and completions (right)
-    return None  # GRPOTrainer batches its rows itself
+    run.report(packing="padded")
+    return rows_as_they_are
 
 
 @hookimpl

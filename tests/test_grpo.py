@@ -321,3 +321,27 @@ def test_plan_counts_the_reference_only_with_beta_and_the_generation_batch(ftx_c
         assert many[method]["estimate"]["activations"] > without[method]["estimate"]["activations"]
     refused = ftx_cli("plan", "--model", ftx_tiny_model, "--set", "train.beta=0.1")
     assert refused.exit_code == 2  # supervised's estimate does not read it
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("train.num_generations=1", "num_generations"),
+        ("train.num_generations=3", "num_generations"),  # does not divide the batch of 4
+        ("train.loss_type=ppo", "loss_type 'ppo' is not a loss"),
+        ("train.beta=-1", "beta=-1.0 must be >= 0.0"),
+        ("train.use_vllm=true", "pip install vllm"),
+    ],
+)
+def test_bad_grpo_arguments_exit_2(setting, expected, tmp_path, ftx_tiny_model, prompts):
+    import importlib.util
+
+    if "vllm" in setting and importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed")
+    out = tmp_path / "run"
+    result = grpo_run(
+        "fft", ftx_tiny_model, prompts["train"], out, "objective.rewards=[exact]", setting
+    )
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split()), result.output
+    assert not out.exists()

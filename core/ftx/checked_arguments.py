@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 Bounds = tuple[tuple[str, float, bool], ...]
@@ -49,16 +50,26 @@ def loss_choices(config: type) -> tuple[str, ...] | None:
 
 
 @functools.cache
-def checked_config(config_path: str, trainer_path: str, bounds: Bounds) -> type:
+def checked_config(
+    config_path: str,
+    trainer_path: str,
+    bounds: Bounds,
+    check: Callable[[Any], None] | None = None,
+) -> type:
     """A subclass of the TRL config class at ``config_path`` that also rejects, as it is built
     (config validation builds it before any model loads), a ``loss_type`` the trainer at
-    ``trainer_path`` does not implement and an argument outside its ``bounds``. For validation
+    ``trainer_path`` does not implement, an argument outside its ``bounds`` and whatever
+    ``check(arguments)`` (a module-level function) raises ValueError for. For validation
     only: the trainer gets the plain class (this one is made at run time and would not pickle
     into checkpoints)."""
     base = load(config_path)
     choices = loss_choices(base)
 
     def __post_init__(self: Any) -> None:
+        for key, bound, exclusive in bounds:  # first: TRL's own checks may not name the key
+            value = getattr(self, key)
+            if value is not None and (value < bound or (exclusive and value == bound)):
+                raise ValueError(f"{key}={value!r} must be {'>' if exclusive else '>='} {bound}")
         base.__post_init__(self)
         given = (
             self.loss_type
@@ -71,9 +82,7 @@ def checked_config(config_path: str, trainer_path: str, bounds: Bounds) -> type:
                 f"loss_type {unknown[0]!r} is not a loss the installed TRL's "
                 f"{trainer_path.split(':')[1]} implements; one of: {', '.join(choices or ())}"
             )
-        for key, bound, exclusive in bounds:
-            value = getattr(self, key)
-            if value < bound or (exclusive and value == bound):
-                raise ValueError(f"{key}={value!r} must be {'>' if exclusive else '>='} {bound}")
+        if check is not None:
+            check(self)
 
     return type(base.__name__, (base,), {"__post_init__": __post_init__, "__module__": __name__})

@@ -36,8 +36,15 @@ from ftx.options import Option
 
 CONFIG = "trl:GRPOConfig"
 TRAINER = "trl:GRPOTrainer"
-BOUNDS = (("beta", 0.0, False), ("temperature", 0.0, True), ("num_iterations", 1.0, False))
-"""``(argument, bound, exclusive)``: beta ≥ 0, temperature > 0, num_iterations ≥ 1."""
+BOUNDS = (
+    ("beta", 0.0, False),
+    ("temperature", 0.0, True),
+    ("num_iterations", 1.0, False),
+    ("num_generations", 2.0, False),
+    ("max_completion_length", 1.0, False),
+)
+"""``(argument, bound, exclusive)``: beta ≥ 0, temperature > 0, num_iterations ≥ 1, at least
+two completions per prompt (the advantage compares them), at least one token each."""
 FIXED = {"remove_unused_columns": False, "log_completions": False}
 """Arguments the objective fixes: every column reaches the rewards; ftx logs, not TRL's table."""
 PLAN_KEYS = ("beta", "steps_per_generation", "gradient_accumulation_steps")
@@ -121,11 +128,20 @@ def _number(value: Any, default: float) -> float:
         return default  # the arguments class reports it, naming the key
 
 
+def vllm_installed(arguments: Any) -> None:
+    """``use_vllm=True`` needs the ``vllm`` package (and a GPU): say so before any model loads
+    instead of failing when the trainer is built."""
+    import importlib.util
+
+    if getattr(arguments, "use_vllm", False) and importlib.util.find_spec("vllm") is None:
+        raise ValueError("use_vllm=True needs the vllm package: pip install vllm (GPUs only)")
+
+
 @hookimpl
 def arguments_class() -> tuple[type, dict[str, Any]]:
     from ftx.checked_arguments import checked_config
 
-    return checked_config(CONFIG, TRAINER, BOUNDS), FIXED
+    return checked_config(CONFIG, TRAINER, BOUNDS, vllm_installed), FIXED
 
 
 @hookimpl

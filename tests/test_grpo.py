@@ -345,3 +345,10 @@ def test_bad_grpo_arguments_exit_2(setting, expected, tmp_path, ftx_tiny_model, 
     assert result.exit_code == 2, result.output
     assert expected in " ".join(result.output.split()), result.output
     assert not out.exists()
+
+
+def test_plugins_show_describes_a_reward():
+    result = run_cli(["plugins", "show", "exact", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["kind"] == "reward" and "reference" in shown["doc"]

@@ -33,10 +33,15 @@ def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_show_cmd(name: str, as_json: bool) -> None:
-    """Show a method's or an objective's hooks and options."""
+    """Show a method's or an objective's hooks and options, or what a reward scores."""
     from ftx.plugins import call_first, discover, manager_for
+    from ftx.rewards import discover_rewards
 
+    rewards = {p.name: p for p in discover_rewards()}
     found = {p.name: p for p in discover()}
+    if name not in found and name in rewards:
+        print_reward(rewards[name], as_json=as_json)
+        return
     info = found.get(name)
     if info is None or not info.ok:
         from ftx.plugins import get_plugin
@@ -88,6 +93,19 @@ def print_plugins(plugins: list[Any]) -> None:
     if not plugins:
         table.caption = "none installed: pip install ftx-fft ftx-sft ftx-qlora"
     Console().print(table)
+
+
+def print_reward(info: Any, *, as_json: bool) -> None:
+    """``ftx plugins show REWARD``: where it comes from and its docstring."""
+    import inspect
+
+    doc = inspect.getdoc(info.obj) if info.ok else None
+    if as_json:
+        click.echo(json.dumps({**info.as_dict(), "doc": doc}, indent=2))
+        return
+    click.echo(f"{info.name} — reward — {info.distribution} {info.version} ({info.module})")
+    click.echo(doc if info.ok else f"does not load: {info.status}")
+    click.echo("use: --set 'objective.rewards=[" + info.name + "]' with --objective grpo")
 
 
 def print_plugin_detail(info: Any, options: list[Any]) -> None:

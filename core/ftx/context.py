@@ -44,7 +44,13 @@ class ObjectiveTraits:
     * ``min_batch_size``: the smallest ``train.per_device_train_batch_size`` it works with
       (KTO needs 2);
     * ``data``: what its rows are, for humans and ``ftx data check`` (``"conversations"``,
-      ``"preference pairs"``, ``"labelled completions"``).
+      ``"preference pairs"``, ``"labelled completions"``, ``"prompts"``);
+    * ``generation_steps``: 0 for an objective that does not generate while training; else
+      how many steps' rows it generates completions for at once (GRPO: ``steps_per_generation``,
+      by default the gradient accumulation): ``ftx plan`` counts the KV cache of that
+      generation batch;
+    * ``plan_keys``: the ``train`` keys these traits depend on (``objective_traits``'
+      ``train``), which ``ftx plan --set train.KEY=…`` therefore accepts.
     """
 
     metrics: tuple[str, ...] = ("exact",)
@@ -52,6 +58,8 @@ class ObjectiveTraits:
     reference: str = "none"
     min_batch_size: int = 1
     data: str = "conversations"
+    generation_steps: int = 0
+    plan_keys: tuple[str, ...] = ()
 
 
 @dataclass

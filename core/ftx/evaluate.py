@@ -112,6 +112,24 @@ def score(
     }
 
 
+def score_for_run(
+    run: Any, model: Any, tokenizer: Any, convs: list[Any], metric: str | None = None
+) -> dict[str, Any]:
+    """`score` with a run's data settings (``data.template``, ``data.eval_max_new_tokens``,
+    ``data.max_length``) and its ``data.eval_metric`` unless ``metric`` is given: what an
+    objective's ``score_heldout`` calls for held-out conversations."""
+    data = run.config["data"]
+    return score(
+        model,
+        tokenizer,
+        convs,
+        metric=metric or data["eval_metric"],
+        template=data["template"],
+        max_new_tokens=data["eval_max_new_tokens"],
+        max_length=data["max_length"],
+    )
+
+
 def _loss(model: Any, tokenizer: Any, convs: list[Any], *, template: str, max_length: int) -> dict:
     import torch
 

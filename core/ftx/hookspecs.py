@@ -348,10 +348,15 @@ def objective_options() -> list[Option] | None:
 
 
 @hookspec(firstresult=True)
-def objective_traits() -> ObjectiveTraits | None:
+def objective_traits(train: dict[str, Any]) -> ObjectiveTraits | None:
     """Describe the objective for the host, ``ftx plan`` and ``ftx compare``: its held-out
-    metrics, sequences per row, reference policy, smallest batch and kind of data
-    (:class:`ftx.context.ObjectiveTraits`). Cheap: no torch. Every objective answers.
+    metrics, sequences per row, reference policy, smallest batch, kind of data and whether it
+    generates while training (:class:`ftx.context.ObjectiveTraits`). Cheap: no torch. Every
+    objective answers.
+
+    ``train`` holds the ``train:`` settings as the user gave them (config file and ``--set``,
+    not yet validated; ``{}`` when none), for traits that depend on them: GRPO needs a reference
+    model only when ``train.beta > 0``.
 
     Example::
 
@@ -383,10 +388,15 @@ def arguments_class() -> tuple[type[TrainingArguments], dict[str, Any]] | None:
 
 
 @hookspec(firstresult=True)
-def load_rows(path: str, fmt: str) -> list[Any] | None:
+def load_rows(path: str, fmt: str, options: dict[str, Any] | None) -> list[Any] | None:
     """Read and validate the data rows at ``path`` (a file or directory of JSON, JSONL, CSV or
     Parquet) in format ``fmt`` (``data.format``; ``"auto"`` = detect) and return them
     normalised (:class:`ftx.data.Conversation` for supervised, a preference pair …).
+
+    ``options`` are the objective's validated options (the ``objective:`` section) when the
+    rows are read for a run, ``None`` outside one (``ftx data check``): an objective whose
+    options name code to run on the rows (GRPO's rewards) checks it here, before any model
+    loads.
 
     Called for the training data and for the held-out data, before any model is loaded. Raise
     :class:`ftx.errors.BadInput` naming the file, the row and the fix for anything wrong,

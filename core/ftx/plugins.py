@@ -102,6 +102,18 @@ def _clean_validation_message(exc: pluggy.PluginValidationError) -> str:
     return text
 
 
+def info_for(ep: metadata.EntryPoint, kind: str) -> PluginInfo:
+    """A :class:`PluginInfo` of ``kind`` for entry point ``ep``, not loaded yet."""
+    dist = getattr(ep, "dist", None)
+    return PluginInfo(
+        name=ep.name,
+        distribution=dist.metadata["Name"] if dist is not None else "?",
+        version=dist.version if dist is not None else "?",
+        module=ep.value,
+        kind=kind,
+    )
+
+
 def discover(kind: str | None = None) -> list[PluginInfo]:
     """Load every method and objective entry point, each in isolation, sorted by name; only
     those of ``kind`` (``"method"``/``"objective"``) when given. A name used twice, within a
@@ -109,14 +121,7 @@ def discover(kind: str | None = None) -> list[PluginInfo]:
     found: dict[str, PluginInfo] = {}
     for group_kind, group in ENTRY_POINT_GROUPS.items():
         for ep in metadata.entry_points(group=group):
-            dist = getattr(ep, "dist", None)
-            info = PluginInfo(
-                name=ep.name,
-                distribution=dist.metadata["Name"] if dist is not None else "?",
-                version=dist.version if dist is not None else "?",
-                module=ep.value,
-                kind=group_kind,
-            )
+            info = info_for(ep, group_kind)
             try:
                 info.obj = ep.load()
                 info.hooks = validate_plugin(info.obj, ep.name)

@@ -1,4 +1,5 @@
-"""Human-readable run outputs: ``loss.png`` (from ``metrics.jsonl``) and ``report.md``."""
+"""Human-readable run outputs: ``loss.png`` (from ``metrics.jsonl``), ``reward.png`` for runs
+that learn from rewards, and ``report.md``."""
 
 from __future__ import annotations
 
@@ -36,12 +37,45 @@ def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: st
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend()
+    _save(fig, target)
+    return True
+
+
+def plot_rewards(rows: list[dict[str, Any]], target: Path, title: str) -> bool:
+    """Plot the mean reward and each reward's mean per step into ``target`` (PNG), for runs
+    that learn from rewards; False (nothing written) when ``rows`` log no reward."""
+    points = [r for r in rows if "reward" in r]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    names = ["reward", *sorted({k for r in points for k in r if k.startswith("rewards/")})]
+    for name in names:
+        xy = [(r["step"], r[name]) for r in points if name in r]
+        label = "total (weighted)" if name == "reward" else name.split("/")[1]
+        ax.plot(*zip(*xy, strict=True), label=label, linewidth=2 if name == "reward" else 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean reward")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, target)
+    return True
+
+
+def _save(fig: Any, target: Path) -> None:
+    """Write ``fig`` to ``target`` as PNG through a temporary sibling (never half a file)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = target.with_name(f".tmp-{target.name}")
     fig.savefig(tmp, format="png")
     plt.close(fig)
     tmp.replace(target)
-    return True
 
 
 def _fmt_bytes(n: Any) -> str:
@@ -57,11 +91,13 @@ def _score(summary: dict[str, Any], key: str) -> str:
 
 def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
     """Write ``loss.png`` and ``report.md`` for a run (finished or not)."""
+    metrics = read_metrics(run_dir)
     plotted = plot_losses(
-        {summary.get("plugin", "run"): read_metrics(run_dir)},
+        {summary.get("plugin", "run"): metrics},
         run_dir / "loss.png",
         f"ftx {summary.get('plugin', '')}",
     )
+    rewarded = plot_rewards(metrics, run_dir / "reward.png", f"ftx {summary.get('plugin', '')}")
     trainable, total = summary.get("trainable_params"), summary.get("total_params")
     share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
     lines = [
@@ -85,4 +121,6 @@ def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
         lines.append(f"- error: {summary['error']}")
     if plotted:
         lines += ["", "![loss](loss.png)"]
+    if rewarded:
+        lines += ["", "![reward](reward.png)"]
     write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -42,7 +42,7 @@ def data() -> None:
     default="auto",
     show_default=True,
     help="auto | vicuna | openai | alpaca | prompt_completion | text | preference | "
-    "preference_implicit | sharegpt_preference | kto",
+    "preference_implicit | sharegpt_preference | kto | prompts",
 )
 @click.option(
     "--template",
@@ -57,7 +57,8 @@ def check(
     """Detected format, rows, turns, token lengths, % truncated and % of tokens trained.
 
     Preference data: pairs, prompt/answer token lengths, % truncated, identical chosen/rejected
-    pairs; KTO data: the label balance too.
+    pairs; KTO data: the label balance too. Prompt rows (GRPO): prompt token lengths and the
+    columns the rewards receive.
     """
     from ftx.data import DEFAULT_MAX_LENGTH
 
@@ -98,6 +99,7 @@ def run_check(
         load_preference_pairs,
     )
     from ftx.data.preference import check_any_format
+    from ftx.data.prompts import load_prompt_rows
     from ftx.model_files import check_tokenizer_files
     from ftx.models import check_model_spec, load_tokenizer, resolve_model
 
@@ -106,6 +108,7 @@ def run_check(
         "conversations": load_conversations,
         "pairs": load_preference_pairs,
         "labelled": load_labelled_completions,
+        "prompts": lambda path, fmt: load_prompt_rows(path),
     }
     loaders[data_kind(path, fmt)](path, fmt)  # bad data fails before any model work
     check_model_spec(model)
@@ -124,7 +127,10 @@ def print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"ftx data check: {report['path']}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    rows = _preference_rows(report) if "kind" in report else _supervised_rows(report)
+    if report.get("kind") == "prompts":
+        rows = _prompt_rows(report)
+    else:
+        rows = _preference_rows(report) if "kind" in report else _supervised_rows(report)
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
@@ -146,6 +152,22 @@ def _supervised_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("dropped (nothing left to train)", str(report["dropped"])),
         ("tokens trained", f"{report['trained_pct']}% ({report['trained_tokens']} tokens)"),
+    ]
+
+
+def _prompt_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    tokens, columns = report["tokens"], report["columns"]
+    return [
+        ("format", "prompts (an answer is generated for each)"),
+        ("model", str(report.get("model", "?"))),
+        ("template", report["template"]),
+        ("prompts", str(report["rows"])),
+        ("prompt tokens", f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}"),
+        (f"dropped (no room under {report['max_length']})", str(report["dropped"])),
+        (
+            "columns the rewards receive",
+            ", ".join(f"{k} ({n} rows)" for k, n in columns.items()) or "none",
+        ),
     ]
 
 

@@ -15,13 +15,14 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_context
 def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
-    """List installed plugins — methods (what trains) and objectives (what a run learns from) —
-    and whether they load."""
+    """List installed plugins — methods (what trains), objectives (what a run learns from) and
+    rewards (what GRPO-style objectives score completions with) — and whether they load."""
     if ctx.invoked_subcommand is not None:
         return
     from ftx.plugins import discover
+    from ftx.rewards import discover_rewards
 
-    found = discover()
+    found = discover() + discover_rewards()
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in found], indent=2))
         return
@@ -32,10 +33,15 @@ def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_show_cmd(name: str, as_json: bool) -> None:
-    """Show a method's or an objective's hooks and options."""
+    """Show a method's or an objective's hooks and options, or what a reward scores."""
     from ftx.plugins import call_first, discover, manager_for
+    from ftx.rewards import discover_rewards
 
+    rewards = {p.name: p for p in discover_rewards()}
     found = {p.name: p for p in discover()}
+    if name not in found and name in rewards:
+        print_reward(rewards[name], as_json=as_json)
+        return
     info = found.get(name)
     if info is None or not info.ok:
         from ftx.plugins import get_plugin
@@ -73,15 +79,33 @@ def print_plugins(plugins: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="ftx plugins: methods (--plugin) and objectives (--objective)")
+    table = Table(
+        title="ftx plugins: methods (--plugin), objectives (--objective), rewards "
+        "(objective.rewards)"
+    )
     for col in ("name", "kind", "distribution", "version", "status", "hooks"):
         table.add_column(col)
-    for p in sorted(plugins, key=lambda p: (p.kind != "method", p.name)):
+    order = {"method": 0, "objective": 1}
+    for p in sorted(plugins, key=lambda p: (order.get(p.kind, 2), p.name)):
         status = "[green]ok[/]" if p.ok else f"[red]{p.status}[/]"
-        table.add_row(p.name, p.kind, p.distribution, p.version, status, ", ".join(p.hooks))
+        hooks = ", ".join(p.hooks) if p.kind != "reward" else p.module
+        table.add_row(p.name, p.kind, p.distribution, p.version, status, hooks)
     if not plugins:
         table.caption = "none installed: pip install ftx-fft ftx-sft ftx-qlora"
     Console().print(table)
+
+
+def print_reward(info: Any, *, as_json: bool) -> None:
+    """``ftx plugins show REWARD``: where it comes from and its docstring."""
+    import inspect
+
+    doc = inspect.getdoc(info.obj) if info.ok else None
+    if as_json:
+        click.echo(json.dumps({**info.as_dict(), "doc": doc}, indent=2))
+        return
+    click.echo(f"{info.name} — reward — {info.distribution} {info.version} ({info.module})")
+    click.echo(doc if info.ok else f"does not load: {info.status}")
+    click.echo("use: --set 'objective.rewards=[" + info.name + "]' with --objective grpo")
 
 
 def print_plugin_detail(info: Any, options: list[Any]) -> None:

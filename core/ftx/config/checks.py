@@ -4,6 +4,7 @@ real arguments object built the way the trainer builds it."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,10 @@ def check_training_arguments(
             import torch
 
             return torch.device("cpu" if self.use_cpu else device.kind)
+
+        @property
+        def world_size(self) -> int:  # no process group here (GRPOConfig divides by it)
+            return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
     output = Path(tempfile.gettempdir()) / f"ftx-check-{id(resolved):x}" / "checkpoints"
 

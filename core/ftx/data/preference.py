@@ -41,6 +41,9 @@ from ftx.data.preference_rows import (
 from ftx.data.readers import Row, data_files, read_file
 from ftx.errors import BadInput
 
+PROMPTS_FORMAT = "prompts"
+"""The format name of prompt-only rows (`ftx.data.prompts`, ``--objective grpo``)."""
+
 __all__ = [
     "LabelledCompletion",
     "PreferencePair",
@@ -75,8 +78,9 @@ def check_preference_format(fmt: str, allowed: tuple[str, ...] = PREFERENCE_FORM
 
 
 def check_any_format(fmt: str) -> str:
-    """Return `fmt` if it names any format, supervised or preference, else raise `BadInput`."""
-    every = FORMATS + PREFERENCE_FORMATS
+    """Return `fmt` if it names any format (supervised, preference or ``prompts``), else raise
+    `BadInput`."""
+    every = (*FORMATS, *PREFERENCE_FORMATS, PROMPTS_FORMAT)
     if fmt == AUTO or fmt in every:
         return fmt
     raise _unknown_format(fmt, every)
@@ -92,16 +96,23 @@ def _unknown_format(fmt: str, names: tuple[str, ...]) -> BadInput:
 
 
 def data_kind(path: str | Path, fmt: str = AUTO) -> str:
-    """``"pairs"``, ``"labelled"`` or ``"conversations"``: what `path` holds, from `fmt` or,
-    under ``"auto"``, from the first row of its first file."""
+    """``"pairs"``, ``"labelled"``, ``"prompts"`` or ``"conversations"``: what `path` holds,
+    from `fmt` or, under ``"auto"``, from the first row of its first file (a ``prompt`` without
+    a ``completion`` is a prompt row, `ftx.data.prompts`)."""
     if fmt in PAIR_FORMATS:
         return "pairs"
     if fmt in LABELLED_FORMATS:
         return "labelled"
+    if fmt == PROMPTS_FORMAT:
+        return "prompts"
     if fmt != AUTO:
         return "conversations"
-    shape = preference_shape(read_file(data_files(path)[0])[0].data)
-    return "conversations" if shape is None else "labelled" if shape == "kto" else "pairs"
+    first = read_file(data_files(path)[0])[0].data
+    shape = preference_shape(first)
+    if shape is None:
+        prompt_only = isinstance(first, dict) and "prompt" in first and "completion" not in first
+        return "prompts" if prompt_only else "conversations"
+    return "labelled" if shape == "kto" else "pairs"
 
 
 def detect_preference_format(row: Row) -> str:

@@ -45,7 +45,10 @@ def data_check_report(
 
     Raises `BadInput` for any problem in the data (see `ftx.data.load_conversations`).
     """
-    if data_kind(path, fmt) != "conversations":
+    kind = data_kind(path, fmt)
+    if kind == "prompts":
+        return prompt_check_report(path, tokenizer, max_length=max_length, template=template)
+    if kind != "conversations":
         return preference_check_report(
             path,
             tokenizer,
@@ -151,6 +154,38 @@ def preference_check_report(
         report["identical_pct"] = round(100.0 * stats["identical"] / n, 2)
         report["identical_sources"] = stats["identical_sources"]
     return report
+
+
+def prompt_check_report(
+    path: str | Path, tokenizer: Any, *, max_length: int, template: str = "auto"
+) -> dict[str, Any]:
+    """Load, validate and tokenise prompt rows (`ftx.data.prompts`) at `path`; describe them:
+    ``path``, ``kind`` (``"prompts"``), ``format``, ``template``, ``rows``, ``tokens`` (the
+    rendered prompt's length, generation prompt included: ``p50``/``p95``/``max``/``mean``),
+    ``max_length``, ``dropped`` (prompts with no room left for an answer), ``truncated`` (0:
+    prompts are dropped, never cut) and ``columns`` (``{column: rows that have it}``: what the
+    rewards receive beside the prompt)."""
+    from ftx.data.prompts import load_prompt_rows, tokenize_prompts
+    from ftx.data.templates import template_for
+
+    rows = load_prompt_rows(path)
+    tokenized = tokenize_prompts(rows, tokenizer, max_length=10**9, template=template)
+    lengths = sorted(len(e["prompt_ids"]) for e in tokenized.examples)
+    dropped = sum(n >= max_length for n in lengths)
+    return {
+        "path": str(path),
+        "kind": "prompts",
+        "format": "prompts",
+        "files": {str(path): "prompts"},
+        "template": template_for(tokenizer, template).name,
+        "rows": len(rows),
+        "tokens": _spread(lengths),
+        "max_length": max_length,
+        "truncated": 0,
+        "truncated_pct": 0.0,
+        "dropped": dropped,
+        "columns": tokenized.stats["columns"],
+    }
 
 
 def _spread(lengths: list[int]) -> dict[str, float]:

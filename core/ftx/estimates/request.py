@@ -89,15 +89,39 @@ class EstimateRequest:
         """Whether the objective needs a reference model (``reference == "policy"``)."""
         return self.objective.reference == "policy"
 
+    @property
+    def generation_cache(self) -> int:
+        """Bytes of the KV cache while the objective generates completions (0 if it does not,
+        ``generation_steps`` 0): keys and values of every layer for ``seq_len`` tokens of the
+        generation batch (``batch_size`` × ``generation_steps`` sequences), in the compute
+        precision. Generation runs without gradients, between training steps: the step's
+        peak holds the larger of this and the training activations."""
+        steps = int(self.objective.generation_steps)
+        if steps <= 0:
+            return 0
+        shape = self.shape
+        sequences = self.batch_size * steps
+        return (
+            2
+            * shape.layers
+            * shape.kv_dim
+            * self.seq_len
+            * sequences
+            * self.precision.compute_bytes
+        )
+
     def activations(self, *, precision: Precision | None = None, **method: Any) -> tuple[int, int]:
         """Activation bytes of this step without and with checkpointing, in :attr:`precision`
         unless the method computes in another one (``precision``), for :attr:`sequences`
-        sequences. ``method``: the method's keywords of
+        sequences, or the generation batch's KV cache when that is larger
+        (:attr:`generation_cache`). ``method``: the method's keywords of
         :func:`~ftx.estimates.activations.activation_bytes` (``layers_with_grad``,
         ``head_trainable``, optional ``extra``)."""
-        return activation_pair(
+        full, checkpointed = activation_pair(
             self.shape, precision=precision or self.precision, **self._step, **method
         )
+        cache = self.generation_cache
+        return max(full, cache), max(checkpointed, cache)
 
     def dense(self, **method: Any) -> MemoryEstimate:
         """:func:`~ftx.estimates.memory.estimate_dense` for this request's model and step
@@ -106,6 +130,19 @@ class EstimateRequest:
         (``trainable_params``, ``trainable_linear_params``, ``layers_with_grad``,
         ``head_trainable``, optional ``notes``)."""
         result = estimate_dense(self.shape, precision=self.precision, **self._step, **method)
+        cache = self.generation_cache
+        if cache:
+            generated = self.batch_size * self.objective.generation_steps
+            result = replace(
+                result,
+                activations=max(result.activations, cache),
+                activations_checkpointed=max(result.activations_checkpointed, cache),
+                notes=[
+                    *result.notes,
+                    f"generation: the KV cache of {generated} sequences (counted where it "
+                    "exceeds the training activations)",
+                ],
+            )
         if self.reference_copy:
             result = replace(
                 result,

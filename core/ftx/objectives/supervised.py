@@ -87,15 +87,6 @@ def build_trainer(
 
 @hookimpl
 def score_heldout(run: Any, model: Any, tokenizer: Any, rows: list[Any]) -> dict[str, Any]:
-    from ftx.evaluate import score
+    from ftx.evaluate import score_for_run
 
-    data = run.config["data"]
-    return score(
-        model,
-        tokenizer,
-        rows,
-        metric=data["eval_metric"],
-        template=data["template"],
-        max_new_tokens=data["eval_max_new_tokens"],
-        max_length=data["max_length"],
-    )
+    return score_for_run(run, model, tokenizer, rows)

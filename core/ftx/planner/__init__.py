@@ -98,15 +98,20 @@ def plan(
     from ftx.plugins import call_first, discover, manager_for
 
     parsed = as_settings(settings, method_options)
+    everything = discover() if plugins is None else plugins
+    name, traits = objective_traits(objective, everything)
+    for_objective = {
+        s.key: s.value for s in parsed if s.section == "train" and s.key in traits.plan_keys
+    }
+    if for_objective:
+        name, traits = objective_traits(objective, everything, train=for_objective)
     step = step_inputs(
-        [s for s in parsed if s.section != "method"],
+        [s for s in parsed if s.section != "method" and s.key not in for_objective],
         model_spec=model_spec,
         seq_len=seq_len,
         batch_size=batch_size,
         dtype=dtype,
     )
-    everything = discover() if plugins is None else plugins
-    name, traits = objective_traits(objective, everything)
     found = [info for info in everything if info.kind == "method"]
     rows = [_empty_row(info) for info in found]
     declared: dict[str, list[Option]] = {}
@@ -194,24 +199,30 @@ def plan(
     }
 
 
-def objective_traits(name: str, plugins: list[Any]) -> tuple[str, ObjectiveTraits]:
+def objective_traits(
+    name: str, plugins: list[Any], *, train: dict[str, Any] | None = None
+) -> tuple[str, ObjectiveTraits]:
     """``(name, traits)`` of the objective ``name``: the installed objective plugin's
-    ``objective_traits`` answer (looked up in ``plugins``, else among every installed plugin;
-    an objective that gives none has the defaults). Raises :class:`BadInput` for an unknown
-    name or a method's (:func:`ftx.plugins.get_plugin`)."""
+    ``objective_traits`` answer for the ``train`` settings (its ``plan_keys``; looked up in
+    ``plugins``, else among every installed plugin; an objective that gives none has the
+    defaults). Raises :class:`BadInput` for an unknown name or a method's
+    (:func:`ftx.plugins.get_plugin`)."""
     from ftx.plugins import call_first, discover, get_plugin, manager_for
 
     if not any(p.name == name for p in plugins):
         plugins = discover()
     info = get_plugin(name, plugins, kind="objective")
-    traits, _ = call_first(manager_for(None, objective=info, defaults=False), "objective_traits")
+    pm = manager_for(None, objective=info, defaults=False)
+    traits, _ = call_first(pm, "objective_traits", train=dict(train or {}))
     return info.name, traits if isinstance(traits, ObjectiveTraits) else ObjectiveTraits()
 
 
 def _changes_memory(traits: ObjectiveTraits) -> bool:
     """Whether the objective's traits change an estimate (more than one sequence per row, or
     a reference model)."""
-    return traits.sequences_per_row != 1 or traits.reference == "policy"
+    return (
+        traits.sequences_per_row != 1 or traits.reference == "policy" or traits.generation_steps > 0
+    )
 
 
 def _takes_objective(pm: Any) -> bool:
@@ -228,6 +239,7 @@ def _traits_dict(traits: ObjectiveTraits) -> dict[str, Any]:
         "reference": traits.reference,
         "metrics": list(traits.metrics),
         "data": traits.data,
+        "generation_steps": traits.generation_steps,
     }
 
 

@@ -60,8 +60,6 @@ def prepare(req: RunRequest) -> PreparedRun:
     device = detect()
     declared, _ = call_first(pm, "method_options")
     objective_declared, _ = call_first(pm, "objective_options")
-    traits, _ = call_first(pm, "objective_traits")
-    traits = traits or ObjectiveTraits()
     arguments, _ = call_first(pm, "arguments_class")
     train_defaults: dict[str, Any] = {}
     for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective.name):
@@ -73,6 +71,8 @@ def prepare(req: RunRequest) -> PreparedRun:
         base[section].update(file_cfg.get(section) or {})
     flags = {"model": {"name": req.model}, "data": {"path": req.data}}
     raw = cfg_mod.merge(base, flags, req.sets, plugin=plugin.name)
+    traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))
+    traits = traits or ObjectiveTraits()
     try:
         resolved = cfg_mod.resolve(
             raw,
@@ -160,7 +160,9 @@ def _load_data(
             eval_path = str(demo_eval)
 
     def load(path: str) -> list[Any]:
-        rows, _ = call_first(pm, "load_rows", path=path, fmt=dcfg["format"])
+        rows, _ = call_first(
+            pm, "load_rows", path=path, fmt=dcfg["format"], options=resolved.objective_options
+        )
         return list(rows or [])
 
     rows = load(train_path)

@@ -32,7 +32,7 @@ _CHAT_TOKEN_IDS = {"bos_token_id": 3, "eos_token_id": 4, "pad_token_id": 4}
 """The ChatML tokenizer's ids of ``<|im_start|>`` and ``<|im_end|>`` (specials come first)."""
 
 
-def _train_tokenizer(vocab_size: int, chat: bool):
+def _train_tokenizer(vocab_size: int, chat: bool, byte_alphabet: bool = True):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -43,7 +43,7 @@ def _train_tokenizer(vocab_size: int, chat: bool):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet() if byte_alphabet else [],
         show_progress=False,
     )
     tok.train_from_iterator(_CORPUS * 20, trainer=trainer)
@@ -96,6 +96,7 @@ def make_tiny_model(
     vocab_size: int = 384,
     seed: int = 0,
     architecture: str = "llama",
+    byte_alphabet: bool = True,
     **shape: Any,
 ) -> Path:
     """Write a random-weight causal LM and its tokenizer to `path`; return `path`.
@@ -107,13 +108,17 @@ def make_tiny_model(
     `chat_template=True` gives a ChatML tokenizer whose pad token is the end-of-turn token (the
     SmolLM2 situation); `False` gives a base-model tokenizer with no template and no pad token.
     Larger shapes (hundreds of millions of parameters) serve memory-calibration tests; the
-    vocabulary stays as small as the local tokenizer.
+    vocabulary stays as small as the local tokenizer. `byte_alphabet=False` leaves out the
+    bytes the tokenizer's corpus does not use: with a small `vocab_size` (e.g. 80) the
+    vocabulary is about that small, so a random model samples any one token often enough for
+    a reward to find it (the GRPO tests); text outside the corpus's characters cannot be
+    encoded then.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
-    tokenizer = _train_tokenizer(vocab_size, chat_template)
+    tokenizer = _train_tokenizer(vocab_size, chat_template, byte_alphabet)
     config = tiny_config(
         architecture,
         vocab_size=len(tokenizer),
@@ -276,3 +281,20 @@ def write_tiny_preference_dataset(
             {"id": f"tiny-{i}-bad", "prompt": prompt, "completion": rejected, "label": False},
         ]
     return _write_jsonl(path, records)
+
+
+def write_tiny_prompt_dataset(path: str | Path, *, rows: int = 48, seed: int = 0) -> Path:
+    """Write the tiny task of :func:`write_tiny_dataset` as prompt rows (JSONL) to ``path``, for
+    objectives that generate their answers (``grpo``): ``prompt`` (text) and the answer in a
+    ``reference`` column."""
+    return _write_jsonl(
+        path,
+        [
+            {
+                "id": f"tiny-{i}",
+                "prompt": "reverse: " + " ".join(picked),
+                "reference": " ".join(reversed(picked)),
+            }
+            for i, picked in enumerate(_tiny_tasks(rows, seed))
+        ],
+    )

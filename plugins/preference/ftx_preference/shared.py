@@ -35,12 +35,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftx import hookimpl
+from ftx import checked_arguments, hookimpl
+from ftx.checked_arguments import load
 from ftx.context import ObjectiveTraits
 from ftx.errors import BadInput
 from ftx.options import AUTO, Option
@@ -214,7 +214,7 @@ class PreferenceObjective:
     @hookimpl
     def score_heldout(self, run: Any, model: Any, tokenizer: Any, rows: list[Any]) -> dict:
         from ftx.data import LabelledCompletion
-        from ftx.evaluate import score
+        from ftx.evaluate import score_for_run
         from ftx.evaluate_pairwise import pairwise_scores
 
         data = run.config["data"]
@@ -225,15 +225,7 @@ class PreferenceObjective:
                 if labelled
                 else [pair.conversation("chosen") for pair in rows]
             )
-            return score(
-                model,
-                tokenizer,
-                convs,
-                metric="exact",
-                template=data["template"],
-                max_new_tokens=data["eval_max_new_tokens"],
-                max_length=data["max_length"],
-            )
+            return score_for_run(run, model, tokenizer, convs, metric="exact")
         pairs = pairs_by_prompt(rows, data.get("eval")) if labelled else rows
         return pairwise_scores(
             model,
@@ -246,18 +238,6 @@ class PreferenceObjective:
 
 
 # --- helpers (torch and TRL only inside) ----------------------------------------------------------
-
-
-def load(path: str) -> Any:
-    """``"module:Name"`` -> the object, without TRL's warning for ``trl.experimental`` (ORPO
-    and SimPO are experimental in TRL; the README says so)."""
-    import importlib
-    import warnings
-
-    module, name = path.split(":")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*trl.experimental.*")
-        return getattr(importlib.import_module(module), name)
 
 
 @contextlib.contextmanager
@@ -283,46 +263,12 @@ def quiet_progress() -> Iterator[None]:
             datasets_logging.enable_progress_bar()
 
 
-def loss_choices(config: type) -> tuple[str, ...] | None:
-    """The ``loss_type`` values the installed TRL implements: the field's ``choices``, else the
-    quoted names its help lists (``DPOConfig``); None when the class has no ``loss_type``."""
-    import dataclasses
-
-    found = {f.name: f for f in dataclasses.fields(config)}.get("loss_type")
-    if found is None:
-        return None
-    choices = found.metadata.get("choices")
-    return tuple(choices) if choices else tuple(re.findall(r"`'(\w+)'`", found.metadata["help"]))
-
-
-@functools.cache
 def checked_config(recipe: Recipe) -> type:
-    """A subclass of the recipe's TRL config class that also rejects, as it is built (config
-    validation builds it before any model loads), a ``loss_type`` the installed trainer does not
-    implement and an argument below its bound. Used for validation only: the trainer gets the
-    plain class (this one is made at run time and would not pickle into checkpoints)."""
-    base = load(recipe.config)
-    choices = loss_choices(base)
-
-    def __post_init__(self: Any) -> None:
-        base.__post_init__(self)
-        given = (
-            self.loss_type
-            if isinstance(getattr(self, "loss_type", None), list)
-            else [getattr(self, "loss_type", None)]
-        )
-        unknown = [v for v in given if choices is not None and v not in choices]
-        if unknown:
-            raise ValueError(
-                f"loss_type {unknown[0]!r} is not a loss the installed TRL's "
-                f"{recipe.trainer.split(':')[1]} implements; one of: {', '.join(choices or ())}"
-            )
-        for key, (bound, exclusive) in recipe.bounds.items():
-            value = getattr(self, key)
-            if value < bound or (exclusive and value == bound):
-                raise ValueError(f"{key}={value!r} must be {'>' if exclusive else '>='} {bound}")
-
-    return type(base.__name__, (base,), {"__post_init__": __post_init__, "__module__": __name__})
+    """The recipe's TRL config class checked as :func:`ftx.checked_arguments.checked_config`
+    checks it: ``loss_type`` among the installed trainer's, arguments within the recipe's
+    bounds."""
+    bounds = tuple((key, bound, exclusive) for key, (bound, exclusive) in recipe.bounds.items())
+    return checked_arguments.checked_config(recipe.config, recipe.trainer, bounds)
 
 
 PAIR_MASKS = ("chosen_attention_mask", "rejected_attention_mask")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ftx import hookimpl
 from ftx.options import AUTO, Option
-from ftx_qlora.settings import ALL_LINEAR, compute_dtype, target_modules
+from ftx_qlora.settings import ALL_LINEAR, PAGED_OPTIMIZER, target_modules
 
 OPTIONS = [
     Option("bits", "int", 4, "quantisation of the frozen base", choices=(4, 8)),
@@ -80,8 +80,12 @@ held-out exact match in 60 steps. Preference tuning, 12 steps, held-out pairwise
 @hookimpl
 def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
     rate = LEARNING_RATES.get(objective)
-    schedule = {"lr_scheduler_type": "cosine", "warmup_steps": 0.05}
-    return None if rate is None else {"learning_rate": rate, **schedule}
+    out: dict[str, Any] = {}
+    if rate is not None:
+        out = {"learning_rate": rate, "lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+    if device.kind == "cuda":  # the QLoRA paper's paged optimizer (CUDA-only paging)
+        out["optim"] = PAGED_OPTIMIZER
+    return out or None
 
 
 def require(package: str) -> None:
@@ -104,21 +108,14 @@ def load_model(run: Any) -> Any:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from ftx.loading import from_pretrained_kwargs, torch_dtype
+    from ftx_qlora.settings import DTYPE_KEYS, load_dtype, quantization_settings
 
-    opts = run.options
-    compute = compute_dtype(opts["compute_dtype"], run.device)
-    if opts["bits"] == 4:
-        quant = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=opts["quant_type"],
-            bnb_4bit_use_double_quant=opts["double_quant"],
-            bnb_4bit_compute_dtype=torch_dtype(compute),
-            bnb_4bit_quant_storage=torch_dtype("bfloat16") if run.device.is_gpu else None,
-        )
-    else:
-        quant = BitsAndBytesConfig(load_in_8bit=True)
+    settings = quantization_settings(run.options, run.device)
+    quant = BitsAndBytesConfig(
+        **{k: torch_dtype(v) if k in DTYPE_KEYS else v for k, v in settings.items() if v}
+    )
     kwargs = from_pretrained_kwargs(run)
-    kwargs["dtype"] = torch_dtype(compute) if run.device.is_gpu else torch_dtype("float32")
+    kwargs["dtype"] = torch_dtype(load_dtype(run.options, run.device))
     if run.device.kind == "cuda":
         from ftx.ranks import local_rank
 
@@ -139,7 +136,11 @@ def select_trainable(run: Any, model: Any) -> Any:
 
     opts = run.options
     checkpointing = bool(run.train_args.get("activation_checkpointing"))
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    model = prepare_model_for_kbit_training(
+        model,
+        use_gradient_checkpointing=checkpointing,
+        gradient_checkpointing_kwargs=run.train_args.get("activation_checkpointing_kwargs"),
+    )
     known = set(linear_module_names(model))
     targets = target_modules(opts["target_modules"])
     if targets is None:

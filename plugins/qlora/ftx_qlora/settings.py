@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftx.context import DeviceInfo
-from ftx.options import AUTO
+from ftx.precision import quant_storage_dtype, quantized_compute_dtype
 
 ALL_LINEAR = "all-linear"
 """``method.target_modules`` value meaning every linear layer inside the decoder blocks."""
@@ -24,8 +24,38 @@ def target_modules(value: str | list[str]) -> list[str] | None:
 
 
 def compute_dtype(chosen: str, device: DeviceInfo | Any) -> str:
-    """``method.compute_dtype`` resolved for ``device``: ``auto`` is ``bfloat16`` where the
-    device supports bf16, else ``float32``; any other value is kept."""
-    if chosen != AUTO:
-        return chosen
-    return "bfloat16" if device.bf16 else "float32"
+    """``method.compute_dtype`` resolved for ``device`` by the core's one rule
+    (:func:`ftx.precision.quantized_compute_dtype`: bf16, else fp16 on CUDA, else fp32)."""
+    return quantized_compute_dtype(chosen, device)
+
+
+def quantization_settings(options: dict[str, Any], device: DeviceInfo | Any) -> dict[str, Any]:
+    """The ``BitsAndBytesConfig`` keywords for ``options`` on ``device``, dtypes as names
+    (``ftx.loading.torch_dtype`` turns them into torch dtypes): NF4 + double quantisation by
+    default, compute in :func:`compute_dtype`, 4-bit weights stored in the compute dtype on
+    GPUs (:func:`ftx.precision.quant_storage_dtype`)."""
+    if options["bits"] != 4:
+        return {"load_in_8bit": True}
+    compute = compute_dtype(options["compute_dtype"], device)
+    return {
+        "load_in_4bit": True,
+        "bnb_4bit_quant_type": options["quant_type"],
+        "bnb_4bit_use_double_quant": options["double_quant"],
+        "bnb_4bit_compute_dtype": compute,
+        "bnb_4bit_quant_storage": quant_storage_dtype(compute, device),
+    }
+
+
+DTYPE_KEYS = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage")
+"""The keywords of :func:`quantization_settings` that name a dtype."""
+
+
+def load_dtype(options: dict[str, Any], device: DeviceInfo | Any) -> str:
+    """The dtype the unquantised parts (embeddings, norms, head) load in: the compute dtype on
+    GPUs, fp32 elsewhere (PEFT's k-bit preparation casts them to fp32 for training anyway)."""
+    return compute_dtype(options["compute_dtype"], device) if device.is_gpu else "float32"
+
+
+PAGED_OPTIMIZER = "paged_adamw_32bit"
+"""``train.optim`` on CUDA: the QLoRA paper's paged AdamW (32-bit state, as its reference
+implementation's default), whose state bitsandbytes pages to CPU memory on a memory spike."""

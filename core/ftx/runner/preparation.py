@@ -104,7 +104,7 @@ def prepare(req: RunRequest) -> PreparedRun:
         _refuse_changed_data(prior.get("data_hashes") or {}, hashes, output, force=req.force)
     elif output.exists() and not output.is_dir():
         raise BadInput(f"--output {output} exists and is not a directory")
-    elif is_nonempty_dir(output) and not req.overwrite:
+    elif is_nonempty_dir(output) and not req.overwrite and not req.follower:
         from ftx.ranks import is_main_process
 
         # Under torchrun the main process may already have created it: the launching

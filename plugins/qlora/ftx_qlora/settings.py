@@ -59,3 +59,32 @@ def load_dtype(options: dict[str, Any], device: DeviceInfo | Any) -> str:
 PAGED_OPTIMIZER = "paged_adamw_32bit"
 """``train.optim`` on CUDA: the QLoRA paper's paged AdamW (32-bit state, as its reference
 implementation's default), whose state bitsandbytes pages to CPU memory on a memory spike."""
+
+
+def fsdp_qlora(options: dict[str, Any], device: DeviceInfo | Any) -> bool:
+    """FSDP + QLoRA (``method.fsdp`` on a CUDA GPU): every parameter, the packed 4-bit weights
+    and the LoRA adapters included, is held in the compute dtype so FSDP can flatten them
+    together (Answer.AI's recipe, PEFT's FSDP-QLoRA guide); elsewhere ``method.fsdp`` only
+    names the engine the summary reports."""
+    return options.get("fsdp", "off") != "off" and device.kind == "cuda"
+
+
+def check_fsdp_qlora(options: dict[str, Any], device: DeviceInfo | Any) -> None:
+    """BadInput for FSDP + QLoRA settings that cannot shard: 8-bit bases (bitsandbytes' int8
+    weights do not shard) and GPUs without bf16 (fp16 adapters cannot take loss scaling)."""
+    from ftx.errors import BadInput
+
+    if not fsdp_qlora(options, device):
+        return
+    if options["bits"] != 4:
+        raise BadInput(
+            f"method.fsdp={options['fsdp']} with method.bits=8: FSDP shards 4-bit bases only",
+            hint="use method.bits=4 with FSDP, or method.fsdp=off",
+        )
+    if compute_dtype(options["compute_dtype"], device) != "bfloat16":
+        raise BadInput(
+            f"method.fsdp={options['fsdp']}: FSDP + QLoRA holds every parameter in the compute "
+            f"dtype, which must be bfloat16 (this GPU, {device.name}, computes in "
+            f"{compute_dtype(options['compute_dtype'], device)})",
+            hint="use method.fsdp=off on GPUs without bf16 (T4, V100), or a bf16 GPU",
+        )

@@ -161,3 +161,16 @@ def test_bf16_weights_lose_small_updates_and_fp32_masters_keep_them():
     moved_pure = (pure.float() - weights.to(torch.bfloat16).float()).abs().mean().item()
     assert moved_master == pytest.approx(50 * 2e-5, rel=1e-3)
     assert moved_pure < 0.5 * moved_master
+
+
+def test_non_finite_loss_under_fp16_names_fp16():
+    from types import SimpleNamespace
+
+    from ftx.runner.failures import NonFiniteLoss
+
+    t4_run = SimpleNamespace(train_args={"learning_rate": 1e-4, "fp16": True}, dtype="float32")
+    message = str(NonFiniteLoss(7, None, t4_run))
+    assert "step 7" in message and "fp16 overflow (this run computes in fp16" in message
+    assert "--set train.fp16=false" in message
+    cpu_run = SimpleNamespace(train_args={"learning_rate": 1e-4, "bf16": True}, dtype="float32")
+    assert "this run computes in fp16" not in str(NonFiniteLoss(7, None, cpu_run))

@@ -1,30 +1,39 @@
-"""GPU throughput of ftx's QLoRA and FFT on a random-initialised ~1B Llama: tokens/s, peak GPU
-memory, MFU. Needs nothing downloaded: run it through ``bench/gpu.sh`` on an offline GPU machine.
+"""GPU check of ftx's QLoRA and FFT on random-initialised models: tokens/s, peak GPU memory,
+MFU, the attention used, as one JSON file. Needs nothing downloaded: run it through
+``bench/gpu.sh`` on an offline GPU machine (about 15 minutes of one H200 all told; the runs
+themselves stop starting new ones after ``--budget-s``, 360 s by default).
 
-The model is TinyLlama-1.1B's shape (hidden 2048, 22 layers, 32 heads / 4 KV heads, MLP 5632,
-vocabulary 32000) with random weights, saved once in bf16 with a word-level tokenizer of 32000
-made-up words, so every training row is exactly ``--seq`` tokens (no padding, no packing
-effects). Each method runs ``ftx run --plugin P`` with ftx's GPU defaults in its own child
-process (a fresh CUDA context), wrapped only to time every step (``cuda.synchronize`` at each
-step end) and read ``torch.cuda.max_memory_allocated`` at the end:
+Models (random weights, saved once in bf16 with a word-level tokenizer of made-up words, so every
+training row is exactly ``--seq`` tokens): ``smollm2`` (SmolLM2-135M's shape) and ``1b``
+(TinyLlama-1.1B's shape). Each (model, variant) runs ``ftx run --plugin P`` with ftx's GPU
+defaults plus the variant's settings in its own child process (a fresh CUDA context), wrapped
+only to time every step (``cuda.synchronize`` at each step end) and read
+``torch.cuda.max_memory_allocated`` at the end. Variants:
 
-* ``qlora``: 4-bit NF4 base, LoRA r16 on every linear layer, bf16;
-* ``fft``: every weight, bf16, activation checkpointing (ftx's default on a GPU);
-* ``fft-no-ckpt``: the same without activation checkpointing.
+* ``qlora-bf16``: 4-bit NF4 base stored in bf16, LoRA r16 on every linear, bf16 autocast, paged
+  AdamW (ftx's CUDA defaults on an A100/H100/H200);
+* ``qlora-fp16``: the same as a T4/V100 runs it (fp16 compute, fp16 autocast + loss scaling);
+* ``fft-bf16``: every weight, fp32 master weights, bf16 autocast, activation checkpointing;
+* ``fft-fp16``: the same with fp16 autocast and loss scaling (the T4/V100 path);
+* ``fft-pure-bf16``: bf16 weights (``model.dtype=bfloat16``, ftx's old GPU default);
+* ``fft-fsdp1`` / ``qlora-fsdp1``: FSDP full_shard with one process (under torchrun);
+* ``fft-fa2``: FlashAttention-2, when ``flash_attn`` is importable (else recorded as skipped).
 
 Steady-state tokens/s excludes the first ``--warmup`` steps. MFU = tokens/s × model FLOPs per
-token / peak bf16 FLOP/s, with model FLOPs per token = 6·N + 12·L·d·s for FFT and
-4·N + 6·N_lora + 12·L·d·s for QLoRA (frozen weights get no weight-gradient matmuls; N counts the
-matmul weights, i.e. without the input embedding; recomputation under checkpointing is not
-counted, as is usual for MFU). The peak is the card's dense bf16 spec when known, and also a
-measured 8192³ bf16 matmul, so both ratios are printed.
+token / peak dense bf16 FLOP/s (fp16's is the same on these GPUs), with model FLOPs per token =
+6·N + 12·L·d·s for FFT and 4·N + 6·N_lora + 12·L·d·s for QLoRA (N: matmul weights without the
+input embedding; recomputation not counted, as is usual for MFU). The peak is the card's spec
+when known, and also a measured 8192³ bf16 matmul.
 
 Usage (on the GPU machine; ``bench/gpu.sh`` installs ftx from the tree first)::
 
-    python bench/gpu.py [--steps 30] [--warmup 5] [--batch 8] [--seq 1024]
-                        [--methods qlora,fft,fft-no-ckpt] [--out DIR] [--quick] [--tiny]
+    python bench/gpu.py [--models smollm2,1b] [--methods qlora-bf16,fft-bf16,…] [--steps 20]
+                        [--warmup 3] [--batch 8] [--seq 1024] [--budget-s 360] [--out DIR]
+                        [--quick] [--tiny] [--dry-run]
 
-``--tiny`` (a 2-layer model, a few steps) checks the script on a CPU.
+``--tiny`` (a 2-layer model, a few steps; GPU-only variants skipped) runs the script on a CPU;
+``--dry-run`` builds the models' shapes on the meta device, the data and every command line and
+writes the JSON without training (the CPU-side logic, checked in CI by bench's own test).
 """
 
 from __future__ import annotations
@@ -60,6 +69,15 @@ ONE_B = {
     "num_attention_heads": 32,
     "num_key_value_heads": 4,
 }
+SMOLLM2 = {
+    "vocab_size": 49152,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "tie_word_embeddings": True,
+}
 TINY = {
     "vocab_size": 1000,
     "hidden_size": 64,
@@ -68,11 +86,46 @@ TINY = {
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
 }
-METHODS = {
-    "qlora": ("qlora", []),
-    "fft": ("fft", []),
-    "fft-no-ckpt": ("fft", ["train.activation_checkpointing=false"]),
+MODELS = {"smollm2": SMOLLM2, "1b": ONE_B}
+FP16 = ["train.bf16=false", "train.fp16=true"]
+METHODS: dict[str, tuple[str, list[str], str | None]] = {
+    # name: (plugin, --set values, what it needs beyond a GPU: None | "torchrun" | "flash_attn")
+    "qlora-bf16": ("qlora", [], None),
+    "qlora-fp16": ("qlora", ["method.compute_dtype=float16", *FP16], None),
+    "fft-bf16": ("fft", [], None),
+    "fft-fp16": ("fft", FP16, None),
+    "fft-pure-bf16": ("fft", ["model.dtype=bfloat16"], None),
+    "fft-fsdp1": ("fft", ["method.fsdp=full_shard"], "torchrun"),
+    "qlora-fsdp1": ("qlora", ["method.fsdp=full_shard"], "torchrun"),
+    "fft-fa2": ("fft", ["model.attn_implementation=flash_attention_2"], "flash_attn"),
 }
+DEFAULT_METHODS = ",".join(METHODS)
+GPU_ONLY = {"qlora-fp16", "fft-fp16", "fft-fsdp1", "qlora-fsdp1", "fft-fa2"}
+"""Variants a CPU cannot run (fp16 autocast, FSDP, flash-attn): skipped by ``--tiny`` on a CPU."""
+
+
+def skip_reason(name: str, *, gpu: bool) -> str | None:
+    """Why variant ``name`` cannot run here (None: it can)."""
+    import importlib.util
+
+    needs = METHODS[name][2]
+    if not gpu and name in GPU_ONLY:
+        return "needs a CUDA GPU"
+    if needs == "flash_attn" and importlib.util.find_spec("flash_attn") is None:
+        return "flash-attn is not installed (FlashAttention-2 absent: sdpa is used elsewhere)"
+    return None
+
+
+def shape_info(shape: dict[str, Any]) -> dict[str, Any]:
+    """Parameter counts of a Llama of ``shape``, built on the meta device (no memory)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**shape))
+    n_total = sum(p.numel() for p in model.parameters())
+    n_embed = model.get_input_embeddings().weight.numel()
+    return {"params": n_total, "matmul_params": n_total - n_embed, "config": shape}
 
 
 def make_model(path: Path, shape: dict[str, int], max_len: int) -> dict[str, Any]:
@@ -89,12 +142,11 @@ def make_model(path: Path, shape: dict[str, int], max_len: int) -> dict[str, Any
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="</s>", unk_token="<unk>"
     )
     config = LlamaConfig(
-        **shape,
+        **{"tie_word_embeddings": False, **shape},
         max_position_embeddings=max(2048, max_len),
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=2,
-        tie_word_embeddings=False,
     )
     torch.manual_seed(0)
     gpu = torch.cuda.is_available()
@@ -204,147 +256,195 @@ def spec_tflops(device: str) -> float | None:
     return None
 
 
+def run_args(name: str, model_dir: Path, data: Path, out: Path, args: Any) -> list[str]:
+    """The ``ftx run`` arguments of variant ``name``."""
+    plugin, sets, _ = METHODS[name]
+    fixed = [
+        f"train.max_steps={args.steps}",
+        f"train.per_device_train_batch_size={args.batch}",
+        f"data.max_length={args.seq}",
+        "train.logging_steps=5",
+        "train.save_strategy=no",
+        *sets,
+    ]
+    base = ["--plugin", plugin, "--model", str(model_dir), "--data", str(data)]
+    base += ["--output", str(out), "--overwrite"]
+    return base + [x for value in fixed for x in ("--set", value)]
+
+
+def child_command(name: str, out_json: Path, argv: list[str]) -> list[str]:
+    """The child process of one variant: this script's worker, under a one-process torchrun
+    for the FSDP variants (a process group; the worker then runs ftx without relaunching)."""
+    if METHODS[name][2] == "torchrun":
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        return [*launcher, "--nproc_per_node=1", __file__, "--worker", str(out_json), *argv]
+    return [sys.executable, __file__, "--worker", str(out_json), *argv]
+
+
+def measure(name: str, model: str, info: dict, work: Path, args: Any, peaks: dict) -> dict:
+    """Run one variant in a child process and read what it reported."""
+    import yaml
+
+    plugin = METHODS[name][0]
+    out = work / f"{model}-{name}"
+    out_json = work / f"{model}-{name}.json"
+    argv = run_args(name, work / model, work / f"{model}.jsonl", out, args)
+    start = time.perf_counter()
+    done = subprocess.run(
+        child_command(name, out_json, argv), capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    (work / f"{model}-{name}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        print(f"{model}/{name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+        return {"error": done.stderr[-3000:], "wall_s": round(wall, 1)}
+    report = json.loads(out_json.read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    steady = report["step_s"][args.warmup :] or report["step_s"]
+    step = statistics.median(steady)
+    tps = args.batch * args.seq / step
+    lora = report["trainable_params"] if plugin == "qlora" else 0
+    achieved = tps * flops_per_token(plugin, info, args.seq, lora) / 1e12
+    spec, measured = peaks.get("spec"), peaks.get("measured")
+    return {
+        "plugin": plugin,
+        "sets": METHODS[name][1],
+        "wall_s": round(wall, 1),
+        "step_s_median": round(step, 4),
+        "tokens_per_s": round(tps, 1),
+        "tokens_per_s_ftx_summary": summary.get("tokens_per_s"),
+        "achieved_tflops": round(achieved, 2),
+        "mfu_vs_spec": round(achieved / spec, 4) if spec else None,
+        "mfu_vs_measured_matmul": round(achieved / measured, 4) if measured else None,
+        "max_memory_allocated_gib": round(report.get("max_memory_allocated_bytes", 0) / 2**30, 2),
+        "max_memory_reserved_gib": round(report.get("max_memory_reserved_bytes", 0) / 2**30, 2),
+        "trainable_params": report.get("trainable_params"),
+        "final_loss": summary.get("final_loss"),
+        "precision": summary.get("precision"),
+        "optim": resolved["train"].get("optim"),
+        "engine": summary.get("engine"),
+        "activation_checkpointing": resolved["train"].get("activation_checkpointing"),
+        "dtype": summary.get("dtype"),
+        "attn_implementation": summary.get("attn_implementation"),
+        "training_attention": summary.get("training_attention"),
+    }
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| model / variant | step s | tokens/s | TFLOP/s | MFU (spec) | peak GPU mem (alloc / "
+        "reserved) | attention |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        if "error" in r or "skipped" in r:
+            lines.append(f"| {key} | {r.get('skipped') or 'failed'} | | | | | |")
+            continue
+        if "command" in r:  # dry run
+            lines.append(f"| {key} | (dry run) | | | | | |")
+            continue
+        lines.append(
+            f"| {key} | {r['step_s_median']} | {r['tokens_per_s']:,.0f} | {r['achieved_tflops']} "
+            f"| {r['mfu_vs_spec']} | {r['max_memory_allocated_gib']} / "
+            f"{r['max_memory_reserved_gib']} GiB | {r['training_attention']} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], sys.argv[3:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--models", default="smollm2,1b")
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=1024)
-    parser.add_argument("--methods", default="qlora,fft,fft-no-ckpt")
+    parser.add_argument("--budget-s", type=float, default=360.0, help="start no run after this")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--work", default="/tmp/ftx-gpu-bench")
     parser.add_argument("--quick", action="store_true", help="8 steps, 2 warm-up")
     parser.add_argument("--tiny", action="store_true", help="2-layer model: a CPU smoke test")
+    parser.add_argument("--dry-run", action="store_true", help="plan and write, train nothing")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.warmup = 8, 2
     if args.tiny:
         args.steps, args.warmup, args.batch, args.seq = 4, 1, 2, 32
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(
+            f"unknown: {', '.join(unknown)} (models {list(MODELS)}, methods {list(METHODS)})"
+        )
     import torch
-    import yaml
 
+    gpu = torch.cuda.is_available()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = work / "model"
-    shape = TINY if args.tiny else ONE_B
-    t0 = time.perf_counter()
-    info = make_model(model_dir, shape, args.seq)
-    print(f"model: {info['params'] / 1e9:.2f}B parameters ({time.perf_counter() - t0:.0f} s)")
-    data = work / "train.jsonl"
-    make_data(data, args.steps * args.batch, args.seq, shape["vocab_size"])
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    measured = measured_peak_tflops()
-    spec = spec_tflops(device)
-    results: dict[str, Any] = {}
-    for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        plugin, sets = METHODS[name]
-        out_json = work / f"{name}.json"
-        run_args = [
-            "--plugin",
-            plugin,
-            "--model",
-            str(model_dir),
-            "--data",
-            str(data),
-            "--output",
-            str(work / name),
-            "--overwrite",
-            "--set",
-            f"train.max_steps={args.steps}",
-            "--set",
-            f"train.per_device_train_batch_size={args.batch}",
-            "--set",
-            f"data.max_length={args.seq}",
-            "--set",
-            "train.logging_steps=5",
-            *[x for s in sets for x in ("--set", s)],
-        ]
-        print(f"running {name} …", flush=True)
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, __file__, "--worker", str(out_json), *run_args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wall = time.perf_counter() - start
-        (work / f"{name}.log").write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            print(f"{name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
-            results[name] = {"error": done.stderr[-3000:]}
-            continue
-        report = json.loads(out_json.read_text())
-        summary = json.loads((work / name / "summary.json").read_text())
-        resolved = yaml.safe_load((work / name / "config.yaml").read_text())
-        steady = report["step_s"][args.warmup :] or report["step_s"]
-        step = statistics.median(steady)
-        tokens_per_step = args.batch * args.seq
-        tps = tokens_per_step / step
-        lora = report["trainable_params"] if plugin == "qlora" else 0
-        achieved = tps * flops_per_token(plugin, info, args.seq, lora) / 1e12
-        results[name] = {
-            "plugin": plugin,
-            "sets": sets,
-            "wall_s": round(wall, 1),
-            "step_s_median": round(step, 4),
-            "tokens_per_s": round(tps, 1),
-            "tokens_per_s_ftx_summary": summary.get("tokens_per_s"),
-            "achieved_tflops": round(achieved, 1),
-            "mfu_vs_spec": round(achieved / spec, 4) if spec else None,
-            "mfu_vs_measured_matmul": round(achieved / measured, 4) if measured else None,
-            "max_memory_allocated_gib": round(
-                report.get("max_memory_allocated_bytes", 0) / 2**30, 2
-            ),
-            "max_memory_reserved_gib": round(report.get("max_memory_reserved_bytes", 0) / 2**30, 2),
-            "trainable_params": report.get("trainable_params"),
-            "final_loss": summary.get("final_loss"),
-            "activation_checkpointing": resolved["train"].get("activation_checkpointing"),
-            "dtype": summary.get("dtype"),
-            "attn_implementation": summary.get("attn_implementation"),
-            "packing": summary.get("packing"),
-        }
-        print(json.dumps(results[name]), flush=True)
-    header = (
-        "| method | step s | tokens/s | TFLOP/s | MFU (spec) | MFU (measured matmul) "
-        "| peak GPU mem (alloc / reserved) | trainable |\n|---|---|---|---|---|---|---|---|"
+    device = torch.cuda.get_device_name(0) if gpu else "cpu"
+    peaks = (
+        {} if args.dry_run else {"spec": spec_tflops(device), "measured": measured_peak_tflops()}
     )
-    lines = [header]
-    for name, r in results.items():
-        if "error" in r:
-            lines.append(f"| {name} | failed | | | | | | |")
-            continue
-        lines.append(
-            f"| {name} | {r['step_s_median']} | {r['tokens_per_s']:,.0f} | {r['achieved_tflops']} "
-            f"| {r['mfu_vs_spec']} | {r['mfu_vs_measured_matmul']} "
-            f"| {r['max_memory_allocated_gib']} / {r['max_memory_reserved_gib']} GiB "
-            f"| {r['trainable_params']:,} |"
-        )
-    table = "\n".join(lines)
-    print(table)
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    infos: dict[str, Any] = {}
+    for model in models:
+        shape = TINY if args.tiny else MODELS[model]
+        if args.dry_run:
+            infos[model] = shape_info(shape)
+        else:
+            t0 = time.perf_counter()
+            infos[model] = make_model(work / model, shape, args.seq)
+            print(f"{model}: {infos[model]['params'] / 1e9:.3f}B parameters "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        make_data(work / f"{model}.jsonl", args.steps * args.batch, args.seq, shape["vocab_size"])
+        for name in methods:
+            key = f"{model}/{name}"
+            reason = skip_reason(name, gpu=gpu or args.dry_run)
+            if reason:
+                results[key] = {"skipped": reason}
+            elif args.dry_run:
+                out = work / f"{model}-{name}"
+                argv = run_args(name, work / model, work / f"{model}.jsonl", out, args)
+                results[key] = {"command": child_command(name, work / "x.json", argv)}
+            elif time.perf_counter() - started > args.budget_s:
+                results[key] = {"skipped": f"time budget ({args.budget_s:.0f} s) spent"}
+            else:
+                print(f"running {key} …", flush=True)
+                results[key] = measure(name, model, infos[model], work, args, peaks)
+            print(f"{key}: {json.dumps(results[key])}", flush=True)
+    text = table(results)
+    print(text)
     import importlib.metadata as md
 
     versions = {}
-    for dist in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "ftx-core"):
+    for dist in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "flash-attn",
+                 "ftx-core"):  # fmt: skip
         with contextlib.suppress(md.PackageNotFoundError):
             versions[dist] = md.version(dist)
     payload = {
         "bench": "gpu",
+        "dry_run": args.dry_run,
         "device": device,
-        "spec_bf16_tflops": spec,
-        "measured_matmul_tflops": measured,
-        "model": info,
+        "spec_bf16_tflops": peaks.get("spec"),
+        "measured_matmul_tflops": peaks.get("measured"),
+        "flash_attn_importable": skip_reason("fft-fa2", gpu=True) is None,
+        "models": infos,
         "settings": vars(args),
         "versions": versions,
         "results": results,
-        "table_markdown": table,
+        "total_s": round(time.perf_counter() - started, 1),
+        "table_markdown": text,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "gpu-tiny.json" if args.tiny else "gpu.json"
+    name = "gpu-dry-run.json" if args.dry_run else "gpu-tiny.json" if args.tiny else "gpu.json"
     (out / name).write_text(json.dumps(payload, indent=2) + "\n")
     print(f"results: {out / name}")
 

@@ -46,7 +46,7 @@ def test_auto_attention_uses_flash_attn_on_cuda_when_installed(monkeypatch):
 
 def test_dtype_choice():
     assert choose_dtype("auto", CPU) == "float32"  # fp32 masters, bf16 autocast for compute
-    assert choose_dtype("auto", GPU) == "bfloat16"
+    assert choose_dtype("auto", GPU) == "float32"  # fp32 masters on GPUs too (autocast)
     assert choose_dtype("float16", CPU) == "float16"
 
 

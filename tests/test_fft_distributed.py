@@ -66,7 +66,7 @@ def fake_run(kind: str, fsdp: str = "full_shard", deepspeed=None):
 def test_fsdp_settings_reach_the_trainer_on_gpus(monkeypatch, ftx_tiny_model):
     from transformers import AutoModelForCausalLM
 
-    from ftx_fft.engine import engine_arguments
+    from ftx.engine import engine_arguments
 
     model = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))
     monkeypatch.setenv("WORLD_SIZE", "4")
@@ -82,8 +82,8 @@ def test_fsdp_settings_reach_the_trainer_on_gpus(monkeypatch, ftx_tiny_model):
 def test_deepspeed_config_passes_through(monkeypatch, ftx_tiny_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
+    from ftx.engine import engine_arguments
     from ftx.errors import BadInput
-    from ftx_fft.engine import engine_arguments
 
     model = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))
     config = tmp_path / "ds.json"
@@ -101,3 +101,54 @@ def test_torchrun_command_line():
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert "--nproc_per_node=2" in cmd and "--nproc" not in cmd
     assert cmd[-2:] == ["--output", "runs/x"]
+
+
+def test_one_process_fsdp_on_cuda_is_real(monkeypatch, ftx_tiny_model):
+    """World size 1 on a GPU: the FSDP settings reach the Trainer (the run is relaunched under
+    torchrun with one process so accelerate shards); on the CPU nothing is relaunched."""
+    from transformers import AutoModelForCausalLM
+
+    from ftx.engine import engine_arguments, needs_launcher
+    from ftx.launch import torchrun_command
+
+    model = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    gpu = fake_run("cuda")
+    args, engine = engine_arguments(gpu, model)
+    assert args["fsdp"] == "full_shard auto_wrap" and engine.endswith(
+        "× 1 (wrap LlamaDecoderLayer)"
+    )
+    assert needs_launcher(gpu.options, gpu.device)
+    assert not needs_launcher(fake_run("cpu").options, fake_run("cpu").device)
+    assert not needs_launcher({"fsdp": "off"}, gpu.device)
+    cmd = torchrun_command(1, ["run", "--plugin", "fft"], output="runs/x")
+    assert "--standalone" in cmd and "--nproc_per_node=1" in cmd
+
+
+def test_fsdp_qlora_arguments_and_dtypes(monkeypatch, ftx_tiny_model):
+    """FSDP + QLoRA: the core's FSDP settings (with CPU-RAM-efficient loading), 4-bit weights
+    stored in bf16 beside bf16 parameters; refused on GPUs without bf16 and for 8-bit bases."""
+    from transformers import AutoModelForCausalLM
+
+    from ftx.engine import engine_arguments
+    from ftx.errors import BadInput
+    from ftx_qlora import OPTIONS
+    from ftx_qlora.settings import check_fsdp_qlora, fsdp_qlora, quantization_settings
+
+    options = {o.name: o.default for o in OPTIONS} | {"fsdp": "full_shard"}
+    a100 = DeviceInfo(kind="cuda", bf16=True, count=1, name="A100")
+    t4 = DeviceInfo(kind="cuda", bf16=False, count=1, name="T4")
+    run = SimpleNamespace(options=options, device=a100)
+    model = AutoModelForCausalLM.from_pretrained(str(ftx_tiny_model))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args, engine = engine_arguments(run, model, quantized=True)
+    assert args["fsdp"] == "full_shard auto_wrap" and "ddp_find_unused_parameters" not in args
+    assert args["fsdp_config"]["cpu_ram_efficient_loading"] is True
+    assert engine.startswith("fsdp full_shard auto_wrap × 2")
+    assert fsdp_qlora(options, a100) and not fsdp_qlora(options, DeviceInfo("cpu", True, 0, "c"))
+    assert quantization_settings(options, a100)["bnb_4bit_quant_storage"] == "bfloat16"
+    check_fsdp_qlora(options, a100)
+    with pytest.raises(BadInput, match="must be bfloat16"):
+        check_fsdp_qlora(options, t4)
+    with pytest.raises(BadInput, match="FSDP shards 4-bit bases only"):
+        check_fsdp_qlora(options | {"bits": 8}, a100)

@@ -273,3 +273,23 @@ def test_finite_guard_reads_the_trainers_norm_once():
     guard.on_pre_optimizer_step(None, TrainerState(global_step=2), control, model=model)
     assert guard.bad_step == 3 and control.should_training_stop
     assert all(bool((p.grad == 0).all()) for p in model.parameters())
+
+
+def test_resume_of_a_run_written_before_train_fp16_existed(
+    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, interrupt_at_step_3, monkeypatch
+):
+    """A run interrupted under an older ftx (its config.yaml has no train.fp16 and no
+    activation_checkpointing_kwargs) resumes: those keys' values are what it trained with."""
+    import yaml
+
+    broken = tmp_path / "old"
+    assert ftx_cli(*args(ftx_tiny_model, ftx_tiny_data, broken)).exit_code == 130
+    saved = yaml.safe_load((broken / "config.yaml").read_text())
+    saved["train"].pop("fp16")
+    saved["train"].pop("activation_checkpointing_kwargs", None)
+    (broken / "config.yaml").write_text(yaml.safe_dump(saved))
+    monkeypatch.undo()
+    refused = ftx_cli("run", "--resume", "--output", str(broken), "--set", "train.fp16=true")
+    assert refused.exit_code == 2 and "train.fp16" in refused.output
+    r = ftx_cli("run", "--resume", "--output", str(broken))
+    assert r.exit_code == 0, r.output

@@ -92,6 +92,9 @@ def test_run_directory_contract(runs, plugin):
     assert summary["steps"] == STEPS and summary["tokens"] > 0 and summary["tokens_per_s"] > 0
     assert 0 < summary["trainable_params"] <= summary["total_params"]
     assert summary["peak_memory_bytes"] > 0
+    precision = summary["precision"]  # recorded: fp32 masters, bf16 autocast where the CPU has it
+    assert precision["master_weights"] == "float32" and precision["loss_scaling"] is False
+    assert precision["mode"] == ("mixed-bf16" if summary["bf16_autocast"] else "fp32")
     assert {"eval_before", "eval_after"} <= set(summary)
     assert summary["versions"]["torch"] and summary["data_hashes"]["train"]
     assert set(summary["hooks"]) == {

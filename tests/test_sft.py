@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from ftx.context import DeviceInfo
 from ftx.errors import BadInput
 from ftx_sft.selection import apply_selection, parse_layers
 
@@ -43,12 +44,28 @@ def test_bad_layer_selectors_name_option_value_and_range(spec, needle):
     assert err.value.message.startswith("method.layers") and needle in err.value.message
 
 
-def fake_run(layers="auto", modules=None, extra=(), bf16=False):
+def fake_run(layers="auto", modules=None, extra=(), bf16=False, device=None, dtype="float32"):
     return SimpleNamespace(
         options={"layers": layers, "modules": modules, "extra": list(extra)},
         train_args={"bf16": bf16},
         log=lambda msg: None,
+        device=device or DeviceInfo(kind="cpu", bf16=bf16, count=0, name="CPU"),
+        dtype=dtype,
     )
+
+
+def test_partial_tuning_on_a_gpu_keeps_fp32_masters_and_half_frozen_weights(ftx_tiny_model):
+    """fp32 master weights where updates land, the frozen rest in the autocast dtype (a fake
+    A100: the casts are what would happen on it); on the CPU everything stays fp32."""
+    import torch
+
+    a100 = DeviceInfo(kind="cuda", bf16=True, count=1, name="A100")
+    model = apply_selection(fake_run("last:1", bf16=True, device=a100), load(ftx_tiny_model))
+    dtypes = {p.dtype for p in model.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert dtypes == {torch.float32} and frozen == {torch.bfloat16}
+    model = apply_selection(fake_run("last:1", bf16=True), load(ftx_tiny_model))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def load(path, dtype="float32"):

@@ -61,9 +61,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     """Attach one module per command group (each imports nothing heavy at load time)."""
-    from ftx.commands import compare, data_check, new_plugin, plan, plugins, run, use
+    from ftx.commands import compare, data_check, launch, new_plugin, plan, plugins, run, use
 
-    for module in (run, compare, plugins, use):
+    for module in (run, compare, plugins, use, launch):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(data_check.data)

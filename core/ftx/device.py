@@ -156,10 +156,8 @@ def _describe(model_config: Any) -> str:
 
 
 def choose_dtype(requested: str, device: DeviceInfo) -> str:
-    """Resolve ``model.dtype``: ``auto`` keeps float32 master weights on the CPU (bf16 compute
-    comes from autocast, ``train.bf16``) and loads bfloat16 on GPUs that support it."""
-    if requested != "auto":
-        return requested
-    if device.kind == "cuda" and device.bf16:
-        return "bfloat16"
-    return "float32"
+    """Resolve ``model.dtype`` (:func:`ftx.precision.master_dtype`): ``auto`` keeps float32
+    master weights on every device; half-precision compute comes from autocast."""
+    from ftx.precision import master_dtype
+
+    return master_dtype(requested, device)

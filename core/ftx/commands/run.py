@@ -10,6 +10,7 @@ import click
 
 from ftx import ranks
 from ftx.commands import stderr_console
+from ftx.launch import DEFAULT_PORT
 
 SET_HELP = (
     "Override one config value, e.g. --set train.max_steps=50 (repeatable). "
@@ -37,13 +38,45 @@ SET_HELP = (
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output directory.")
 @click.option("--force", is_flag=True, help="With --resume: continue even if the data changed.")
 @click.option(
-    "--nproc", type=int, default=None, help="Processes to launch with torchrun (multi-GPU)."
+    "--nproc",
+    type=int,
+    default=None,
+    help="Processes to launch with torchrun on this machine (one per GPU).",
+)
+@click.option("--nnodes", type=int, default=1, show_default=True, help="Machines in the run.")
+@click.option(
+    "--node-rank", type=int, default=0, show_default=True, help="This machine's rank (0 hosts)."
+)
+@click.option("--master-addr", help="Address of node rank 0 (with --nnodes > 1).")
+@click.option(
+    "--master-port", type=int, default=DEFAULT_PORT, show_default=True, help="Rendezvous port."
 )
 def run_cmd(
-    plugin, objective, config_file, model, data, output, sets, resume, overwrite, force, nproc
+    plugin,
+    objective,
+    config_file,
+    model,
+    data,
+    output,
+    sets,
+    resume,
+    overwrite,
+    force,
+    nproc,
+    nnodes,
+    node_rank,
+    master_addr,
+    master_port,
 ):
     """Fine-tune a model: one method (--plugin) under one objective (--objective)."""
+    from ftx.launch import Nodes, check_launch
     from ftx.runner import RunRequest, execute, prepare
+
+    nodes = Nodes(nnodes, node_rank, master_addr, master_port)
+    check_launch(nproc, nodes, _NoDevice(), output=output)  # before any model or data is read
+    launching = not ranks.under_launcher() and ((nproc or 1) > 1 or nodes.multi)
+    if not launching:
+        ranks.adopt_slurm_tasks()  # `srun ftx run` with a task per GPU: SLURM's ranks
 
     req = RunRequest(
         plugin=plugin,
@@ -56,17 +89,34 @@ def run_cmd(
         resume=resume,
         overwrite=overwrite,
         force=force,
+        follower=launching and not nodes.owns_run_directory,
     )
     prep = prepare(req)  # bad input fails here, once, before any process is launched
-    if nproc is not None and nproc > 1 and not ranks.under_launcher():
+    if not launching and not ranks.under_launcher():
+        from ftx.engine import needs_launcher
+
+        launching = needs_launcher(prep.resolved.options, prep.device)  # 1-process FSDP
+    if launching:
         from ftx.launch import relaunch
 
+        check_launch(nproc, nodes, prep.device, output=output)
+        argv = sys.argv[1:]
+        if not nodes.owns_run_directory:  # node rank 0 holds the run directory
+            raise SystemExit(relaunch(nproc or 1, argv, output=str(output), nodes=nodes))
         with prep.run_dir.held_for_ranks() as output_dir:
-            raise SystemExit(relaunch(nproc, sys.argv[1:], output=str(output_dir)))
+            raise SystemExit(relaunch(nproc or 1, argv, output=str(output_dir), nodes=nodes))
     console = stderr_console()
     console.quiet = not ranks.is_main_process()  # under torchrun only rank 0 speaks
     summary = execute(prep, console)
     print_run_summary(summary, prep.output_dir, console)
+
+
+class _NoDevice:
+    """The device before it is detected: the GPU-count check waits for :func:`prepare`."""
+
+    kind = "unknown"
+    count = 0
+    name = "not detected yet"
 
 
 def print_run_summary(summary: dict[str, Any], out: Path, console: Any) -> None:

@@ -47,6 +47,43 @@ def check_precision(train: dict[str, Any], device: Any) -> None:
         )
 
 
+BNB_OPTIMIZERS = frozenset(
+    {
+        "adamw_bnb_8bit",
+        "adamw_8bit",
+        "ademamix",
+        "ademamix_8bit",
+        "lion_8bit",
+        "lion_32bit",
+        "rmsprop_bnb",
+        "rmsprop_bnb_8bit",
+        "rmsprop_bnb_32bit",
+    }
+)
+"""The ``train.optim`` names (besides every ``paged_*``) that transformers 5 implements with
+bitsandbytes (its ``OptimizerNames``)."""
+
+
+def check_optimizer(train: dict[str, Any], device: Any) -> None:
+    """``train.optim``: a paged optimizer needs a CUDA GPU (bitsandbytes pages its state
+    between GPU and CPU memory); any bitsandbytes optimizer needs the package."""
+    optim = str(train.get("optim") or "")
+    if optim not in BNB_OPTIMIZERS and not optim.startswith("paged_"):
+        return
+    if optim.startswith("paged_") and device.kind != "cuda":
+        raise BadInput(
+            f"train.optim={optim}: paged optimizers need a CUDA GPU (paging moves optimizer "
+            f"state between GPU and CPU memory); this run is on {device.name}",
+            hint="drop train.optim (AdamW) or use its unpaged form, e.g. "
+            f"--set train.optim={optim.removeprefix('paged_')}",
+        )
+    if not _module_exists("bitsandbytes"):
+        raise BadInput(
+            f"train.optim={optim} needs the bitsandbytes package, which is not installed",
+            hint="pip install bitsandbytes   (or drop train.optim for AdamW)",
+        )
+
+
 def check_trackers(report_to: Any) -> None:
     """Every ``train.report_to`` tracker must be one transformers knows and be installed."""
     if report_to is None:

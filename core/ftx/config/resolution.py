@@ -11,6 +11,7 @@ from typing import Any
 
 from ftx.config.checks import (
     check_data_paths,
+    check_optimizer,
     check_precision,
     check_ranges,
     check_trackers,
@@ -28,6 +29,7 @@ from ftx.config.tables import (
 from ftx.errors import BadInput
 from ftx.model_files import check_tokenizer_files
 from ftx.options import AUTO, Option, coerce, did_you_mean, resolve_options
+from ftx.precision import autocast_flags, checkpointing_kwargs, master_dtype
 
 
 @dataclasses.dataclass
@@ -173,15 +175,20 @@ def resolve(
             )
     defaults = {k: v for k, v in CORE_TRAIN_DEFAULTS.items() if k in fields}
     train = {**defaults, **(plugin_train_defaults or {}), **cfg["train"]}
-    auto = {k for k in ("bf16", "activation_checkpointing") if train.get(k) == AUTO}
+    auto = {k for k in ("bf16", "fp16", "activation_checkpointing") if train.get(k) == AUTO}
     train = {
         k: v if k in auto else coerce_train_value(k, v, fields.get(k, Any))
         for k, v in train.items()
     }
-    if "bf16" in auto:  # an explicit train.fp16=true wins over the automatic bf16
-        train["bf16"] = bool(device.bf16) and not train.get("fp16")
+    weights = master_dtype(model["dtype"], device)
+    if {"bf16", "fp16"} & auto:  # an explicit value wins over the automatic one
+        bf16, fp16 = autocast_flags(device, weights, train.get("bf16"), train.get("fp16"))
+        train.update({k: v for k, v in (("bf16", bf16), ("fp16", fp16)) if k in auto})
     if "activation_checkpointing" in auto:
         train["activation_checkpointing"] = bool(device.is_gpu)
+    kwargs = checkpointing_kwargs(train)
+    if kwargs is not None and "activation_checkpointing_kwargs" in fields:
+        train["activation_checkpointing_kwargs"] = kwargs
     objective_section = {"name": objective, **chosen} if objective else dict(chosen)
     config = {
         "model": model,
@@ -193,6 +200,7 @@ def resolve(
     check_ranges(config)
     _check_batch(train, traits, objective)
     check_precision(train, device)
+    check_optimizer(train, device)
     check_trackers(train.get("report_to"))
     check_data_paths(data)
     check_tokenizer_files(model["name"])

@@ -165,6 +165,7 @@ CORE_TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "report_to": "none",
     "bf16": AUTO,
+    "fp16": AUTO,
     "activation_checkpointing": AUTO,
     "dataloader_num_workers": 0,
     "disable_tqdm": True,

@@ -43,6 +43,7 @@ from ftx.estimates.memory import (
     adamw_bytes,
     autocast_copy_bytes,
     estimate_dense,
+    optimizer_state_bytes,
 )
 from ftx.estimates.precision import DTYPE_BYTES, Precision, checkpoint_dtype, precision_for
 from ftx.estimates.quantized import (
@@ -103,6 +104,7 @@ __all__ = [
     "lora_params",
     "mapped_checkpoint_bytes",
     "model_shape",
+    "optimizer_state_bytes",
     "parse_size",
     "precision_for",
     "quantized_bytes",

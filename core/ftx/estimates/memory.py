@@ -94,6 +94,21 @@ def adamw_bytes(trainable_params: int, dtype_bytes: int) -> int:
     return 2 * trainable_params * dtype_bytes
 
 
+OPTIMIZER_STATE_BYTES = {"32bit": 8, "8bit": 2}
+"""AdamW state bytes per trainable parameter: two fp32 moments, or two 8-bit blockwise-quantised
+moments (bitsandbytes' ``*_8bit``; its per-block constants are under 1% and not counted)."""
+
+
+def optimizer_state_bytes(optim: str | None, trainable_params: int, dtype_bytes: int = 4) -> int:
+    """State of the ``train.optim`` AdamW variant: ``*8bit`` optimizers keep two 8-bit moments,
+    every other (``adamw_torch``, ``paged_adamw_32bit`` …) two moments in the parameter's
+    dtype. Paging (``paged_*``) moves state to CPU memory under pressure; the bytes are the
+    same."""
+    if optim and optim.endswith("8bit"):
+        return OPTIMIZER_STATE_BYTES["8bit"] * trainable_params
+    return adamw_bytes(trainable_params, dtype_bytes)
+
+
 def autocast_copy_bytes(linear_params: int, precision: Precision) -> int:
     """The bf16 copies autocast caches of fp32 weights that require grad (kept for backward)."""
     return 2 * linear_params if precision.mode == "mixed" else 0
@@ -111,6 +126,7 @@ def estimate_dense(
     layers_with_grad: int,
     head_trainable: bool,
     notes: list[str] | None = None,
+    frozen_weight_bytes: int | None = None,
 ) -> MemoryEstimate:
     """Estimate a method that trains a subset of an unquantised model's own weights with AdamW
     (full fine-tuning: everything; partial fine-tuning: chosen blocks).
@@ -118,7 +134,9 @@ def estimate_dense(
     ``trainable_linear_params`` are the trainable weights that run through autocast matmuls
     (their bf16 copies stay cached for backward in ``mixed`` precision); ``layers_with_grad``
     the decoder blocks that gradients flow through (from the first trainable block on).
-    ``notes`` is copied, never changed.
+    ``notes`` is copied, never changed. ``frozen_weight_bytes``: bytes per weight the frozen
+    part is held in when it differs from the trained part (partial tuning on a GPU keeps frozen
+    weights in the autocast dtype, :func:`ftx.precision.frozen_dtype`).
     """
     total = shape.total_params()
     wb = precision.weight_bytes
@@ -135,8 +153,10 @@ def estimate_dense(
     copy = autocast_copy_bytes(trainable_linear_params, precision)
     if copy:
         notes.append("weights include the bf16 autocast copy of trained matrices")
+    frozen = total - trainable_params
+    held = trainable_params * wb + frozen * (frozen_weight_bytes or wb)
     return MemoryEstimate(
-        weights=total * wb + copy,
+        weights=held + copy,
         gradients=trainable_params * wb,
         optimizer=adamw_bytes(trainable_params, wb),
         activations=plain,

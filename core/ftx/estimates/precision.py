@@ -25,7 +25,8 @@ class Precision:
 
     @property
     def mode(self) -> str:
-        """``mixed`` (fp32 weights, bf16 autocast), ``half`` (bf16/fp16 weights) or ``fp32``."""
+        """``mixed`` (fp32 weights, bf16/fp16 autocast), ``half`` (bf16/fp16 weights) or
+        ``fp32``."""
         if self.weights != "float32":
             return "half"
         return "mixed" if self.autocast else "fp32"
@@ -42,12 +43,14 @@ class Precision:
 
 
 def precision_for(device: DeviceInfo, dtype: str = "auto") -> Precision:
-    """The precision ``ftx run`` would use: ``model.dtype`` (``auto``: fp32 on CPUs, bf16 on
-    bf16-capable GPUs) and bf16 autocast where the device supports bf16 (``train.bf16=auto``)."""
-    from ftx.device import choose_dtype
+    """The precision ``ftx run`` would use (:mod:`ftx.precision`): ``model.dtype`` (``auto``:
+    fp32 master weights everywhere) and half-precision autocast where the device has it (bf16,
+    or fp16 on CUDA GPUs without bf16)."""
+    from ftx.precision import autocast_flags, master_dtype
 
-    weights = choose_dtype(dtype, device)
-    return Precision(weights=weights, autocast=bool(device.bf16) and weights == "float32")
+    weights = master_dtype(dtype, device)
+    bf16, fp16 = autocast_flags(device, weights, "auto", "auto")
+    return Precision(weights=weights, autocast=(bf16 or fp16) and weights == "float32")
 
 
 def checkpoint_dtype(config: Any) -> str | None:

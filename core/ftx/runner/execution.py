@@ -330,6 +330,7 @@ def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[s
         "device": prep.device.name,
         "dtype": run.dtype,
         "bf16_autocast": bool(run.train_args.get("bf16")),
+        "precision": _precision(run),
         "attn_implementation": run.attn_implementation,
         "omp_wait_policy": openmp.DECISION,
         "allocator": allocator.DECISION,
@@ -351,6 +352,20 @@ def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[s
             if key in prep.prior_summary:
                 summary[key] = prep.prior_summary[key]
     return summary
+
+
+def _precision(run: Any) -> dict[str, Any]:
+    """What ``summary.json`` records of the run's precision (:mod:`ftx.precision`)."""
+    from ftx.precision import training_precision
+
+    chosen = training_precision(run.dtype, run.train_args)
+    return {
+        "mode": chosen.mode,
+        "master_weights": chosen.weights,
+        "autocast": chosen.autocast,
+        "loss_scaling": chosen.loss_scaling,
+        "description": chosen.describe(),
+    }
 
 
 def _say(console: Any, line: str | None) -> None:

@@ -174,10 +174,22 @@ class NonFiniteLoss(RunFailed):
     def __init__(self, step: int, checkpoint: Path | None, run: Any) -> None:
         lr = run.train_args.get("learning_rate")
         keep = f"last good checkpoint: {checkpoint}" if checkpoint else "no checkpoint was saved"
+        fp16 = bool(run.train_args.get("fp16")) or run.dtype == "float16"
+        if fp16:  # the T4/V100 path: fp16's range ends at 65504, bf16's and fp32's do not
+            cause = (
+                f"fp16 overflow (this run computes in fp16: dtype {run.dtype}, fp16 autocast "
+                f"{bool(run.train_args.get('fp16'))}; activations or the loss left fp16's range "
+                "despite loss scaling), a learning rate too high (now "
+                f"{lr}), or bad data. Lower train.learning_rate, or train in fp32 "
+                "(--set train.fp16=false) on a GPU without bf16"
+            )
+        else:
+            cause = (
+                f"learning rate too high (now {lr}), fp16 overflow (dtype {run.dtype}, "
+                f"bf16={run.train_args.get('bf16')}, fp16=False), or bad data. Lower "
+                "train.learning_rate or use bf16/fp32"
+            )
         super().__init__(
             f"non-finite loss or gradient at step {step}; training stopped ({keep}). "
-            f"Likely causes: learning rate too high (now {lr}), fp16 overflow "
-            f"(dtype {run.dtype}, bf16={run.train_args.get('bf16')}, fp16="
-            f"{run.train_args.get('fp16', False)}), or bad data. Lower train.learning_rate or "
-            "use bf16/fp32."
+            f"Likely causes: {cause}."
         )

@@ -104,7 +104,7 @@ def prepare(req: RunRequest) -> PreparedRun:
         _refuse_changed_data(prior.get("data_hashes") or {}, hashes, output, force=req.force)
     elif output.exists() and not output.is_dir():
         raise BadInput(f"--output {output} exists and is not a directory")
-    elif is_nonempty_dir(output) and not req.overwrite:
+    elif is_nonempty_dir(output) and not req.overwrite and not req.follower:
         from ftx.ranks import is_main_process
 
         # Under torchrun the main process may already have created it: the launching
@@ -262,6 +262,11 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any
     return saved, checkpoint, summary
 
 
+# Keys a newer ftx resolves that an older run's config.yaml lacks, with the value that run in
+# fact trained with: resuming such a run is not a change.
+ADDED_KEYS = {("train", "fp16"): False, ("train", "activation_checkpointing_kwargs"): None}
+
+
 def _refuse_changes_on_resume(
     saved: dict[str, Any], resolved: dict[str, Any], run_dir: Path
 ) -> None:
@@ -275,6 +280,9 @@ def _refuse_changes_on_resume(
                 continue
             if section == "data" and key in ("path", "eval") and after.get(key) is None:
                 continue  # resolved to the demo later, as it was the first time
+            added = (section, key) in ADDED_KEYS and key not in before
+            if added and after.get(key) == ADDED_KEYS[section, key]:
+                continue  # an older run's config.yaml: what it trained with, unchanged
             if before.get(key) != after.get(key):
                 changed.append(f"{section}.{key} ({before.get(key)!r} -> {after.get(key)!r})")
     if changed:

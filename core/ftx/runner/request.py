@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunRequest:
-    """What the user asked for on the command line (or through the Python API)."""
+    """What the user asked for on the command line (or through the Python API).
+
+    ``follower``: this process launches the ranks of a node other than node rank 0 in a
+    multi-node run; node rank 0 owns the run directory, so its state is not this one's to
+    judge (an existing directory is not refused here)."""
 
     plugin: str | None
     objective: str | None = None
@@ -29,6 +33,7 @@ class RunRequest:
     resume: bool = False
     overwrite: bool = False
     force: bool = False
+    follower: bool = False
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """ftx-fft: full fine-tuning — every weight trains (FastChat's recipe).
 
 Everything but distribution is the core default (load, all-trainable, TRL trainer, full export).
-This plugin adds the multi-process engines: FSDP (full shard, auto-wrap of the decoder blocks)
-or DeepSpeed, passed to the Trainer when the run is launched with ``ftx run --nproc N`` or by
+This plugin adds the multi-process engines of :mod:`ftx.engine`: FSDP (full shard, auto-wrap of
+the decoder blocks) or DeepSpeed, passed to the Trainer when the run is launched with
+``ftx run --nproc N`` or by
 ``torchrun``/``accelerate launch`` directly, and it records which engine actually ran.
 Importing this module imports no torch.
 """
@@ -12,21 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from ftx import hookimpl
+from ftx.engine import DEEPSPEED_OPTION, FSDP_OPTIONS
 from ftx.options import Option
 
-OPTIONS = [
-    Option(
-        "fsdp",
-        "str",
-        "off",
-        "FSDP sharding when distributed",
-        choices=("off", "full_shard", "shard_grad_op", "hybrid_shard"),
-    ),
-    Option("fsdp_offload", "bool", False, "offload FSDP parameters/optimizer state to the CPU"),
-    Option(
-        "deepspeed", "str", None, "path to a DeepSpeed JSON config (instead of FSDP)", nullable=True
-    ),
-]
+OPTIONS = [*FSDP_OPTIONS, DEEPSPEED_OPTION]
 
 
 @hookimpl
@@ -50,7 +40,7 @@ def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
 
 @hookimpl
 def training_arguments(run: Any, model: Any) -> dict[str, Any]:
-    from ftx_fft.engine import engine_arguments
+    from ftx.engine import engine_arguments
 
     overrides, engine = engine_arguments(run, model)
     run.report(engine=engine)
@@ -60,7 +50,7 @@ def training_arguments(run: Any, model: Any) -> dict[str, Any]:
 
 @hookimpl
 def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str] | None:
-    from ftx_fft.engine import export_sharded
+    from ftx.engine import export_sharded
 
     return export_sharded(run, tokenizer, trainer)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ftx import hookimpl
+from ftx.engine import FSDP_OPTIONS
 from ftx.options import AUTO, Option
-from ftx_qlora.settings import ALL_LINEAR, compute_dtype, target_modules
+from ftx_qlora.settings import ALL_LINEAR, PAGED_OPTIMIZER, compute_dtype, target_modules
 
 OPTIONS = [
     Option("bits", "int", 4, "quantisation of the frozen base", choices=(4, 8)),
@@ -60,6 +61,7 @@ OPTIONS = [
     ),
     Option("use_dora", "bool", False, "DoRA: weight-decomposed LoRA"),
     Option("use_rslora", "bool", False, "rank-stabilised LoRA scaling (alpha / sqrt(r))"),
+    *FSDP_OPTIONS,
 ]
 
 
@@ -80,8 +82,12 @@ held-out exact match in 60 steps. Preference tuning, 12 steps, held-out pairwise
 @hookimpl
 def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
     rate = LEARNING_RATES.get(objective)
-    schedule = {"lr_scheduler_type": "cosine", "warmup_steps": 0.05}
-    return None if rate is None else {"learning_rate": rate, **schedule}
+    out: dict[str, Any] = {}
+    if rate is not None:
+        out = {"learning_rate": rate, "lr_scheduler_type": "cosine", "warmup_steps": 0.05}
+    if device.kind == "cuda":  # the QLoRA paper's paged optimizer (CUDA-only paging)
+        out["optim"] = PAGED_OPTIMIZER
+    return out or None
 
 
 def require(package: str) -> None:
@@ -101,24 +107,20 @@ def require(package: str) -> None:
 def load_model(run: Any) -> Any:
     require("bitsandbytes")
     require("peft")
+    from ftx_qlora.settings import check_fsdp_qlora
+
+    check_fsdp_qlora(run.options, run.device)
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from ftx.loading import from_pretrained_kwargs, torch_dtype
+    from ftx_qlora.settings import DTYPE_KEYS, load_dtype, quantization_settings
 
-    opts = run.options
-    compute = compute_dtype(opts["compute_dtype"], run.device)
-    if opts["bits"] == 4:
-        quant = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=opts["quant_type"],
-            bnb_4bit_use_double_quant=opts["double_quant"],
-            bnb_4bit_compute_dtype=torch_dtype(compute),
-            bnb_4bit_quant_storage=torch_dtype("bfloat16") if run.device.is_gpu else None,
-        )
-    else:
-        quant = BitsAndBytesConfig(load_in_8bit=True)
+    settings = quantization_settings(run.options, run.device)
+    quant = BitsAndBytesConfig(
+        **{k: torch_dtype(v) if k in DTYPE_KEYS else v for k, v in settings.items() if v}
+    )
     kwargs = from_pretrained_kwargs(run)
-    kwargs["dtype"] = torch_dtype(compute) if run.device.is_gpu else torch_dtype("float32")
+    kwargs["dtype"] = torch_dtype(load_dtype(run.options, run.device))
     if run.device.kind == "cuda":
         from ftx.ranks import local_rank
 
@@ -138,8 +140,21 @@ def select_trainable(run: Any, model: Any) -> Any:
     from ftx.layers import linear_module_names
 
     opts = run.options
+    from ftx_qlora.settings import fsdp_qlora
+
     checkpointing = bool(run.train_args.get("activation_checkpointing"))
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    sharded = fsdp_qlora(opts, run.device)
+    if sharded:  # FSDP: no fp32 upcast of the unquantised parts (one dtype to flatten)
+        for param in model.parameters():
+            param.requires_grad_(False)
+        if checkpointing:
+            model.enable_input_require_grads()
+    else:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs=run.train_args.get("activation_checkpointing_kwargs"),
+        )
     known = set(linear_module_names(model))
     targets = target_modules(opts["target_modules"])
     if targets is None:
@@ -162,17 +177,44 @@ def select_trainable(run: Any, model: Any) -> Any:
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, config)
+    if sharded:
+        _hold_in(model, compute_dtype(opts["compute_dtype"], run.device))
     run.log(f"LoRA r={opts['r']} alpha={opts['lora_alpha']} on {', '.join(targets)}")
     return model
 
 
+def _hold_in(model: Any, dtype: str) -> None:
+    """Cast every floating-point parameter that is not a packed 4-bit weight to ``dtype``."""
+    from ftx.loading import torch_dtype
+
+    target = torch_dtype(dtype)
+    for param in model.parameters():
+        if param.is_floating_point() and type(param).__name__ != "Params4bit":
+            param.data = param.data.to(target)
+
+
 @hookimpl
-def trainer_ready(model: Any) -> None:
+def trainer_ready(run: Any, model: Any) -> None:
+    from ftx_qlora.settings import fsdp_qlora
+
+    if fsdp_qlora(run.options, run.device):
+        run.report(adapter_dtype=compute_dtype(run.options["compute_dtype"], run.device))
+        return  # FSDP flattens one dtype: the adapters stay in the compute dtype
     # TRL casts the adapters of quantised models to bf16. ftx keeps fp32 master weights for the
     # adapters (bf16 compute still comes from autocast): small LoRA updates survive rounding.
     for param in model.parameters():
         if param.requires_grad:
             param.data = param.data.float()
+
+
+@hookimpl
+def training_arguments(run: Any, model: Any) -> dict[str, Any]:
+    from ftx.engine import engine_arguments
+
+    overrides, engine = engine_arguments(run, model, quantized=True)
+    run.report(engine=engine)
+    run.log(f"engine: {engine}")
+    return overrides
 
 
 @hookimpl

@@ -11,16 +11,16 @@ from ftx.estimates import (
     EstimateRequest,
     MemoryEstimate,
     Precision,
-    adamw_bytes,
     autocast_copy_bytes,
     estimator,
     lora_activation_extra,
     lora_params,
     mapped_checkpoint_bytes,
+    optimizer_state_bytes,
     quantized_bytes,
     quantized_workspace_bytes,
 )
-from ftx_qlora.settings import compute_dtype, target_modules
+from ftx_qlora.settings import PAGED_OPTIMIZER, compute_dtype, target_modules
 
 
 @estimator
@@ -76,6 +76,9 @@ def estimate(request: EstimateRequest) -> MemoryEstimate:
     mapped = mapped_checkpoint_bytes(shape, request.model_config, device)
     if mapped:
         notes.append("quant. includes the fp32 checkpoint kept memory-mapped on the CPU")
+    optim = PAGED_OPTIMIZER if device.kind == "cuda" else None
+    if optim:
+        notes.append(f"optimizer {optim} (32-bit AdamW state, paged to CPU memory on spikes)")
     notes.append(
         f"{bits}-bit base; LoRA r={r} on {'all linears' if targets is None else ', '.join(targets)}"
     )
@@ -85,7 +88,7 @@ def estimate(request: EstimateRequest) -> MemoryEstimate:
         + 4 * trainable
         + autocast_copy_bytes(trainable, precision),
         gradients=4 * trainable,
-        optimizer=adamw_bytes(trainable, 4),
+        optimizer=optimizer_state_bytes(optim, trainable, 4),
         activations=activations,
         activations_checkpointed=activations_checkpointed,
         quantization_overhead=constants

@@ -64,7 +64,9 @@ def estimate(request: EstimateRequest) -> MemoryEstimate:
     if "norm" in extras:
         trainable += shape.norm_params * shape.hidden
     first = 0 if embed else min(blocks)
+    half_frozen = request.device.is_gpu and request.precision.mode == "mixed"
     return request.dense(
+        frozen_weight_bytes=2 if half_frozen else None,
         trainable_params=trainable,
         trainable_linear_params=linear,
         layers_with_grad=shape.layers - first,

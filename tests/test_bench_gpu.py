@@ -1,0 +1,54 @@
+"""bench/gpu.sh and bench/gpu.py, checked without a GPU: the script parses, every variant's
+settings are valid ftx settings on a fake H100 (so no GPU time is lost to a typo), FSDP
+variants start under a one-process torchrun, GPU-only variants are skipped on a CPU with the
+reason recorded. (``bench/gpu.py --dry-run`` and ``--tiny`` run the rest on a CPU.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.test_precision import H100, resolve_for
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def gpu_bench():
+    spec = importlib.util.spec_from_file_location("gpu_bench", BENCH / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_sh_parses():
+    assert subprocess.run(["bash", "-n", str(BENCH / "gpu.sh")]).returncode == 0
+
+
+def test_every_variant_is_a_valid_run_on_an_h100(gpu_bench):
+    for name, (plugin, sets, _) in gpu_bench.METHODS.items():
+        resolved = resolve_for(plugin, H100, list(sets))
+        train = resolved.train_args
+        if "fp16" in name:
+            assert (train["bf16"], train["fp16"]) == (False, True), name
+        else:
+            assert train["bf16"] is True, name
+
+
+def test_commands_and_skips(gpu_bench, tmp_path):
+    args = SimpleNamespace(steps=3, batch=2, seq=16)
+    argv = gpu_bench.run_args("fft-fsdp1", tmp_path / "m", tmp_path / "d.jsonl", tmp_path, args)
+    assert argv[:2] == ["--plugin", "fft"] and "method.fsdp=full_shard" in argv
+    cmd = gpu_bench.child_command("fft-fsdp1", tmp_path / "r.json", argv)
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
+    assert gpu_bench.child_command("fft-bf16", tmp_path / "r.json", argv)[2] == "--worker"
+    assert gpu_bench.skip_reason("fft-fp16", gpu=False) == "needs a CUDA GPU"
+    assert gpu_bench.skip_reason("fft-bf16", gpu=False) is None
+    if importlib.util.find_spec("flash_attn") is None:
+        assert "flash-attn is not installed" in gpu_bench.skip_reason("fft-fa2", gpu=True)
+    text = gpu_bench.table({"a/b": {"skipped": "needs a CUDA GPU"}, "a/c": {"error": "x"}})
+    assert "| a/b | needs a CUDA GPU |" in text and "| a/c | failed |" in text

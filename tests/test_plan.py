@@ -739,3 +739,14 @@ def test_estimate_matches_measured_peak(plugin, case, long_text_rows, tmp_path, 
         f"ratio {ratio:.2f}"
     )
     assert 1 - TOLERANCE <= ratio <= 1 + TOLERANCE, (estimated, measured)
+
+
+def test_plan_shows_the_export_peak_on_its_own_line(ftx_cli, llama7b_dir):
+    """QLoRA's merge streams tensor by tensor: on a CPU the export no longer sets the peak."""
+    result = ftx_cli("plan", "--model", llama7b_dir, "--device", "cpu", "--json")
+    rows = {r["name"]: r for r in json.loads(result.stdout)["methods"]}
+    qlora = rows["qlora"]
+    assert 0 < qlora["estimate"]["export"] < 1 << 30  # ~0.7 GiB, not the 27 GiB fp32 base
+    assert qlora["export_peak_checkpointed_bytes"] <= qlora["peak_checkpointed_bytes"]
+    table = ftx_cli("plan", "--model", llama7b_dir, "--device", "cpu")
+    assert "export peak while merging" in " ".join(table.stdout.split())

@@ -169,15 +169,19 @@ def chat_cmd(run_or_model, system, max_new_tokens):
     show_default=True,
 )
 @click.option(
-    "--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="fp32", show_default=True
+    "--dtype",
+    type=click.Choice(["bf16", "fp16", "fp32"]),
+    default=None,
+    help="Cast floating-point weights (default: keep the checkpoint's own dtype).",
 )
-@click.option("--out", type=click.Path(), help="Target directory (default RUN/export-FMT-DTYPE).")
+@click.option("--out", type=click.Path(), help="Target directory (default RUN/export-FMT[-DTYPE]).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing target directory.")
 def export_cmd(run, fmt, dtype, out, overwrite):
-    """(Re)write a finished run's model artifact, atomically."""
+    """(Re)write a finished run's model artifact, atomically, one tensor at a time."""
     from ftx.artifact_formats import export_run
 
-    target = Path(out) if out else Path(run) / f"export-{fmt}-{dtype}"
+    default_name = f"export-{fmt}-{dtype}" if dtype else f"export-{fmt}"
+    target = Path(out) if out else Path(run) / default_name
     written = export_run(Path(run), fmt, dtype, target, overwrite=overwrite)
     click.echo(str(written))
 

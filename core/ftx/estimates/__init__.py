@@ -37,7 +37,12 @@ from ftx.estimates.activations import (
     block_activation_bytes,
     head_bytes,
 )
-from ftx.estimates.lora import LORA_DROPOUT_MASK_BYTES, lora_activation_extra, lora_params
+from ftx.estimates.lora import (
+    LORA_DROPOUT_MASK_BYTES,
+    lora_activation_extra,
+    lora_params,
+    merge_bytes,
+)
 from ftx.estimates.memory import (
     MemoryEstimate,
     adamw_bytes,
@@ -102,6 +107,7 @@ __all__ = [
     "lora_activation_extra",
     "lora_params",
     "mapped_checkpoint_bytes",
+    "merge_bytes",
     "model_shape",
     "parse_size",
     "precision_for",

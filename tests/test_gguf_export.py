@@ -220,3 +220,25 @@ def test_a_full_disk_exits_1_and_leaves_no_gguf(tiny_arch_model, tmp_path):
     assert "file too large" in result.stderr and "Traceback" not in result.stderr
     folder = run / "export-gguf-f32"
     assert not list(folder.iterdir())  # neither the .gguf, nor its temporary, nor a Modelfile
+
+
+def test_generate_and_eval_take_the_exported_file(
+    ftx_cli, qlora_run, ftx_tiny_data, tmp_path, monkeypatch
+):
+    """The same commands score the run and its GGUF (f32: the same greedy outputs)."""
+    monkeypatch.setenv("FTX_CACHE", str(tmp_path / "cache"))  # where the .gguf is converted
+    path = _export(ftx_cli, qlora_run, "--quant", "f32", "--out", str(tmp_path / "m.gguf"))
+    outputs = {}
+    for model in (qlora_run, path):
+        r = ftx_cli("generate", str(model), "--data", str(ftx_tiny_data["eval"]))
+        assert r.exit_code == 0, r.output
+        outputs[model] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["output"] for o in outputs[path]] == [o["output"] for o in outputs[qlora_run]]
+    args = ("--data", str(ftx_tiny_data["eval"]), "--max-new-tokens", "4")
+    r = ftx_cli("eval", str(path), *args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"] == str(path)
+    r = ftx_cli("chat", str(path), "--max-new-tokens", "3", input="hello\n")
+    assert r.exit_code == 0 and r.stdout.count("bot> ") == 1
+    missing = ftx_cli("eval", str(tmp_path / "nope.gguf"), *args)
+    assert missing.exit_code == 2

@@ -1,6 +1,7 @@
 """Using a trained model: ``ftx generate``, ``ftx eval``, ``ftx chat``, ``ftx export``.
 
-``RUN_OR_MODEL`` is a run directory (its ``model/``), a model directory or an adapter directory.
+``RUN_OR_MODEL`` is a run directory (its ``model/``), a model directory, an adapter directory
+or a ``.gguf`` file (an ``ftx export --format gguf``, or any GGUF transformers reads).
 Nothing heavy is imported until a command runs.
 """
 

@@ -242,3 +242,22 @@ def test_generate_and_eval_take_the_exported_file(
     assert r.exit_code == 0 and r.stdout.count("bot> ") == 1
     missing = ftx_cli("eval", str(tmp_path / "nope.gguf"), *args)
     assert missing.exit_code == 2
+
+
+def test_the_export_section_writes_the_gguf_at_the_end_of_a_run(
+    ftx_cli, ftx_tiny_model, ftx_tiny_data, tiny_arch_model, tmp_path
+):
+    base = ["run", "--plugin", "fft", "--data", str(ftx_tiny_data["train"])]
+    out = tmp_path / "run"
+    args = [*base, "--model", str(ftx_tiny_model), "--output", str(out)]
+    r = ftx_cli(*args, "--set", "train.max_steps=1", "--set", "export.gguf=q8_0")
+    assert r.exit_code == 0, r.output
+    path = out / "export-gguf-q8_0" / "run-q8_0.gguf"
+    assert path.is_file() and (path.parent / "Modelfile").is_file()
+    assert json.loads((out / "summary.json").read_text())["artifacts"]["gguf"] == str(path)
+    bad = ftx_cli(*args[:-1], str(tmp_path / "bad"), "--set", "export.gguf=q4_k_m")
+    assert bad.exit_code == 2 and "export.gguf" in bad.stderr
+    gpt2 = [*base, "--model", str(tiny_arch_model("gpt2")), "--output", str(tmp_path / "gpt2")]
+    r = ftx_cli(*gpt2, "--set", "export.gguf=f16")
+    assert r.exit_code == 2 and "export.gguf" in r.stderr and "'gpt2'" in r.stderr
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "gpt2").exists()

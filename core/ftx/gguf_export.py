@@ -87,6 +87,26 @@ def check_gguf_export(
     return GgufPlan(run, model_dir, quant, target, config, source)
 
 
+def check_model_for_gguf(spec: str | None) -> None:
+    """For a run with ``export.gguf`` set, before anything is loaded: BadInput unless the
+    model ``spec`` (as ``--model`` takes it) has an architecture and a tokenizer ftx can write
+    as GGUF. Reads the config and, for a model not from a GGUF, the tokenizer."""
+    from ftx.gguf_arch import gguf_architecture
+    from ftx.gguf_vocab import check_tokenizer, source_gguf
+    from ftx.models import is_demo, read_model_config, resolve_model
+
+    config, _ = read_model_config(spec)
+    data = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+    try:
+        gguf_architecture(data)
+    except BadInput as exc:
+        raise BadInput(f"export.gguf: {exc.message}", hint=exc.hint) from None
+    if is_demo(spec) or str(spec).endswith(".gguf"):
+        return  # the tokenizer is copied from that file
+    directory = resolve_model(spec)
+    check_tokenizer(directory, source_gguf([directory], spec))
+
+
 def _source_of(run: Path, model_dir: Path) -> Path | None:
     from ftx.gguf_vocab import source_gguf
 

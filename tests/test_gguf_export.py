@@ -261,3 +261,28 @@ def test_the_export_section_writes_the_gguf_at_the_end_of_a_run(
     r = ftx_cli(*gpt2, "--set", "export.gguf=f16")
     assert r.exit_code == 2 and "export.gguf" in r.stderr and "'gpt2'" in r.stderr
     assert not (tmp_path / "bad").exists() and not (tmp_path / "gpt2").exists()
+
+
+def test_qwen3_reads_back_the_same_model(ftx_cli, tiny_arch_model, tmp_path):
+    """Qwen3 (q/k norms, explicit head_dim). transformers' GGUF reader ignores
+    ``qwen3.attention.key_length`` and assumes Qwen3's default head_dim of 128, so the tiny
+    model has that head_dim (llama.cpp reads the key)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ftx.models import load_tokenizer
+
+    source = tiny_arch_model("qwen3")
+    config = AutoConfig.from_pretrained(str(source))
+    config.head_dim = 128
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(tmp_path / "model")
+    load_tokenizer(source).save_pretrained(tmp_path / "model")
+    run = _as_run(tmp_path / "model", tmp_path)
+    path = _export(ftx_cli, run, "--quant", "f32")
+    ids = load_tokenizer(run / "model").encode(PROMPT)
+    got = _logits(path.parent, ids, gguf_file=path.name)
+    assert (got - _logits(run / "model", ids)).abs().max().item() <= 1e-5
+    fields = _reader(path).fields
+    assert fields["qwen3.attention.key_length"].contents() == 128

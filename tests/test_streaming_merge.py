@@ -122,40 +122,23 @@ def test_adapters_it_cannot_stream_fall_back_to_peft(fp32_base, tmp_path):
 
 
 _MEASURE = """
-import sys, threading, time
+import sys
 from pathlib import Path
-
-def rss_anon():
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
 
 import torch, peft, transformers, safetensors.torch  # imported before the baseline
 from ftx.adapters import merge_adapter_in_memory
 from ftx.merging import streaming_merge
 from ftx.models import load_tokenizer
+from ftx.testing.anon_memory import PeakAnon
 
 mode, base, adapter, target = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 tok = load_tokenizer(base)
-peak = [rss_anon()]
-baseline = peak[0]
-done = threading.Event()
-
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss_anon())
-        time.sleep(0.0005)
-
-thread = threading.Thread(target=sample, daemon=True)
-thread.start()
-if mode == "streaming":
-    streaming_merge(base, tok, target, adapter_dir=adapter, max_shard_bytes=int(sys.argv[5]))
-else:
-    merge_adapter_in_memory(adapter, base, tok, target)
-done.set()
-thread.join()
-peak[0] = max(peak[0], rss_anon())
-print(peak[0] - baseline)
+with PeakAnon() as peak:
+    if mode == "streaming":
+        streaming_merge(base, tok, target, adapter_dir=adapter, max_shard_bytes=int(sys.argv[5]))
+    else:
+        merge_adapter_in_memory(adapter, base, tok, target)
+print(peak.bytes)
 """
 
 

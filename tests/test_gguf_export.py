@@ -286,3 +286,28 @@ def test_qwen3_reads_back_the_same_model(ftx_cli, tiny_arch_model, tmp_path):
     assert (got - _logits(run / "model", ids)).abs().max().item() <= 1e-5
     fields = _reader(path).fields
     assert fields["qwen3.attention.key_length"].contents() == 128
+
+
+def test_the_modelfile_carries_the_runs_system_prompt(ftx_cli, tiny_arch_model, tmp_path):
+    run = _as_run(tiny_arch_model("llama"), tmp_path)
+    data = tmp_path / "train.jsonl"
+    system = "You answer in order codes."
+    answer = {"role": "assistant", "content": "1xS-LATTE"}
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": q},
+                answer,
+            ]
+        }
+        for q in ("a latte", "a small latte")
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "config.yaml").write_text(f"data:\n  path: {data}\n")
+    path = _export(ftx_cli, run)
+    assert f'SYSTEM """{system}"""' in (path.parent / "Modelfile").read_text()
+    rows[1]["messages"][0]["content"] = "Something else."
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = _export(ftx_cli, run, "--overwrite")
+    assert "SYSTEM" not in (path.parent / "Modelfile").read_text()

@@ -123,8 +123,34 @@ def _source_of(run: Path, model_dir: Path) -> Path | None:
     return source_gguf(dirs, spec)
 
 
+def run_system_prompt(run: Path) -> str | None:
+    """The system prompt of a run: the system message every training conversation starts
+    with, when they all share one; None otherwise (or when the data is gone or not chat)."""
+    config = run / "config.yaml"
+    if not config.is_file():
+        return None
+    import yaml
+
+    data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+    path = data.get("path")
+    if not path or not Path(path).exists():
+        return None  # the demo data has no system prompt
+    from ftx.data import load_conversations
+
+    try:
+        convs = load_conversations(path, data.get("format") or "auto")
+    except BadInput:
+        return None
+    firsts = {
+        c.messages[0]["content"] if c.messages and c.messages[0]["role"] == "system" else None
+        for c in convs
+    }
+    return firsts.pop() if len(firsts) == 1 else None
+
+
 def export_gguf(plan: GgufPlan, *, system: str | None = None) -> Path:
-    """Write ``plan.target`` and the Modelfile beside it; return the ``.gguf`` path."""
+    """Write ``plan.target`` and the Modelfile beside it (with ``system``, default the run's
+    own: :func:`run_system_prompt`); return the ``.gguf`` path."""
     from ftx.artifacts import write_text
     from ftx.gguf_vocab import end_of_turn
     from ftx.models import load_tokenizer
@@ -142,6 +168,7 @@ def export_gguf(plan: GgufPlan, *, system: str | None = None) -> Path:
         _raise_if_disk_full(exc, plan.target)
         raise
     turn = end_of_turn(tokenizer)
+    system = system if system is not None else run_system_prompt(plan.run)
     text = modelfile(plan.target.name, tokenizer.chat_template, turn and turn[1], system)
     write_text(plan.modelfile, text)
     return plan.target

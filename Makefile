@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.ftx-installed
+LLAMA_STAMP := $(VENV)/.llama-cpp-installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install llama-cpp demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,10 +20,19 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# llama.cpp's Python binding, for the slow tier's GGUF checks only (never a runtime dependency):
+# PyPI has it as source, built here portable (no -march=native); pip caches the built wheel, so
+# only the first install compiles (about 40 min on 2 busy cores).
+$(LLAMA_STAMP): $(STAMP) constraints.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -c constraints.txt llama-cpp-python
+	touch $(LLAMA_STAMP)
+
+llama-cpp: $(LLAMA_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/ftx run --plugin qlora
 
-test: $(STAMP)
+test: $(STAMP) $(LLAMA_STAMP)
 	$(BIN)/python -m pytest --slow -q -rs
 
 test-fast: $(STAMP)

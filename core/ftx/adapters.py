@@ -1,9 +1,11 @@
 """Export for adapter methods (LoRA, QLoRA, IA3, …): ``adapter/`` plus a merged ``model/``.
 
-The merged model is built from the *unquantised* base reloaded from disk, never from the
+The merged model is built from the *unquantised* base read back from disk, never from the
 trained (possibly 4-bit) model: bitsandbytes on the CPU repacks 4-bit weights in place after
-the first forward pass, so dequantising the trained model is wrong. The adapter is loaded onto
-the fresh base with PEFT, folded in with ``merge_and_unload`` and saved as plain safetensors.
+the first forward pass, so dequantising the trained model is wrong. A LoRA adapter is folded in
+tensor by tensor (:mod:`ftx.merging`: about one weight matrix of memory, the base's own dtype);
+any other adapter is loaded onto the fresh base with PEFT and folded in with
+``merge_and_unload`` (:func:`merge_adapter_in_memory`). Both save plain safetensors.
 """
 
 from __future__ import annotations
@@ -33,8 +35,31 @@ def merge_adapter(
     *,
     save_dtype: str | None = None,
 ) -> Path:
-    """Reload ``base_path`` unquantised (fp32), merge ``adapter_dir`` into it, save to
-    ``target`` (cast to ``save_dtype`` after merging, if given)."""
+    """Merge ``adapter_dir`` into the base at ``base_path`` and save to ``target`` (floats cast
+    to ``save_dtype`` if given): streamed tensor by tensor in the base's own dtype when
+    :func:`ftx.merging.streamable_lora` accepts the adapter and the base is safetensors, else
+    :func:`merge_adapter_in_memory` (whose output is fp32 unless ``save_dtype``)."""
+    from ftx.merging import streamable_lora, streaming_merge
+    from ftx.tensor_stream import weight_files
+
+    files = weight_files(Path(base_path))
+    if files and streamable_lora(Path(adapter_dir)) is None:
+        return streaming_merge(
+            Path(base_path), tokenizer, target, adapter_dir=Path(adapter_dir), dtype=save_dtype
+        )
+    return merge_adapter_in_memory(adapter_dir, base_path, tokenizer, target, save_dtype=save_dtype)
+
+
+def merge_adapter_in_memory(
+    adapter_dir: Path,
+    base_path: Path,
+    tokenizer: Any,
+    target: Path,
+    *,
+    save_dtype: str | None = None,
+) -> Path:
+    """Reload ``base_path`` unquantised (fp32), merge ``adapter_dir`` into it with PEFT, save to
+    ``target`` (cast to ``save_dtype`` after merging, if given). Holds the whole base in fp32."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

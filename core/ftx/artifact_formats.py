@@ -4,7 +4,11 @@
 * ``full``: the whole model for every method (the run's ``model/``, cast to ``dtype``);
 * ``merged``: an adapter run's base with the adapter folded in (rebuilt from ``adapter/`` and
   the unquantised base, exactly as the run's own ``model/`` was);
-* ``adapter``: the PEFT adapter alone.
+* ``adapter``: the PEFT adapter alone;
+* ``gguf``: one ``.gguf`` file for llama.cpp and an Ollama ``Modelfile`` (:mod:`ftx.gguf_export`).
+
+``dtype`` None keeps every tensor's own dtype (a bf16 checkpoint stays bf16); weights are read
+and written one tensor at a time (:mod:`ftx.merging`), in shards of at most 2 GB.
 
 Writes go through a temporary directory and a rename: never a half-written artifact.
 (Not to be confused with the ``export`` hook, which writes a run's own ``model/`` at the end of
@@ -22,9 +26,12 @@ from ftx.errors import BadInput
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def export_run(run: Path, fmt: str, dtype: str, target: Path, *, overwrite: bool = False) -> Path:
-    """Write the ``fmt`` artifact of ``run`` to ``target``; return ``target``."""
-    _check_run(run)
+def export_run(
+    run: Path, fmt: str, dtype: str | None, target: Path, *, overwrite: bool = False
+) -> Path:
+    """Write the ``fmt`` artifact (``full``, ``merged`` or ``adapter``) of ``run`` to ``target``
+    with floats in ``dtype`` (a key of :data:`DTYPES`; None: their own); return ``target``."""
+    check_run(run)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise BadInput(f"{target} already exists", hint="pass --overwrite or choose --out")
     adapter = run / "adapter"
@@ -38,19 +45,23 @@ def export_run(run: Path, fmt: str, dtype: str, target: Path, *, overwrite: bool
 
     quiet_libraries()
     tokenizer = load_tokenizer(run / "model")
+    save_dtype = DTYPES[dtype] if dtype else None
     if fmt == "adapter":
-        return _export_adapter(adapter, tokenizer, target, DTYPES[dtype])
+        return _export_adapter(adapter, tokenizer, target, save_dtype)
     if fmt == "merged":
         from ftx.adapters import merge_adapter
 
         base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
         if not (Path(base) / "config.json").is_file():
             raise BadInput(f"the adapter's base model {base} is gone; cannot merge")
-        return merge_adapter(adapter, Path(base), tokenizer, target, save_dtype=DTYPES[dtype])
-    return _export_full(run / "model", tokenizer, target, DTYPES[dtype])
+        return merge_adapter(adapter, Path(base), tokenizer, target, save_dtype=save_dtype)
+    from ftx.merging import streaming_merge
+
+    return streaming_merge(run / "model", tokenizer, target, dtype=save_dtype)
 
 
-def _check_run(run: Path) -> None:
+def check_run(run: Path) -> None:
+    """Raise BadInput unless ``run`` is a run directory with a finished ``model/``."""
     if not run.is_dir():
         raise BadInput(f"run directory not found: {run}")
     if not (run / "model" / "config.json").is_file():
@@ -64,17 +75,7 @@ def _check_run(run: Path) -> None:
         )
 
 
-def _export_full(model_dir: Path, tokenizer, target: Path, dtype: str) -> Path:
-    from transformers import AutoModelForCausalLM
-
-    from ftx.loading import torch_dtype
-    from ftx.saving import save_full_model
-
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype(dtype))
-    return save_full_model(model, tokenizer, target)
-
-
-def _export_adapter(adapter: Path, tokenizer, target: Path, dtype: str) -> Path:
+def _export_adapter(adapter: Path, tokenizer, target: Path, dtype: str | None) -> Path:
     from safetensors.torch import load_file, save_file
 
     from ftx.artifacts import atomic_dir
@@ -85,7 +86,7 @@ def _export_adapter(adapter: Path, tokenizer, target: Path, dtype: str) -> Path:
             if item.is_file():
                 shutil.copy2(item, tmp / item.name)
         weights = tmp / "adapter_model.safetensors"
-        if weights.is_file() and dtype != "float32":
+        if weights.is_file() and dtype not in (None, "float32"):
             tensors = {k: v.to(torch_dtype(dtype)) for k, v in load_file(str(weights)).items()}
             save_file(tensors, str(weights), metadata={"format": "pt"})
     return target

@@ -1,8 +1,10 @@
 """Loading a trained artifact for use, and batched greedy generation.
 
 ``RUN_OR_MODEL`` arguments of ``ftx generate/eval/chat`` resolve here: a run directory (its
-``model/``), a model directory (``config.json``), or a PEFT adapter directory
-(``adapter_config.json``, loaded on its base model).
+``model/``), a model directory (``config.json``), a PEFT adapter directory
+(``adapter_config.json``, loaded on its base model), or a ``.gguf`` file (dequantised once
+into ftx's cache by :func:`ftx.models.convert_gguf`, as ``--model FILE.gguf`` is for training:
+an exported GGUF is scored with the same commands as the run it came from).
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ class Loaded:
 
 
 def resolve_artifact(path: str | Path) -> tuple[Path, str]:
-    """Return ``(directory, kind)`` with kind ``model`` or ``adapter``; BadInput otherwise."""
+    """Return ``(path, kind)`` with kind ``model``, ``adapter`` or ``gguf`` (the file itself:
+    nothing is converted here); BadInput otherwise."""
     path = Path(path)
     if not path.exists():
         raise BadInput(f"not found: {path}", hint="pass a run directory or a model directory")
+    if path.is_file() and path.suffix == ".gguf":
+        from ftx.models import check_model_spec
+
+        check_model_spec(str(path))
+        return path, "gguf"
     if (path / "summary.json").is_file() or (path / "config.yaml").is_file():
         if (path / "model" / "config.json").is_file():
             return path / "model", "model"
@@ -41,7 +49,9 @@ def resolve_artifact(path: str | Path) -> tuple[Path, str]:
         return path, "model"
     if (path / "adapter_config.json").is_file():
         return path, "adapter"
-    raise BadInput(f"{path} is neither a run, a model directory nor an adapter directory")
+    raise BadInput(
+        f"{path} is neither a run, a model directory, an adapter directory nor a .gguf file"
+    )
 
 
 def _run_status(run_dir: Path) -> str:
@@ -62,6 +72,10 @@ def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
     from ftx.models import load_tokenizer
 
     directory, kind = resolve_artifact(path)
+    if kind == "gguf":
+        from ftx.models import convert_gguf
+
+        directory = convert_gguf(directory)
     if kind == "adapter":
         from peft import PeftModel
 
@@ -78,7 +92,8 @@ def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
     model.config.use_cache = True
     # No global torch.set_grad_enabled(False): it would outlive the call (an in-process caller,
     # a notebook, the next test). generate() and ftx's scoring run under no_grad themselves.
-    return Loaded(model=model, tokenizer=load_tokenizer(tok_dir), source=str(directory))
+    source = str(path) if kind == "gguf" else str(directory)
+    return Loaded(model=model, tokenizer=load_tokenizer(tok_dir), source=source)
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:

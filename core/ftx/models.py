@@ -222,16 +222,29 @@ def convert_gguf(gguf: Path) -> Path:
 
     The cache key covers the file's absolute path, size and mtime, so a changed file converts
     again. The conversion is atomic: a killed conversion leaves no directory that looks done.
+    The directory records the file it came from (``ftx-source.json``).
     """
     gguf = gguf.resolve()
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_root() / "gguf" / f"{gguf.stem}-{key}"
-    if (target / "config.json").is_file():
-        return target
-    _require_gguf_package()
-    _convert(gguf, target)
+    if not (target / "config.json").is_file():
+        _require_gguf_package()
+        _convert(gguf, target)
+    _mark_source(target, gguf)
     return target
+
+
+def _mark_source(target: Path, gguf: Path) -> None:
+    """Record in a converted directory which GGUF it came from (``ftx-source.json``): a GGUF
+    export copies that file's tokenizer metadata (:mod:`ftx.gguf_vocab`). Also marks
+    directories converted before the marker existed."""
+    from ftx.artifacts import write_json
+    from ftx.gguf_vocab import SOURCE_MARKER
+
+    marker = target / SOURCE_MARKER
+    if not marker.is_file():
+        write_json(marker, {"gguf": str(gguf)})
 
 
 def _convert(gguf: Path, target: Path) -> None:

@@ -216,6 +216,18 @@ def print_plan(result: dict[str, Any]) -> None:
     if with_reference:
         table.caption += "; weight includes the objective's frozen reference copy"
     console.print(table)
+    exports = [
+        f"{row['name']} {_short(row['export_peak_bytes'])} "
+        f"({_short(row['export_peak_checkpointed_bytes'])} ckpt)"
+        for row in result["methods"]
+        if row.get("export_peak_bytes")
+    ]
+    if exports:
+        console.print(
+            f"[bold]export[/] peak while merging into model/ after training: {', '.join(exports)}"
+            " (LoRA merged tensor by tensor)",
+            highlight=False,
+        )
     for note in notes:
         console.print(f"  [dim]{escape(note)}[/]", highlight=False)
     rec = result["recommendation"]

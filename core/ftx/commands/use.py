@@ -1,6 +1,7 @@
 """Using a trained model: ``ftx generate``, ``ftx eval``, ``ftx chat``, ``ftx export``.
 
-``RUN_OR_MODEL`` is a run directory (its ``model/``), a model directory or an adapter directory.
+``RUN_OR_MODEL`` is a run directory (its ``model/``), a model directory, an adapter directory
+or a ``.gguf`` file (an ``ftx export --format gguf``, or any GGUF transformers reads).
 Nothing heavy is imported until a command runs.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import click
 
 from ftx.errors import BadInput
+from ftx.gguf_export import QUANTS
 
 run_or_model = click.argument("run_or_model", type=click.Path())
 
@@ -164,20 +166,49 @@ def chat_cmd(run_or_model, system, max_new_tokens):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["adapter", "merged", "full"]),
+    type=click.Choice(["adapter", "merged", "full", "gguf"]),
     default="full",
     show_default=True,
+    help="gguf: one .gguf for llama.cpp plus an Ollama Modelfile beside it.",
 )
 @click.option(
-    "--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="fp32", show_default=True
+    "--quant",
+    type=click.Choice(QUANTS),
+    default=None,
+    help="GGUF tensor type (--format gguf; default f16). 1-D tensors stay f32, tensors whose "
+    "rows do not divide into 32 stay f16.",
 )
-@click.option("--out", type=click.Path(), help="Target directory (default RUN/export-FMT-DTYPE).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing target directory.")
-def export_cmd(run, fmt, dtype, out, overwrite):
-    """(Re)write a finished run's model artifact, atomically."""
+@click.option(
+    "--dtype",
+    type=click.Choice(["bf16", "fp16", "fp32"]),
+    default=None,
+    help="Cast floating-point weights (default: keep the checkpoint's own dtype).",
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Target directory (default RUN/export-FMT[-DTYPE]); for gguf a .gguf file (default "
+    "RUN/export-gguf-QUANT/RUNNAME-QUANT.gguf).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing target.")
+def export_cmd(run, fmt, quant, dtype, out, overwrite):
+    """(Re)write a finished run's model artifact, atomically, one tensor at a time."""
     from ftx.artifact_formats import export_run
 
-    target = Path(out) if out else Path(run) / f"export-{fmt}-{dtype}"
+    if fmt == "gguf":
+        if dtype is not None:
+            raise BadInput(
+                "--dtype does not apply to --format gguf", hint="choose the type with --quant"
+            )
+        from ftx.gguf_export import check_gguf_export, export_gguf
+
+        plan = check_gguf_export(Path(run), quant or "f16", out and Path(out), overwrite=overwrite)
+        click.echo(str(export_gguf(plan)))
+        return
+    if quant is not None:
+        raise BadInput("--quant applies to --format gguf only", hint="use --dtype")
+    default_name = f"export-{fmt}-{dtype}" if dtype else f"export-{fmt}"
+    target = Path(out) if out else Path(run) / default_name
     written = export_run(Path(run), fmt, dtype, target, overwrite=overwrite)
     click.echo(str(written))
 

@@ -21,6 +21,7 @@ from ftx.config.tables import (
     CHOICES,
     CORE_TRAIN_DEFAULTS,
     DATA_FIELDS,
+    EXPORT_FIELDS,
     MODEL_FIELDS,
     SECTIONS,
     TRAIN_ALIASES,
@@ -57,7 +58,7 @@ def _check_fixed(section: str, table: dict[str, tuple[str, Any, str]], given: di
         else:
             out[key] = coerce(value, type_name, where=where)
         choices = CHOICES.get((section, key))
-        if choices is not None:
+        if choices is not None and out[key] is not None:
             if isinstance(out[key], bool):
                 out[key] = str(out[key]).lower()
             if out[key] not in choices:
@@ -145,6 +146,7 @@ def resolve(
     _apply_aliases(cfg)
     model = _check_fixed("model", MODEL_FIELDS, cfg["model"])
     data = _check_fixed("data", DATA_FIELDS, cfg["data"])
+    export = _check_fixed("export", EXPORT_FIELDS, cfg["export"])
     options = resolve_options(declared_options, cfg["method"], plugin=plugin)
     given = dict(cfg["objective"])
     named = given.pop("name", None)
@@ -196,6 +198,7 @@ def resolve(
         "train": train,
         "method": options,
         "objective": objective_section,
+        "export": export,
     }
     check_ranges(config)
     _check_batch(train, traits, objective)
@@ -204,6 +207,10 @@ def resolve(
     check_trackers(train.get("report_to"))
     check_data_paths(data)
     check_tokenizer_files(model["name"])
+    if export["gguf"] is not None:
+        from ftx.gguf_export import check_model_for_gguf
+
+        check_model_for_gguf(model["name"])
     resolved = ResolvedConfig(
         config=config, options=options, train_args=dict(train), objective_options=chosen
     )

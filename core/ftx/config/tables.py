@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ftx.data.collate import PACKING_SETTINGS
+from ftx.gguf_export import QUANTS
 from ftx.options import AUTO, Range
 
-SECTIONS = ("model", "data", "train", "method", "objective")
+SECTIONS = ("model", "data", "train", "method", "objective", "export")
 
 # name -> (type, default, help). Types as in ftx.options.coerce; "str?" = nullable string.
 MODEL_FIELDS: dict[str, tuple[str, Any, str]] = {
@@ -41,11 +42,21 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
         "match) before and after: the task score of a preference-tuned run",
     ),
 }
+EXPORT_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "gguf": (
+        "str?",
+        None,
+        "at the end of the run also write RUN/export-gguf-TYPE/ (a .gguf for llama.cpp and an "
+        "Ollama Modelfile) in this type: f32 | f16 | bf16 | q8_0 | q5_1 | q5_0 | q4_1 | q4_0, "
+        "as ftx export --format gguf --quant TYPE; null = none",
+    ),
+}
 CHOICES = {
     ("model", "dtype"): (AUTO, "float32", "bfloat16", "float16"),
     ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
     ("data", "packing"): PACKING_SETTINGS,
     ("data", "train_on"): ("assistant", "all"),
+    ("export", "gguf"): QUANTS,
 }
 
 # Valid ranges of numeric keys, checked in one loop by `check_ranges` (train keys the installed

@@ -37,7 +37,12 @@ from ftx.estimates.activations import (
     block_activation_bytes,
     head_bytes,
 )
-from ftx.estimates.lora import LORA_DROPOUT_MASK_BYTES, lora_activation_extra, lora_params
+from ftx.estimates.lora import (
+    LORA_DROPOUT_MASK_BYTES,
+    lora_activation_extra,
+    lora_params,
+    merge_bytes,
+)
 from ftx.estimates.memory import (
     MemoryEstimate,
     adamw_bytes,
@@ -103,6 +108,7 @@ __all__ = [
     "lora_activation_extra",
     "lora_params",
     "mapped_checkpoint_bytes",
+    "merge_bytes",
     "model_shape",
     "optimizer_state_bytes",
     "parse_size",

@@ -54,3 +54,14 @@ def lora_activation_extra(
         else:
             h += per_input * count * fan_in / shape.hidden
     return (h, 0.0, i)
+
+
+def merge_bytes(shape: ModelShape, adapter_params: int, *, streamed: bool = True) -> int:
+    """Memory the export's merge adds (:mod:`ftx.merging`). Streamed (plain LoRA): the fp32
+    delta ``B @ A`` and the merged copy of the largest block weight, plus the fp32 adapter;
+    the base is read through a file mapping and each merged tensor written out before the
+    next. Not streamed (DoRA, ``modules_to_save``, other PEFT types): the whole base in fp32."""
+    if not streamed:
+        return 4 * shape.total_params()
+    largest = max(a * b for _, a, b, _ in shape.block_linears())
+    return 2 * 4 * largest + 4 * adapter_params

@@ -15,8 +15,9 @@ The model of peak training memory (bytes, per process)::
     quantization  4/8-bit constants (absmax, double-quant tables) and one dequantised weight;
                   on a CPU also bitsandbytes' per-block workspace and the fp32 checkpoint that
                   stays memory-mapped after quantising (ftx.estimates.quantized)
-    export        (CPU plans) adapter methods reload the unquantised base to merge: the peak
-                  is the larger of training and export, see :meth:`MemoryEstimate.peak`
+    export        adapter methods merge into the unquantised base, tensor by tensor
+                  (:func:`ftx.estimates.merge_bytes`); on a CPU the peak is the larger of
+                  training and export, see :meth:`MemoryEstimate.peak`
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class MemoryEstimate:
     ``reference`` is a frozen reference copy of the weights (an objective with a reference
     model on a non-adapter method: :meth:`ftx.estimates.EstimateRequest.dense`).
     ``export`` is memory the export step adds on top of what the finished training still holds
-    (adapter methods reload the unquantised base in fp32 to merge): host RAM, which on a CPU is
-    the same memory that training used. ``notes`` are short human-readable caveats.
+    (adapter methods merge into the unquantised base): host RAM, which on a CPU is the same
+    memory that training used. ``notes`` are short human-readable caveats.
     """
 
     weights: int
@@ -78,8 +79,15 @@ class MemoryEstimate:
         train = self.total(checkpointing)
         if not with_export or not self.export:
             return train
+        return max(train, self.export_peak(checkpointing))
+
+    def export_peak(self, checkpointing: bool = False) -> int:
+        """Peak bytes while the export step runs after training (0 when it adds nothing): the
+        steady state, half the activations' memory the allocator still keeps, and ``export``."""
+        if not self.export:
+            return 0
         acts = self.activations_checkpointed if checkpointing else self.activations
-        return max(train, train + self.export - acts // 2)
+        return self.total(checkpointing) + self.export - acts // 2
 
     def as_dict(self) -> dict[str, Any]:
         """Every field (bytes and counts) plus ``total`` and ``total_checkpointed``."""

@@ -91,8 +91,10 @@ def plan(
     the budget, one row per plugin (``estimate`` in bytes, or ``None`` with ``status``
     explaining why) with ``peak_bytes`` (the default checkpointing setting) and
     ``peak_checkpointed_bytes`` (both include the export step on a CPU:
-    ``peak_includes_export``), ``fits``/``fits_checkpointed``, the ``objective`` (its name
-    and traits) and a ``recommendation`` (``method``, ``checkpointing``, ``reason``). Raises
+    ``peak_includes_export``), ``export_peak_bytes`` and ``export_peak_checkpointed_bytes``
+    (the export step alone, 0 when it adds nothing), ``fits``/``fits_checkpointed``, the
+    ``objective`` (its name and traits) and a ``recommendation`` (``method``,
+    ``checkpointing``, ``reason``). Raises
     :class:`BadInput` for bad input (an unknown objective included).
     """
     from ftx.plugins import call_first, discover, manager_for
@@ -175,6 +177,8 @@ def plan(
             estimate=estimate.as_dict(),
             peak_bytes=peak,
             peak_checkpointed_bytes=peak_ckpt,
+            export_peak_bytes=estimate.export_peak(checkpointing),
+            export_peak_checkpointed_bytes=estimate.export_peak(True),
             fits=usable is not None and peak <= usable,
             fits_checkpointed=usable is not None and peak_ckpt <= usable,
         )

@@ -11,6 +11,7 @@ record (the console says so). SIGTERM and SIGUSR1 count as Ctrl-C in every phase
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from ftx import allocator, openmp
@@ -278,6 +279,9 @@ def _walk_hooks(
         prep.pm, "export", run=run, model=model, tokenizer=tokenizer, trainer=built.trainer
     )
     summary["artifacts"] = artifacts
+    quant = (prep.resolved.config.get("export") or {}).get("gguf")
+    if quant and run.is_main_process:
+        artifacts["gguf"] = str(write_gguf(run.output_dir, quant, console))
     summary.update(run.state.get("summary", {}))  # facts the plugin reported (run.report)
     if scoring:
         console.print("scoring the trained model (model/)…")
@@ -290,6 +294,16 @@ def _walk_hooks(
         summary["task_eval_after"] = score_task(prep, run, run.output_dir / "model")
         console.print(f"  task after: {summary['task_eval_after']['score']:.3f}")
     return record.finish("finished")
+
+
+def write_gguf(output_dir: Path, quant: str, console: Any) -> Path:
+    """``export.gguf``: the finished model/ as a GGUF (and Modelfile) in the run directory."""
+    from ftx.gguf_export import check_gguf_export, export_gguf
+
+    console.print(f"writing the GGUF ({quant})…")
+    path = export_gguf(check_gguf_export(output_dir, quant, overwrite=True))
+    console.print(f"  {path}")
+    return path
 
 
 def _tokenize(prep: PreparedRun, tokenizer: Any, console: Any) -> tuple[tuple[Any, Any], dict]:

@@ -22,8 +22,9 @@ DISK_FULL_ERRNOS = {
 _DISK_FULL_TEXTS = {os.strerror(code).lower(): cause for code, cause in DISK_FULL_ERRNOS.items()}
 # torch.save's writer says only that a write failed ("PytorchStreamWriter failed writing file
 # data/0: file write failed", "[enforce fail at inline_container.cc:…] unexpected pos …"); the
-# cause is then read from the filesystem (:func:`_room_left`).
-_TORCH_WRITE_FAILURES = ("pytorchstreamwriter failed", "inline_container.cc")
+# cause is then read from the filesystem (:func:`_room_left`). numpy's ``tofile`` (the GGUF
+# writer) says "12288 requested and 5808 written".
+_TORCH_WRITE_FAILURES = ("pytorchstreamwriter failed", "inline_container.cc", "requested and")
 LOW_SPACE_BYTES = 64 * 2**20
 """Free space below which a write that failed without a stated cause is taken for a full disk."""
 

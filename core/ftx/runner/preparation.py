@@ -33,6 +33,7 @@ RESUMABLE_KEYS = frozenset(
         ("train", "dataloader_num_workers"),
         ("data", "eval_limit"),
         ("data", "eval_max_new_tokens"),
+        ("export", "gguf"),
     }
 )
 

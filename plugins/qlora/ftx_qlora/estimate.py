@@ -16,6 +16,7 @@ from ftx.estimates import (
     lora_activation_extra,
     lora_params,
     mapped_checkpoint_bytes,
+    merge_bytes,
     optimizer_state_bytes,
     quantized_bytes,
     quantized_workspace_bytes,
@@ -29,7 +30,8 @@ def estimate(request: EstimateRequest) -> MemoryEstimate:
     norms and an untied head stay fp32 (``prepare_model_for_kbit_training`` upcasts them, on
     GPUs too); LoRA adapters and ``modules_to_save`` copies train in fp32 with AdamW. Compute
     runs in bf16 where the device has it (``method.compute_dtype``). Export merges into the
-    unquantised base, reloaded in fp32 while the trained model is still in memory.
+    unquantised base tensor by tensor (:func:`ftx.estimates.merge_bytes`) while the trained
+    model is still in memory.
     """
     shape, options, device = request.shape, request.options, request.device
     notes: list[str] = []
@@ -97,6 +99,8 @@ def estimate(request: EstimateRequest) -> MemoryEstimate:
         + mapped,
         trainable_params=trainable,
         total_params=total + trainable,
-        export=4 * total,
+        export=merge_bytes(
+            shape, trainable, streamed=not (options["use_dora"] or options["modules_to_save"])
+        ),
         notes=notes,
     )

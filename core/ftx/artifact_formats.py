@@ -68,7 +68,9 @@ def _export_full(model_dir: Path, tokenizer, target: Path, dtype: str) -> Path:
     from ftx.loading import torch_dtype
     from ftx.saving import save_full_model
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype(dtype))
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=torch_dtype(dtype), local_files_only=True
+    )
     return save_full_model(model, tokenizer, target)
 
 

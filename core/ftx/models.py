@@ -150,7 +150,7 @@ def _read_config_dir(path: Path) -> Any:
     try:
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(str(path))
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
     except Exception:
         try:
             data = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -163,7 +163,9 @@ def _read_gguf_config(gguf: Path) -> Any:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        config = AutoConfig.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+        )
     except Exception as exc:
         raise BadInput(f"{gguf}: cannot read its GGUF metadata ({exc})") from None
     config.dtype = "float32"  # what convert_gguf writes
@@ -241,9 +243,11 @@ def _convert(gguf: Path, target: Path) -> None:
     from ftx.artifacts import atomic_dir
 
     folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, dtype=torch.float32, local_files_only=True
+    )
     # A model loaded from GGUF refuses save_pretrained: rebuild it from its config.
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -264,7 +268,7 @@ def load_tokenizer(model_path: str | Path):
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer

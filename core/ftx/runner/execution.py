@@ -302,6 +302,11 @@ def _walk_hooks(
     if prep.task_rows and record.main:
         summary["task_eval_after"] = score_task(prep, run, run.output_dir / "model")
         console.print(f"  task after: {summary['task_eval_after']['score']:.3f}")
+    if record.main:  # ftx's own numbers beside the loss the trackers logged (ftx.trackers)
+        from ftx.trackers import log_run_facts
+
+        facts = {**summary, "peak_memory_bytes": peak_rss_bytes()}
+        summary["trackers"] = log_run_facts(built.trainer, facts, run.config, console)
     return record.finish("finished")
 
 

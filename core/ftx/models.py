@@ -17,6 +17,7 @@ decide something from the architecture before loading weights).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -229,11 +230,38 @@ def convert_gguf(gguf: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_root() / "gguf" / f"{gguf.stem}-{key}"
-    if (target / "config.json").is_file():
-        return target
-    _require_gguf_package()
-    _convert(gguf, target)
+    if not (target / "config.json").is_file():
+        _require_gguf_package()
+        _convert(gguf, target)
+    if not (target / GGUF_SOURCE).is_file():  # also for conversions cached before it existed
+        from ftx.artifacts import write_json
+
+        source = {"gguf_file": gguf.name, "general": gguf_general(gguf)}
+        with contextlib.suppress(OSError):  # a read-only cache: the card goes without the name
+            write_json(target / GGUF_SOURCE, source)
     return target
+
+
+GGUF_SOURCE = "ftx_gguf_source.json"
+"""Beside a converted GGUF: the file's name and its ``general.*`` metadata (name, organization,
+basename, license, base model repos …), which the model card reads (:mod:`ftx.model_card`)."""
+
+
+def gguf_general(gguf: Path) -> dict[str, Any]:
+    """The ``general.*`` metadata of a GGUF file, keys without the prefix (``{}`` if unreadable)."""
+    try:
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(gguf)).fields
+        out = {}
+        for key, field in fields.items():
+            if key.startswith("general."):
+                value = field.contents()
+                if isinstance(value, (str, int, float, list)):
+                    out[key.removeprefix("general.")] = value
+        return out
+    except Exception:  # metadata is a nicety: a file transformers read is not refused for it
+        return {}
 
 
 def _convert(gguf: Path, target: Path) -> None:

@@ -168,8 +168,19 @@ def compare(
 
 
 def run_one(req: RunRequest) -> int:
-    """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code."""
-    return subprocess.call([sys.executable, "-m", "ftx.cli", "run", *run_argv(req)])
+    """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code.
+
+    In a notebook (Jupyter, Colab) the child's output is relayed through ``sys.stderr``, which
+    the notebook shows in the cell; elsewhere the child writes to the terminal itself."""
+    cmd = [sys.executable, "-m", "ftx.cli", "run", *run_argv(req)]
+    if not any(m in sys.modules for m in ("ipykernel", "google.colab")):
+        return subprocess.call(cmd)
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as child:
+        for line in child.stdout or ():
+            sys.stderr.write(line)
+    return child.returncode
 
 
 def row_for(plugin: str, run_dir: Path) -> dict[str, Any]:

@@ -18,10 +18,10 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[dev]' (nbformat)")
     nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[dev]' (nbclient)")
     pytest.importorskip("ipykernel", reason="pip install -e '.[dev]' (ipykernel)")
-    steps = os.environ.get("FTX_NB_STEPS", "4")
+    steps = os.environ.get("FTX_NB_STEPS", "2")
     for key, value in {
         "FTX_NB_STEPS": steps,
-        "FTX_NB_EVAL_ROWS": "4",
+        "FTX_NB_EVAL_ROWS": "2",
         "FTX_NB_INSTALL": "0",
     }.items():
         monkeypatch.setenv(key, value)
@@ -36,7 +36,7 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     for plugin in ("fft", "sft", "qlora"):
         summary = json.loads((tmp_path / "runs" / "compare" / plugin / "summary.json").read_text())
         assert summary["status"] == "finished" and summary["steps"] == int(steps)
-        assert summary["eval_after"]["n"] == 4
+        assert summary["eval_after"]["n"] == 2
     assert (tmp_path / "runs" / "compare" / "compare.md").is_file()
     outputs = {i: cell.get("outputs", []) for i, cell in enumerate(nb.cells)}
     text = "\n".join(

@@ -190,6 +190,9 @@ def plan(
     """``ftx plan --json``: peak training memory per installed method and a recommendation
     (:func:`ftx.planner.plan`'s dict, sizes in bytes). ``gpu_mem``: bytes or ``"24GB"``;
     ``method``: options as in :func:`compare`."""
+    from ftx.process_env import choose_wait_policy_if_possible
+
+    choose_wait_policy_if_possible()  # the first call that loads torch decides it
     from ftx.estimates import parse_size
     from ftx.planner import plan as plan_memory
 

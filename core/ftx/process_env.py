@@ -10,8 +10,9 @@ its variable once, when it loads:
 * ``HF_HUB_OFFLINE=1``: huggingface_hub reads it when it is imported. ftx never downloads; every
   load it makes passes ``local_files_only=True`` as well, so the Python API is offline without it.
 
-The Python API sets the OpenMP policy only when torch is not loaded yet
-(:func:`choose_wait_policy_if_possible`); the decision lands in ``summary.json``. A value the
+The Python API (``ftx.run``, ``ftx.plan``, ``ftx.data.check``: whichever loads torch first) sets
+the OpenMP policy only when torch is not loaded yet (:func:`choose_wait_policy_if_possible`);
+the decision lands in ``summary.json``. A value the
 user set is never replaced.
 """
 

@@ -18,6 +18,9 @@ def check(
     """What ``ftx data check PATH --json`` prints: format, rows, token lengths, % truncated,
     % of tokens trained (pairs and label balance for preference data), ``dropped`` rows that
     ``ftx run`` would skip. Raises :class:`ftx.errors.BadInput` naming the file and row."""
+    from ftx.process_env import choose_wait_policy_if_possible
+
+    choose_wait_policy_if_possible()  # before the tokenizer's libraries load torch
     from ftx.data import data_kind, load_conversations
     from ftx.data.preference import (
         check_any_format,

@@ -123,7 +123,10 @@ def frozen_float_params(model: Any) -> list[Any]:
 
 
 def worker(out_json: str, plugin: str, n_batches: int, variants: list[str], argv: list[str]):
-    import ftx.runner  # ftx first: OMP_WAIT_POLICY before torch, as the ftx command
+    from ftx.process_env import configure_command_process
+
+    configure_command_process()  # before torch loads, as the ftx command
+    import ftx.runner
 
     captured: dict[str, Any] = {}
     original_build = ftx.runner.execution.build_trainer

@@ -97,7 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.lengths, args.repeats = "64,512", 2
-    import ftx  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads, as the ftx command)
+    from ftx.process_env import configure_command_process
+
+    configure_command_process()  # before torch loads, as the ftx command
     from ftx.attention import FP32_MAX_LENGTH
 
     fns = variants()

@@ -83,7 +83,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
-    import ftx  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads, as the ftx command)
+    from ftx.process_env import configure_command_process
+
+    configure_command_process()  # before torch loads, as the ftx command
 
     model = smollm2_with_grads()
     checks = {

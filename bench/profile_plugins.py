@@ -46,8 +46,10 @@ CATEGORIES = {
 
 def worker(out_json: str, warmup: int, profile_steps: int, argv: list[str]) -> None:
     """Child: run ``ftx run argv`` with timers and a torch.profiler window around some steps."""
-    # ftx first: it sets OMP_WAIT_POLICY before torch loads, as the ftx command does.
-    import ftx
+    # Before torch loads, as the ftx command does: OMP_WAIT_POLICY and HF_HUB_OFFLINE.
+    from ftx.process_env import configure_command_process
+
+    configure_command_process()
 
     started = time.perf_counter()
     phases: dict[str, float] = {}

@@ -10,6 +10,29 @@ import pytest
 
 from ftx import openmp
 
+CLEAN = {
+    k: v
+    for k, v in __import__("os").environ.items()
+    if k not in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE")
+}
+
+
+def probe(code: str, env: dict[str, str] | None = None) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env or CLEAN, capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+@pytest.fixture
+def busy_neighbour():
+    """A process that keeps one core busy for the test's duration."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.3)
+    yield hog
+    hog.kill()
+    hog.wait()
+
 
 def fake_loadavg(monkeypatch, running: list[int]):
     """Make /proc/loadavg report ``running`` runnable tasks, one value per reading."""
@@ -50,15 +73,44 @@ def test_the_users_setting_wins(monkeypatch):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/loadavg is Linux's")
-def test_a_competing_process_is_seen_for_real():
-    """With a busy process beside it, a fresh ``import ftx`` chooses PASSIVE."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)
-        code = "import os, ftx; print(os.environ.get('OMP_WAIT_POLICY'))"
-        env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        assert out.stdout.strip() == "PASSIVE", out.stderr
-    finally:
-        hog.kill()
-        hog.wait()
+def test_a_competing_process_is_seen_for_real(busy_neighbour):
+    """With a busy process beside it, the ``ftx`` command's process settings choose PASSIVE."""
+    code = (
+        "import os; from ftx.process_env import configure_command_process\n"
+        "configure_command_process(); print(os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    assert probe(code) == ["PASSIVE"]
+
+
+def test_importing_ftx_leaves_the_environment_alone(busy_neighbour):
+    """``import ftx`` (a notebook's) sets neither variable and loads no torch, even with a busy
+    process beside it; the command's entry point sets both, keeping what the user set."""
+    code = (
+        "import os, sys, ftx\n"
+        "print(os.environ.get('HF_HUB_OFFLINE'), os.environ.get('OMP_WAIT_POLICY'), "
+        "'torch' in sys.modules)"
+    )
+    assert probe(code) == ["None", "None", "False"]
+    code = (
+        "import os, sys\nfrom ftx.process_env import configure_command_process\n"
+        "configure_command_process()\n"
+        "print(os.environ.get('HF_HUB_OFFLINE'), os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    assert probe(code) == ["1", "PASSIVE"]
+    user = {**CLEAN, "HF_HUB_OFFLINE": "0", "OMP_WAIT_POLICY": "ACTIVE"}
+    assert probe(code, user) == ["0", "ACTIVE"]
+
+
+def test_the_api_sets_the_policy_only_before_torch_loads():
+    code = (
+        "import os, sys\nfrom ftx import openmp, process_env\n"
+        "{before}\nprocess_env.choose_wait_policy_if_possible()\n"
+        "print(repr(os.environ.get('OMP_WAIT_POLICY')), '|', openmp.DECISION)"
+    )
+    late = " ".join(probe(code.format(before="import torch")))
+    assert late.startswith("None | OpenMP default (torch was loaded before ftx.run"), late
+    early = " ".join(probe(code.format(before="")))
+    assert "torch was loaded" not in early and early.split(" | ")[1].split()[0] in (
+        "PASSIVE",
+        "OpenMP",
+    ), early

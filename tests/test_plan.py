@@ -636,7 +636,7 @@ def test_third_party_plugin_estimate_appears(ftx_cli, llama7b_dir, third_party):
 
 def test_plan_and_plugin_modules_import_no_heavy_library():
     code = (
-        "import sys, ftx.plan, ftx.estimates, ftx.planner, ftx.commands.plan\n"
+        "import sys, ftx, ftx.estimates, ftx.planner, ftx.commands.plan\n"
         "import ftx_fft, ftx_sft, ftx_qlora, ftx_qlora.settings\n"
         "import ftx_fft.estimate, ftx_sft.estimate, ftx_qlora.estimate\n"
         "heavy = ('torch', 'transformers', 'peft', 'bitsandbytes')\n"

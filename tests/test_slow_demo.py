@@ -108,3 +108,16 @@ def test_qlora_merged_model_keeps_the_fine_tune(compared):
         exported = score(merged, tokenizer, convs, max_new_tokens=40)["score"]
     print(f"qlora held-out exact: 4-bit + adapter {trained:.3f}, merged model/ {exported:.3f}")
     assert exported >= trained - 0.1
+
+
+@pytest.mark.parametrize("plugin", ["fft", "qlora"])
+def test_demo_model_card_names_the_real_base_model(compared, plugin):
+    """The card's base_model is SmolLM2's hub id, from the GGUF's general.* metadata, not the
+    cache directory the GGUF was converted into; license and language come from it too."""
+    from ftx.model_card import read_front_matter
+
+    for folder in ("model", "adapter") if plugin == "qlora" else ("model",):
+        front = read_front_matter(compared / plugin / folder / "README.md")
+        assert front["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct", front
+        assert front["license"] == "apache-2.0" and front["language"] == ["en"]
+        assert plugin in front["tags"] and "supervised" in front["tags"]

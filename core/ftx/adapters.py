@@ -67,9 +67,12 @@ def merge_adapter_in_memory(
     from ftx.loading import torch_dtype
     from ftx.saving import save_full_model
 
-    base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch_dtype("float32"))
+    base = AutoModelForCausalLM.from_pretrained(
+        str(base_path), dtype=torch_dtype("float32"), local_files_only=True
+    )
     with torch.no_grad():
-        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+        adapted = PeftModel.from_pretrained(base, str(adapter_dir), local_files_only=True)
+        merged = adapted.merge_and_unload()
     return save_full_model(merged, tokenizer, target, dtype=save_dtype)
 
 

@@ -75,7 +75,11 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the command's process settings first (before torch or
+    huggingface_hub load, :mod:`ftx.process_env`), then the command."""
+    from ftx.process_env import configure_command_process
+
+    configure_command_process()
     cli(prog_name="ftx")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftx.artifacts import write_text
-from ftx.errors import BadInput
+from ftx.errors import BadInput, RunFailed
 from ftx.report import plot_losses, read_metrics
 
 if TYPE_CHECKING:
@@ -119,9 +119,68 @@ def run_argv(req: RunRequest) -> list[str]:
     ]
 
 
+def compare(
+    names: list[str],
+    sets: list[str],
+    *,
+    objective: str | None = None,
+    config_file: str | None = None,
+    model: str | None = None,
+    data: str | None = None,
+    output: str | None = None,
+    overwrite: bool = False,
+    console: Any,
+) -> Path:
+    """``ftx compare``'s work (the command and :func:`ftx.compare` call it): check every run's
+    whole request before the first starts, run each, write the report and print its table;
+    return the output directory. ``SystemExit(1)`` after the report if any run failed."""
+    from datetime import datetime
+
+    from ftx.runner import prepare
+
+    out = Path(output or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise BadInput(f"output directory {out} already exists", hint="pass --overwrite")
+    requests = run_requests(
+        names,
+        out,
+        sets,
+        objective=objective,
+        config_file=config_file,
+        model=model,
+        data=data,
+        overwrite=overwrite,
+    )
+    for req in requests:  # every run's whole request is checked before anything runs
+        prepare(req)
+    codes = {}
+    for req in requests:
+        console.rule(f"ftx compare: {req.plugin}")
+        codes[req.plugin] = run_one(req)
+    rows = [row_for(name, out / name) for name in names]
+    write_report(out, rows)
+    print_table(rows, console)
+    console.print(f"report: {out / 'compare.md'}  plot: {out / 'compare.png'}")
+    failed = [name for name, code in codes.items() if code]
+    if failed:
+        raise RunFailed(f"ftx compare: {', '.join(failed)} did not finish (report: {out})")
+    return out
+
+
 def run_one(req: RunRequest) -> int:
-    """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code."""
-    return subprocess.call([sys.executable, "-m", "ftx.cli", "run", *run_argv(req)])
+    """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code.
+
+    In a notebook (Jupyter, Colab) the child's output is relayed through ``sys.stderr``, which
+    the notebook shows in the cell; elsewhere the child writes to the terminal itself."""
+    cmd = [sys.executable, "-m", "ftx.cli", "run", *run_argv(req)]
+    if not any(m in sys.modules for m in ("ipykernel", "google.colab")):
+        return subprocess.call(cmd)
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as child:
+        for line in child.stdout or ():
+            sys.stderr.write(line)
+    return child.returncode
 
 
 def row_for(plugin: str, run_dir: Path) -> dict[str, Any]:

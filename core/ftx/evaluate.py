@@ -20,6 +20,49 @@ from ftx.errors import BadInput
 METRICS = ("exact", "json", "loss")
 
 
+def load_eval_rows(data: str, fmt: str, limit: int | None) -> list[Any]:
+    """Conversations to complete or score against their last assistant turn (the first
+    ``limit``); BadInput for plain text rows, which have no reference."""
+    from ftx.data import load_conversations
+
+    convs = load_conversations(data, fmt)
+    for conv in convs:
+        if conv.is_text:
+            raise BadInput(
+                f"{conv.source}: plain text rows have no assistant reference to compare against",
+                hint="use conversations with a final assistant turn, or --metric loss",
+            )
+    return convs[:limit] if limit else convs
+
+
+def evaluation(
+    load: Any, data: str, metric: str, max_new_tokens: int, fmt: str, limit: int | None
+) -> dict[str, Any]:
+    """``ftx eval``'s result for the model ``load()`` returns (an :class:`ftx.inference.Loaded`;
+    called once the data are read, so bad data fail before any model loads): the metric's dict
+    with ``model`` and ``data``. ``pairwise`` reads preference pairs, ``loss`` any
+    conversations, ``exact``/``json`` conversations with a reference."""
+    if metric == "pairwise":
+        from ftx.data import load_preference_pairs
+        from ftx.evaluate_pairwise import pairwise_scores
+
+        pairs = load_preference_pairs(data, fmt)[: limit or None]
+        loaded = load()
+        result = pairwise_scores(loaded.model, loaded.tokenizer, pairs)
+    else:
+        if metric == "loss":
+            from ftx.data import load_conversations
+
+            convs = load_conversations(data, fmt)[: limit or None]
+        else:
+            convs = load_eval_rows(data, fmt, limit)
+        loaded = load()
+        result = score(
+            loaded.model, loaded.tokenizer, convs, metric=metric, max_new_tokens=max_new_tokens
+        )
+    return {**result, "model": loaded.source, "data": str(data)}
+
+
 def exact_match(output: str, reference: str) -> bool:
     return output.strip() == reference.strip()
 

@@ -26,9 +26,6 @@ from ftx.errors import BadInput
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 """Tokens that end an assistant turn, by template family (ChatML, Llama 3, Phi, Gemma)."""
 
-SOURCE_MARKER = "ftx-source.json"
-"""Written by :func:`ftx.models.convert_gguf` into a converted model: ``{"gguf": PATH}``."""
-
 _SUPPORTED_TOKENIZERS = "byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM)"
 
 
@@ -36,12 +33,12 @@ def source_gguf(model_dirs: list[Path], spec: str | None) -> Path | None:
     """The GGUF file a run's model came from: a converted directory's marker among
     ``model_dirs`` (the adapter's base, the run's model), else the run's ``model.name`` when it
     is the demo or a ``.gguf`` path; None when there is none (or it is gone)."""
-    from ftx.models import demo_gguf_path, is_demo
+    from ftx.models import GGUF_SOURCE, demo_gguf_path, is_demo
 
     for directory in model_dirs:
-        marker = directory / SOURCE_MARKER
+        marker = directory / GGUF_SOURCE
         if marker.is_file():
-            path = Path(json.loads(marker.read_text())["gguf"])
+            path = Path(json.loads(marker.read_text()).get("gguf") or "")
             if path.is_file():
                 return path
     if is_demo(spec):

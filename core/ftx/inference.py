@@ -82,11 +82,15 @@ def load_for_inference(path: str | Path, *, dtype: str = "float32") -> Loaded:
         base = json.loads((directory / "adapter_config.json").read_text())[
             "base_model_name_or_path"
         ]
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype(dtype))
-        model = PeftModel.from_pretrained(model, str(directory))
+        model = AutoModelForCausalLM.from_pretrained(
+            base, dtype=torch_dtype(dtype), local_files_only=True
+        )
+        model = PeftModel.from_pretrained(model, str(directory), local_files_only=True)
         tok_dir = directory if (directory / "tokenizer_config.json").is_file() else Path(base)
     else:
-        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype(dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(directory), dtype=torch_dtype(dtype), local_files_only=True
+        )
         tok_dir = directory
     model.eval()
     model.config.use_cache = True

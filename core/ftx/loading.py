@@ -24,11 +24,13 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def from_pretrained_kwargs(run: RunContext) -> dict[str, Any]:
-    """Keyword arguments every model load of this run shares (dtype, attention, safety flags)."""
+    """Keyword arguments every model load of this run shares (dtype, attention, safety flags,
+    ``local_files_only``: ftx never downloads)."""
     model_cfg = run.config["model"]
     return {
         "dtype": torch_dtype(run.dtype),
         "attn_implementation": run.attn_implementation,
         "trust_remote_code": bool(model_cfg.get("trust_remote_code")),
         "use_safetensors": None if model_cfg.get("allow_pickle") else True,
+        "local_files_only": True,
     }

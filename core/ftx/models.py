@@ -17,6 +17,7 @@ decide something from the architecture before loading weights).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -150,7 +151,7 @@ def _read_config_dir(path: Path) -> Any:
     try:
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(str(path))
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
     except Exception:
         try:
             data = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -163,7 +164,9 @@ def _read_gguf_config(gguf: Path) -> Any:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        config = AutoConfig.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+        )
     except Exception as exc:
         raise BadInput(f"{gguf}: cannot read its GGUF metadata ({exc})") from None
     config.dtype = "float32"  # what convert_gguf writes
@@ -222,7 +225,7 @@ def convert_gguf(gguf: Path) -> Path:
 
     The cache key covers the file's absolute path, size and mtime, so a changed file converts
     again. The conversion is atomic: a killed conversion leaves no directory that looks done.
-    The directory records the file it came from (``ftx-source.json``).
+    The directory records the file it came from (:data:`GGUF_SOURCE`).
     """
     gguf = gguf.resolve()
     stat = gguf.stat()
@@ -235,16 +238,42 @@ def convert_gguf(gguf: Path) -> Path:
     return target
 
 
-def _mark_source(target: Path, gguf: Path) -> None:
-    """Record in a converted directory which GGUF it came from (``ftx-source.json``): a GGUF
-    export copies that file's tokenizer metadata (:mod:`ftx.gguf_vocab`). Also marks
-    directories converted before the marker existed."""
-    from ftx.artifacts import write_json
-    from ftx.gguf_vocab import SOURCE_MARKER
+GGUF_SOURCE = "ftx_gguf_source.json"
+"""Beside a converted GGUF: the file it came from (``gguf``: its path, whose tokenizer metadata a
+GGUF export copies, :mod:`ftx.gguf_vocab`; ``gguf_file``: its name) and its ``general.*``
+metadata (name, organization, basename, license, base model repos …), which the model card
+reads (:mod:`ftx.model_card`)."""
 
-    marker = target / SOURCE_MARKER
-    if not marker.is_file():
-        write_json(marker, {"gguf": str(gguf)})
+
+def _mark_source(target: Path, gguf: Path) -> None:
+    """Write :data:`GGUF_SOURCE` into a converted directory, also into one converted before the
+    record (or its ``gguf`` key) existed; a read-only cache goes without it."""
+    from ftx.artifacts import write_json
+
+    marker = target / GGUF_SOURCE
+    with contextlib.suppress(OSError, ValueError):
+        if "gguf" in json.loads(marker.read_text()):
+            return
+    source = {"gguf": str(gguf), "gguf_file": gguf.name, "general": gguf_general(gguf)}
+    with contextlib.suppress(OSError):
+        write_json(marker, source)
+
+
+def gguf_general(gguf: Path) -> dict[str, Any]:
+    """The ``general.*`` metadata of a GGUF file, keys without the prefix (``{}`` if unreadable)."""
+    try:
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(gguf)).fields
+        out = {}
+        for key, field in fields.items():
+            if key.startswith("general."):
+                value = field.contents()
+                if isinstance(value, (str, int, float, list)):
+                    out[key.removeprefix("general.")] = value
+        return out
+    except Exception:  # metadata is a nicety: a file transformers read is not refused for it
+        return {}
 
 
 def _convert(gguf: Path, target: Path) -> None:
@@ -254,9 +283,11 @@ def _convert(gguf: Path, target: Path) -> None:
     from ftx.artifacts import atomic_dir
 
     folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, dtype=torch.float32, local_files_only=True
+    )
     # A model loaded from GGUF refuses save_pretrained: rebuild it from its config.
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -277,7 +308,7 @@ def load_tokenizer(model_path: str | Path):
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer

@@ -11,7 +11,8 @@ cores (``bench/omp_wait_policy.py``, QLoRA step of SmolLM2):
 
 So :func:`choose_wait_policy` leaves OpenMP's default when no other task is runnable at start
 and sets PASSIVE otherwise; a value the user set is never touched. It must run before torch
-loads its runtime (``ftx/__init__.py`` calls it, which is first for the ``ftx`` command).
+loads its runtime (the `ftx` command calls it first, :mod:`ftx.process_env`; the Python API only
+while torch is not loaded yet).
 """
 
 from __future__ import annotations

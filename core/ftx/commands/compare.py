@@ -9,7 +9,6 @@ from __future__ import annotations
 import click
 
 from ftx.commands import stderr_console
-from ftx.errors import BadInput
 
 SET_HELP = (
     "Override one config value (repeatable): model.*, data.*, train.* go to every run; "
@@ -33,39 +32,19 @@ SET_HELP = (
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output directory.")
 def compare_cmd(plugin_list, objective, config_file, model, data, output, sets, overwrite):
     """Run the same data and budget through several methods and compare them."""
-    from datetime import datetime
-    from pathlib import Path
-
     from ftx import comparison
-    from ftx.runner import prepare
 
-    names = comparison.parse_plugins(plugin_list)
-    out = Path(output or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise BadInput(f"output directory {out} already exists", hint="pass --overwrite")
-    requests = comparison.run_requests(
-        names,
-        out,
+    comparison.compare(
+        comparison.parse_plugins(plugin_list),
         list(sets),
         objective=objective,
         config_file=config_file,
         model=model,
         data=data,
+        output=output,
         overwrite=overwrite,
+        console=stderr_console(),
     )
-    for req in requests:  # every run's whole request is checked before anything runs
-        prepare(req)
-    console = stderr_console()
-    codes = {}
-    for req in requests:
-        console.rule(f"ftx compare: {req.plugin}")
-        codes[req.plugin] = comparison.run_one(req)
-    rows = [comparison.row_for(name, out / name) for name in names]
-    comparison.write_report(out, rows)
-    comparison.print_table(rows, console)
-    console.print(f"report: {out / 'compare.md'}  plot: {out / 'compare.png'}")
-    if any(codes.values()):
-        raise SystemExit(1)
 
 
 COMMANDS = [compare_cmd]

@@ -61,6 +61,7 @@ def check(
     columns the rewards receive.
     """
     from ftx.data import DEFAULT_MAX_LENGTH
+    from ftx.data import check as run_check
 
     try:
         report = run_check(
@@ -85,38 +86,6 @@ def check(
                 "have assistant turns",
             )
         )
-
-
-def run_check(
-    path: str, *, model: str | None, max_length: int, fmt: str = "auto", template: str = "auto"
-) -> dict[str, Any]:
-    """Validate `path` (no model loaded yet), then load `model`'s tokenizer and measure."""
-    from ftx.data import (
-        data_check_report,
-        data_kind,
-        load_conversations,
-        load_labelled_completions,
-        load_preference_pairs,
-    )
-    from ftx.data.preference import check_any_format
-    from ftx.data.prompts import load_prompt_rows
-    from ftx.model_files import check_tokenizer_files
-    from ftx.models import check_model_spec, load_tokenizer, resolve_model
-
-    check_any_format(fmt)
-    loaders = {
-        "conversations": load_conversations,
-        "pairs": load_preference_pairs,
-        "labelled": load_labelled_completions,
-        "prompts": lambda path, fmt: load_prompt_rows(path),
-    }
-    loaders[data_kind(path, fmt)](path, fmt)  # bad data fails before any model work
-    check_model_spec(model)
-    check_tokenizer_files(model)
-    tokenizer = load_tokenizer(resolve_model(model))
-    report = data_check_report(path, tokenizer, max_length=max_length, fmt=fmt, template=template)
-    report["model"] = model or "demo"
-    return report
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -19,19 +19,6 @@ from ftx.gguf_export import QUANTS
 run_or_model = click.argument("run_or_model", type=click.Path())
 
 
-def _load_eval_rows(data: str, fmt: str, limit: int | None):
-    from ftx.data import load_conversations
-
-    convs = load_conversations(data, fmt)
-    for conv in convs:
-        if conv.is_text:
-            raise BadInput(
-                f"{conv.source}: plain text rows have no assistant reference to compare against",
-                hint="use conversations with a final assistant turn, or --metric loss",
-            )
-    return convs[:limit] if limit else convs
-
-
 @click.command("generate")
 @run_or_model
 @click.option("--data", required=True, type=click.Path(), help="Conversations to complete.")
@@ -47,8 +34,7 @@ def generate_cmd(
     run_or_model, data, out, overwrite, max_new_tokens, sample, temperature, top_p, fmt, limit
 ):
     """Generate the last assistant turn of every conversation in --data."""
-    from ftx.errors import BadInput
-    from ftx.evaluate import generations
+    from ftx.evaluate import generations, load_eval_rows
     from ftx.inference import load_for_inference, resolve_artifact
 
     if out and Path(out).exists() and not overwrite:
@@ -56,7 +42,7 @@ def generate_cmd(
             f"--out {out} already exists", hint="choose another --out, or pass --overwrite"
         )
     resolve_artifact(run_or_model)
-    convs = _load_eval_rows(data, fmt, limit)
+    convs = load_eval_rows(data, fmt, limit)
     loaded = load_for_inference(run_or_model)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sample else {}
     rows = generations(
@@ -92,30 +78,14 @@ def generate_cmd(
 @click.option("--limit", type=int, help="Only the first N conversations.")
 def eval_cmd(run_or_model, data, metric, max_new_tokens, fmt, limit):
     """Score a run or model on --data; one JSON object on stdout, a table on stderr."""
-    from ftx.evaluate import score
+    from ftx.evaluate import evaluation
     from ftx.inference import load_for_inference, resolve_artifact
 
     resolve_artifact(run_or_model)
-    if metric == "pairwise":
-        from ftx.data import load_preference_pairs
-        from ftx.evaluate_pairwise import pairwise_scores
-
-        pairs = load_preference_pairs(data, fmt)[: limit or None]
-        loaded = load_for_inference(run_or_model)
-        result = pairwise_scores(loaded.model, loaded.tokenizer, pairs)
-        _report_eval({**result, "model": loaded.source, "data": str(data)})
-        return
-    if metric == "loss":
-        from ftx.data import load_conversations
-
-        convs = load_conversations(data, fmt)[: limit or None]
-    else:
-        convs = _load_eval_rows(data, fmt, limit)
-    loaded = load_for_inference(run_or_model)
-    result = score(
-        loaded.model, loaded.tokenizer, convs, metric=metric, max_new_tokens=max_new_tokens
+    result = evaluation(
+        lambda: load_for_inference(run_or_model), data, metric, max_new_tokens, fmt, limit
     )
-    _report_eval({**result, "model": loaded.source, "data": str(data)})
+    _report_eval(result)
 
 
 def _report_eval(result: dict) -> None:

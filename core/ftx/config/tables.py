@@ -120,17 +120,18 @@ RANGES: dict[tuple[str, str], Range] = {
 
 # train.report_to values -> (modules it needs: one of each group, the pip package to install).
 # Mirrors transformers.integrations' is_*_available; checked with find_spec (imports nothing).
+# The four trackers ftx also logs its own numbers to (ftx.trackers) are ftx-core extras.
 TRACKERS: dict[str, tuple[tuple[tuple[str, ...], ...], str]] = {
-    "tensorboard": ((("tensorboard", "tensorboardX"),), "tensorboard"),
-    "wandb": ((("wandb",),), "wandb"),
-    "mlflow": ((("mlflow",),), "mlflow"),
+    "tensorboard": ((("tensorboard", "tensorboardX"),), "'ftx-core[tensorboard]'"),
+    "wandb": ((("wandb",),), "'ftx-core[wandb]'"),
+    "mlflow": ((("mlflow",),), "'ftx-core[mlflow]'"),
     "comet_ml": ((("comet_ml",),), "comet-ml"),
     "neptune": ((("neptune", "neptune_client"),), "neptune"),
     "clearml": ((("clearml",),), "clearml"),
     "dagshub": ((("dagshub",), ("mlflow",)), "dagshub mlflow"),
     "dvclive": ((("dvclive",),), "dvclive"),
     "swanlab": ((("swanlab",),), "swanlab"),
-    "trackio": ((("trackio",),), "trackio"),
+    "trackio": ((("trackio",),), "'ftx-core[trackio]'"),
     "codecarbon": ((("codecarbon",),), "codecarbon"),
     "azure_ml": ((("azureml.core.run",),), "azureml-core"),
     "flyte": ((("flytekit",), ("flytekitplugins.deck",)), "flytekit flytekitplugins-deck-standard"),

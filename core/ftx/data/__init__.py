@@ -14,6 +14,7 @@ Pipeline (each step one module):
 * `split`: deterministic held-out split (`split_eval`);
 * `collate`: padded or padding-free batches (`PackingCollator`, `resolve_packing`);
 * `stats`: the numbers behind ``ftx data check`` (`data_check_report`);
+* `checking`: ``ftx data check`` as a function (`check`, also ``ftx.data.check``);
 * `demo`: the built-in demo data sets (`demo_data_paths`, `demo_preference_paths`, and
   `demo_paths_for` an objective's kind of rows).
 
@@ -32,6 +33,7 @@ this package never imports torch, transformers or datasets.
 
 from __future__ import annotations
 
+from ftx.data.checking import check
 from ftx.data.collate import PackingCollator, resolve_packing
 from ftx.data.conversation import ROLES, Conversation
 from ftx.data.demo import demo_data_paths, demo_paths_for, demo_preference_paths
@@ -87,6 +89,7 @@ __all__ = [
     "TokenizedData",
     "TokenizedPairs",
     "add_kl_completions",
+    "check",
     "data_check_report",
     "data_kind",
     "demo_data_paths",

@@ -293,6 +293,14 @@ def _walk_hooks(
     if prep.task_rows and record.main:
         summary["task_eval_after"] = score_task(prep, run, run.output_dir / "model")
         console.print(f"  task after: {summary['task_eval_after']['score']:.3f}")
+    if record.main:  # model cards, and ftx's own numbers beside the trackers' loss
+        from ftx.model_card import write_model_cards
+        from ftx.trackers import log_run_facts
+
+        write_model_cards(run.output_dir, summary, run.config)
+
+        facts = {**summary, "peak_memory_bytes": peak_rss_bytes()}
+        summary["trackers"] = log_run_facts(built.trainer, facts, run.config, console)
     return record.finish("finished")
 
 

@@ -61,14 +61,14 @@ def _unloadable(run_dir: Path, *, adapter: bool) -> list[str]:
 
     problems = []
     try:
-        AutoModelForCausalLM.from_pretrained(str(run_dir / "model"))
+        AutoModelForCausalLM.from_pretrained(str(run_dir / "model"), local_files_only=True)
     except Exception as exc:  # any failure to load is the finding
         problems.append(f"model/ does not load: {type(exc).__name__}: {exc}")
     if adapter:
         from peft import PeftConfig
 
         try:
-            PeftConfig.from_pretrained(str(run_dir / "adapter"))
+            PeftConfig.from_pretrained(str(run_dir / "adapter"), local_files_only=True)
         except Exception as exc:
             problems.append(f"adapter/ does not load: {type(exc).__name__}: {exc}")
         if not list((run_dir / "adapter").glob("adapter_model.*")):

@@ -170,8 +170,10 @@ def check_export(report: ConformanceReport) -> tuple[Any, Any, Any]:
     model_dir = report.run_dir / "model"
     assert "model" in report.artifacts, f"export returned {report.artifacts!r}, without 'model'"
     assert (model_dir / "config.json").is_file(), f"{model_dir} is not a model directory"
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    merged = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    merged = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=torch.float32, local_files_only=True
+    )
     base = _load_base_like(report.base_model, model_dir)
     ids = _prompt_ids(tokenizer)
     with torch.no_grad():
@@ -197,7 +199,7 @@ def check_export(report: ConformanceReport) -> tuple[Any, Any, Any]:
     from peft import PeftModel
 
     assert (adapter_dir / "adapter_config.json").is_file(), f"{adapter_dir} has no adapter"
-    adapted = PeftModel.from_pretrained(base, str(adapter_dir))
+    adapted = PeftModel.from_pretrained(base, str(adapter_dir), local_files_only=True)
     with torch.no_grad():
         adapted_logits = adapted(input_ids=ids).logits
     diff = (adapted_logits - logits).abs().max().item()
@@ -221,7 +223,9 @@ def _load_base_like(base_dir: Path, model_dir: Path) -> Any:
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
         saved.get("dtype") or saved.get("torch_dtype"), torch.float32
     )
-    return AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype).float()
+    return AutoModelForCausalLM.from_pretrained(
+        str(base_dir), dtype=dtype, local_files_only=True
+    ).float()
 
 
 def _prompt_ids(tokenizer: Any) -> Any:

@@ -1,0 +1,207 @@
+"""What the Python API returns: a run (:class:`RunResult`), a comparison (:class:`CompareResult`).
+
+Both read the run directory, which stays the single source of truth (``summary.json``,
+``metrics.jsonl``, ``model/``, ``adapter/``): a result built later from a directory is the same
+as the one :func:`ftx.run` returned. Using the model (``generate``, ``chat``, ``eval``,
+``export``) calls what ``ftx generate/chat/eval/export`` call; the model is loaded once, on the
+first use, and kept. Importing this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftx.errors import BadInput
+
+
+@dataclass
+class RunResult:
+    """A run directory, read: ``status``, ``summary``, ``model_dir``, ``adapter_dir``,
+    ``eval_before``/``eval_after``, ``loss_history``; ``generate``, ``chat``, ``eval``,
+    ``export`` use the trained ``model/``."""
+
+    output: Path
+    _loaded: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` as it is now (empty if the run wrote none)."""
+        try:
+            return json.loads((self.output / "summary.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def status(self) -> str | None:
+        """``finished``, ``interrupted``, ``failed`` or ``running``."""
+        return self.summary.get("status")
+
+    @property
+    def model_dir(self) -> Path | None:
+        """``model/``: what ``AutoModelForCausalLM.from_pretrained`` loads (finished runs)."""
+        path = self.output / "model"
+        return path if path.is_dir() else None
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        """``adapter/`` for adapter methods (qlora, ia3, …), else None."""
+        path = self.output / "adapter"
+        return path if path.is_dir() else None
+
+    @property
+    def eval_before(self) -> dict[str, Any] | None:
+        """The base model's held-out score (``metric``, ``score``, ``n``, …)."""
+        return self.summary.get("eval_before")
+
+    @property
+    def eval_after(self) -> dict[str, Any] | None:
+        """The trained model's held-out score."""
+        return self.summary.get("eval_after")
+
+    @property
+    def loss_history(self) -> list[dict[str, Any]]:
+        """One dict per logged step (``step``, ``loss``, ``learning_rate``, …): metrics.jsonl."""
+        from ftx.report import read_metrics
+
+        return read_metrics(self.output)
+
+    def loss_frame(self) -> Any:
+        """:attr:`loss_history` as a pandas DataFrame indexed by step (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise BadInput(
+                "loss_frame() needs pandas", hint="pip install pandas (or use loss_history)"
+            ) from None
+        return pd.DataFrame(self.loss_history).set_index("step")
+
+    def checkpoint_note(self) -> str:
+        from ftx.runner.checkpoints import newest_checkpoint
+
+        checkpoint = newest_checkpoint(self.output / "checkpoints")
+        return "no checkpoint yet" if checkpoint is None else f"{checkpoint.name} saved"
+
+    def _model(self) -> Any:
+        if self._loaded is None:
+            from ftx.inference import load_for_inference, resolve_artifact
+
+            resolve_artifact(self.output)  # BadInput for a run without model/
+            self._loaded = load_for_inference(self.output)
+        return self._loaded
+
+    def generate(
+        self,
+        data: str | Path,
+        *,
+        max_new_tokens: int = 64,
+        limit: int | None = None,
+        fmt: str = "auto",
+    ) -> list[dict[str, Any]]:
+        """``ftx generate``: the last assistant turn of every conversation in ``data``
+        (rows of ``id``, ``prompt``, ``output``, ``reference``; greedy)."""
+        from ftx.evaluate import generations, load_eval_rows
+
+        convs = load_eval_rows(str(data), fmt, limit)
+        loaded = self._model()
+        return generations(loaded.model, loaded.tokenizer, convs, max_new_tokens=max_new_tokens)
+
+    def chat(
+        self,
+        message: str | list[dict[str, str]],
+        *,
+        system: str | None = None,
+        max_new_tokens: int = 128,
+    ) -> str:
+        """One reply of the trained model to ``message`` (a user turn, or a whole message list
+        ending with a user turn), rendered as in training and as ``ftx chat`` does; greedy."""
+        from ftx.chat import prompt_ids
+        from ftx.inference import generate
+
+        messages = [{"role": "user", "content": message}] if isinstance(message, str) else message
+        if system:
+            messages = [{"role": "system", "content": system}, *messages]
+        loaded = self._model()
+        ids = prompt_ids(list(messages), loaded.tokenizer)
+        (reply,) = generate(loaded.model, loaded.tokenizer, [ids], max_new_tokens=max_new_tokens)
+        return reply.strip()
+
+    def eval(
+        self,
+        data: str | Path,
+        *,
+        metric: str = "exact",
+        max_new_tokens: int = 64,
+        limit: int | None = None,
+        fmt: str = "auto",
+    ) -> dict[str, Any]:
+        """``ftx eval``: ``{"metric", "score", "n", …}`` of the trained model on ``data``."""
+        from ftx.evaluate import evaluation
+
+        return evaluation(self._model, str(data), metric, max_new_tokens, fmt, limit)
+
+    def export(
+        self,
+        format: str = "full",
+        *,
+        dtype: str = "fp32",
+        out: str | Path | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """``ftx export``: (re)write the run's model as ``full``, ``merged`` or ``adapter``
+        (``dtype`` fp32/bf16/fp16) into ``out`` (default ``RUN/export-FORMAT-DTYPE``)."""
+        from ftx.artifact_formats import export_run
+
+        target = Path(out) if out else self.output / f"export-{format}-{dtype}"
+        return export_run(self.output, format, dtype, target, overwrite=overwrite)
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows a finished run as its ``report.md``."""
+        report = self.output / "report.md"
+        return report.read_text() if report.is_file() else f"ftx run {self.output}"
+
+
+@dataclass
+class CompareResult:
+    """An ``ftx compare`` directory: ``rows`` (one dict per method, the report's columns),
+    ``runs`` (a :class:`RunResult` per method), ``report`` (``compare.md``), ``best()``."""
+
+    output: Path
+    plugins: list[str]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        from ftx.comparison import row_for
+
+        return [row_for(name, self.output / name) for name in self.plugins]
+
+    @property
+    def runs(self) -> dict[str, RunResult]:
+        return {name: RunResult(self.output / name) for name in self.plugins}
+
+    @property
+    def report(self) -> Path:
+        return self.output / "compare.md"
+
+    def best(self) -> RunResult:
+        """The finished run with the best held-out score after training: the highest, or the
+        lowest for the ``loss`` metric (ties: the first)."""
+        scored = [r for r in self.rows if r["status"] == "finished" and r["after"] is not None]
+        if not scored:
+            raise BadInput(f"{self.output}: no finished run has a held-out score")
+        sign = -1 if scored[0]["metric"] == "loss" else 1
+        return self.runs[max(scored, key=lambda r: sign * r["after"])["plugin"]]
+
+    def frame(self) -> Any:
+        """:attr:`rows` as a pandas DataFrame indexed by method (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows).set_index("plugin")
+
+    def _repr_markdown_(self) -> str:
+        return self.report.read_text() if self.report.is_file() else str(self.output)

@@ -152,6 +152,7 @@ def test_plan_objective_reaches_every_estimate(ftx_cli, llama7b_dir, fake_object
         "reference": "policy",
         "metrics": ["pairwise"],
         "data": "preference pairs",
+        "generation_steps": 0,
     }
     before = {r["name"]: r for r in supervised["methods"]}
     after = {r["name"]: r for r in pairs["methods"]}

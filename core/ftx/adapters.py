@@ -43,7 +43,7 @@ def merge_adapter(
     from ftx.tensor_stream import weight_files
 
     files = weight_files(Path(base_path))
-    if files and streamable_lora(Path(adapter_dir)) is None:
+    if files and streamable_lora(Path(adapter_dir), Path(base_path)) is None:
         return streaming_merge(
             Path(base_path), tokenizer, target, adapter_dir=Path(adapter_dir), dtype=save_dtype
         )

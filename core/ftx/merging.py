@@ -52,8 +52,9 @@ class LoraAdapter:
         return (b.float() @ a.float()) * self.scale
 
 
-def streamable_lora(adapter_dir: Path) -> str | None:
-    """None when :func:`merged_tensors` can merge ``adapter_dir``, else the reason it cannot."""
+def streamable_lora(adapter_dir: Path, base_dir: Path | None = None) -> str | None:
+    """None when :func:`merged_tensors` can merge ``adapter_dir`` (into ``base_dir``, when
+    given: its layer types are checked too), else the reason it cannot."""
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     if config.get("peft_type") != "LORA":
         return f"peft_type {config.get('peft_type')}"
@@ -71,7 +72,29 @@ def streamable_lora(adapter_dir: Path) -> str | None:
     with safe_open(str(weights), framework="pt") as fh:
         keys = list(fh.keys())
     odd = [k for k in keys if not (k.startswith(_PREFIX) and k.endswith(_SUFFIXES))]
-    return f"adapter tensor {odd[0]}" if odd else None
+    if odd:
+        return f"adapter tensor {odd[0]}"
+    targets = {k[len(_PREFIX) :].rsplit(".lora_", 1)[0] for k in keys}
+    transposed = transposed_modules(base_dir, targets) if base_dir is not None else set()
+    return f"transposed (Conv1D) layer {sorted(transposed)[0]}" if transposed else None
+
+
+def transposed_modules(base_dir: Path, names: set[str]) -> set[str]:
+    """Those of the modules ``names`` of the model at ``base_dir`` that store their weight as
+    (in, out), GPT-2's ``Conv1D``: PEFT merges them transposed whatever ``fan_in_fan_out`` the
+    adapter's config says. Built on the meta device: no weights are read."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.pytorch_utils import Conv1D
+
+    config = AutoConfig.from_pretrained(str(base_dir), local_files_only=True)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return {
+        name
+        for name, module in model.named_modules()
+        if name in names and isinstance(module, Conv1D)
+    }
 
 
 def load_lora(adapter_dir: Path) -> LoraAdapter:

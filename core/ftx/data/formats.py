@@ -201,7 +201,7 @@ def _alpaca(row: Row, data: dict) -> list[dict]:
 def _prompt_completion(row: Row, data: dict) -> list[dict]:
     if data.get("completion") is None and data.get("prompt") is not None:
         raise row.error(
-            'missing "completion"',
+            missing(data, "completion"),
             hint=f"{_hint('prompt_completion')}; prompt-only rows, whose answers are generated "
             "while training, are for --objective grpo",
         )

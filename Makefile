@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(BIN)/ftx run --plugin qlora
 
 test: $(STAMP) $(LLAMA_STAMP)
-	$(BIN)/python -m pytest --slow -q -rs
+	$(BIN)/python -m pytest --slow -q -rs --durations=40
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -47,13 +47,15 @@ def method_options() -> list[Option]:
 
 
 LEARNING_RATES = {
-    **dict.fromkeys(("supervised", "dpo", "orpo", "simpo"), LEARNING_RATE),
-    "kto": 3e-3,
+    **dict.fromkeys(("supervised", "orpo", "simpo"), LEARNING_RATE),
+    **dict.fromkeys(("dpo", "kto"), 3e-3),
 }
 """Per objective (the others: None, the objective's own). Preference tuning, measured on the
 demo (batch 8, 12 steps; held-out pairwise accuracy from 0.775 on 40 pairs, mean margin 3.8
 nats): DPO 3e-3 -> 0.775 (6.6), 3e-2 -> 0.825 (22.3); KTO 3e-3 -> 0.775 (4.8), 1e-2 -> 0.750
-(5.1), 3e-2 -> 0.550 (0.3). ORPO and SimPO take DPO's."""
+(5.1), 3e-2 -> 0.550 (0.3); ORPO and SimPO at 3e-2. DPO's default is the step that does not
+undo the supervised run DPO usually follows: 8 steps from a 60-step supervised qlora run
+(held-out exact 1.000, n=40) kept 1.000 at 3e-3, fell to 0.000 at 3e-2."""
 
 
 @hookimpl

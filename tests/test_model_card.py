@@ -70,3 +70,13 @@ def test_base_identity_of_a_converted_gguf_a_snapshot_and_a_trained_model(tmp_pa
         "license": "mit",
         "source": None,
     }
+
+
+def test_the_card_says_how_to_run_it_in_llama_cpp_and_ollama():
+    from ftx.model_card import usage
+
+    written = "\n".join(usage("transformers", None, gguf="q4_0"))
+    assert "export-gguf-q4_0/RUN_NAME-q4_0.gguf" in written and "ollama create" in written
+    assert "ftx export RUN_DIR --format gguf" not in written  # the run wrote it already
+    to_write = "\n".join(usage("peft", "org/base"))
+    assert "ftx export RUN_DIR --format gguf --quant q8_0" in to_write

@@ -186,12 +186,15 @@ def card_text(
         lines.append("No held-out data was scored.")
     if plotted:
         lines += ["", "## Training loss", "", "![training loss](loss.png)"]
-    lines += ["", "## How to use", "", *usage(library, base.get("base_model"))]
+    gguf = (config.get("export") or {}).get("gguf")
+    lines += ["", "## How to use", "", *usage(library, base.get("base_model"), gguf=gguf)]
     return "\n".join(lines) + "\n"
 
 
-def usage(library: str, base_model: str | None) -> list[str]:
-    """Loading snippets: transformers for ``model/``, PEFT for ``adapter/``, then ftx."""
+def usage(library: str, base_model: str | None, *, gguf: str | None = None) -> list[str]:
+    """Loading snippets: transformers for ``model/``, PEFT for ``adapter/``, then ftx, then
+    llama.cpp and Ollama through a GGUF (the one the run wrote when ``gguf``, its
+    ``export.gguf`` type, is set; else the command that writes one)."""
     if library == "peft":
         load = [
             "from peft import AutoPeftModelForCausalLM",
@@ -218,6 +221,31 @@ def usage(library: str, base_model: str | None) -> list[str]:
         "ftx chat RUN_DIR",
         "ftx eval RUN_DIR --data held_out.jsonl",
         "ftx export RUN_DIR --format merged --dtype bf16",
+        "```",
+        "",
+        *gguf_usage(gguf),
+    ]
+
+
+def gguf_usage(quant: str | None) -> list[str]:
+    """llama.cpp and Ollama: the run's GGUF (``export.gguf``) or how to write one."""
+    folder = f"RUN_DIR/export-gguf-{quant or 'q8_0'}"
+    head = (
+        [
+            f"This run also wrote a {quant} GGUF for llama.cpp and Ollama, with a Modelfile "
+            "beside it:"
+        ]
+        if quant
+        else ["As a GGUF for llama.cpp and Ollama (one file, with a Modelfile beside it):"]
+    )
+    write = [] if quant else ["ftx export RUN_DIR --format gguf --quant q8_0"]
+    return [
+        *head,
+        "",
+        "```bash",
+        *write,
+        f"llama-cli -m {folder}/RUN_NAME-{quant or 'q8_0'}.gguf -cnv",
+        f"ollama create my-model -f {folder}/Modelfile && ollama run my-model",
         "```",
     ]
 

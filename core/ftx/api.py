@@ -210,7 +210,8 @@ def plan(
 
 
 def _console() -> Any:
-    """Progress for the API: a rich console on stdout (in Jupyter, rendered in the cell)."""
-    from rich.console import Console
+    """Progress for the API: a rich console on stdout (in Jupyter, rendered in the cell, the
+    step lines as one display that updates in place)."""
+    from ftx.live_progress import notebook_console
 
-    return Console()
+    return notebook_console()

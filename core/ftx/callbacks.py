@@ -72,12 +72,18 @@ class MetricsLog(TrainerCallback):
         self.last = row
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
-        if self.console is not None:
-            lr = row.get("learning_rate", 0.0)
+        if self.console is None:
+            return
+        lr = row.get("learning_rate", 0.0)
+        detail = f"  loss {row['loss']:.4f}{_reward_text(row)}  lr {lr:.2e}{self._eta(state)}"
+        live = getattr(self.console, "live_progress", None)  # a notebook's in-place display
+        if live is not None:
+            from ftx.live_progress import progress_bar
+
+            live.show(progress_bar(state.global_step, state.max_steps, detail))
+        else:
             self.console.print(
-                f"  step {state.global_step:>5}/{state.max_steps}  loss {row['loss']:.4f}"
-                f"{_reward_text(row)}  lr {lr:.2e}{self._eta(state)}",
-                highlight=False,
+                f"  step {state.global_step:>5}/{state.max_steps}{detail}", highlight=False
             )
 
 

@@ -47,6 +47,15 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
         for o in cells
     )
     assert "step" in text and "loss" in text  # progress shown in the cells
+    run_cell = next(c for c in nb.cells if c.source.startswith("qlora = ftx.run("))
+    shown = [
+        str(o.get("text", "")) + str((o.get("data") or {}).get("text/plain", ""))
+        for o in run_cell.outputs
+    ]
+    bars = [t for t in shown if "█" in t or "░" in t]
+    assert len(bars) == 1, shown  # one display, updated in place at every step
+    assert f"] {steps}/{steps}  loss " in bars[0]
+    assert not any("  step " in t for t in shown)  # no step lines printed beside it
     assert "ftx compare" in text  # the compare table and the children's output, in the cell
     chat = next(c for c in nb.cells if "best.chat(" in c.source)
     reply = chat.outputs[-1]["data"]["text/plain"]

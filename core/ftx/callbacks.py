@@ -74,17 +74,33 @@ class MetricsLog(TrainerCallback):
             fh.write(json.dumps(row) + "\n")
         if self.console is None:
             return
-        lr = row.get("learning_rate", 0.0)
-        detail = f"  loss {row['loss']:.4f}{_reward_text(row)}  lr {lr:.2e}{self._eta(state)}"
         live = getattr(self.console, "live_progress", None)  # a notebook's in-place display
         if live is not None:
-            from ftx.live_progress import progress_bar
-
-            live.show(progress_bar(state.global_step, state.max_steps, detail))
+            self._show_live(live, state)
         else:
             self.console.print(
-                f"  step {state.global_step:>5}/{state.max_steps}{detail}", highlight=False
+                f"  step {state.global_step:>5}/{state.max_steps}{self._detail(state)}",
+                highlight=False,
             )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        """In a notebook the bar moves at every step, with the last logged loss."""
+        live = getattr(self.console, "live_progress", None)
+        if live is not None and state.is_world_process_zero:
+            self._show_live(live, state)
+
+    def _show_live(self, live: Any, state: Any) -> None:
+        from ftx.live_progress import progress_bar
+
+        live.show(progress_bar(state.global_step, state.max_steps, self._detail(state)))
+
+    def _detail(self, state: Any) -> str:
+        """``"  loss 0.4210 … lr 1.00e-03  0.52 s/step  eta 0:31"`` from the last logged row."""
+        row = self.last
+        if "loss" not in row:
+            return self._eta(state)
+        lr = row.get("learning_rate", 0.0)
+        return f"  loss {row['loss']:.4f}{_reward_text(row)}  lr {lr:.2e}{self._eta(state)}"
 
 
 def _reward_text(row: dict[str, Any]) -> str:

@@ -70,7 +70,9 @@ def sbatch_script(
             *directives,
             "set -euo pipefail",
             f"PYTHON=${{PYTHON:-{shlex.quote(python or sys.executable)}}}",
-            'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            # sed reads every line: `head -n 1` closes the pipe early, and under pipefail the
+            # writer's SIGPIPE (exit 141) ended the script whenever scontrol was still writing.
+            'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
             f"MASTER_PORT=${{MASTER_PORT:-{port}}}",
             "export PYTHON MASTER_ADDR MASTER_PORT",
             "# One torchrun per node; each reads its node rank from SLURM when it starts.",

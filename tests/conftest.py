@@ -23,6 +23,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def llama7b_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A model directory holding only Llama-2-7B's ``config.json`` (enough for ``ftx plan``)."""
+    from tests.model_configs import llama_7b
+
+    folder = tmp_path_factory.mktemp("llama-7b")
+    llama_7b().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_arch_model(tmp_path_factory: pytest.TempPathFactory):
     """``tiny_arch_model(architecture)``: the path of a tiny random model of that architecture
     (a key of ``ftx.testing.tiny.ARCHITECTURES``) with the ChatML tokenizer, built once per

@@ -34,18 +34,11 @@ from ftx.estimates import (
 )
 from ftx.planner import plan
 from tests.fake_dists import make_dist
+from tests.model_configs import llama_7b
 
 GB = 10**9
 GPU = DeviceInfo(kind="cuda", bf16=True, count=1, name="test GPU")
 CPU = DeviceInfo(kind="cpu", bf16=True, count=0, name="test CPU")
-
-
-def llama_7b():
-    from transformers import LlamaConfig
-
-    # transformers' LlamaConfig defaults are Llama-2-7B's: hidden 4096, intermediate 11008,
-    # 32 layers, 32 heads (no GQA), vocab 32000, untied head.
-    return LlamaConfig()
 
 
 def write_config(folder: Path, config) -> Path:
@@ -372,11 +365,6 @@ def test_parse_size_rejects(text):
 
 
 # --------------------------------------------------------------------------- the CLI
-
-
-@pytest.fixture(scope="module")
-def llama7b_dir(tmp_path_factory):
-    return write_config(tmp_path_factory.mktemp("llama-7b"), llama_7b())
 
 
 def test_plan_json_schema(ftx_cli, llama7b_dir):

@@ -14,16 +14,11 @@ from ftx.context import DeviceInfo, ObjectiveTraits
 from ftx.estimates import DTYPE_BYTES, EstimateRequest, model_shape
 from ftx.planner import plan
 from tests.fake_dists import make_dist
+from tests.model_configs import llama_7b
 
 GPU = DeviceInfo(kind="cuda", bf16=True, count=1, name="test GPU")
 DPO_LIKE = ObjectiveTraits(metrics=("pairwise",), sequences_per_row=2, reference="policy")
 ORPO_LIKE = ObjectiveTraits(metrics=("pairwise",), sequences_per_row=2, reference="none")
-
-
-def llama_7b():
-    from transformers import LlamaConfig
-
-    return LlamaConfig()
 
 
 def estimate(plugin: str, objective: ObjectiveTraits | None, *, dtype="bfloat16", batch_size=2):
@@ -130,13 +125,6 @@ def fake_objective(tmp_path, monkeypatch):
     make_dist(root, "ftx-oldest", "oldest", "ftx_oldest_mod", OLD_ESTIMATE)
     monkeypatch.syspath_prepend(str(root))
     return root
-
-
-@pytest.fixture(scope="module")
-def llama7b_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("llama-7b")
-    llama_7b().save_pretrained(folder)
-    return folder
 
 
 def test_plan_objective_reaches_every_estimate(ftx_cli, llama7b_dir, fake_objective):

@@ -186,10 +186,11 @@ def plan(
     dtype: str | None = None,
     method: Mapping[str, Any] | None = None,
     objective: str = "supervised",
+    optim: str | None = None,
 ) -> dict[str, Any]:
     """``ftx plan --json``: peak training memory per installed method and a recommendation
     (:func:`ftx.planner.plan`'s dict, sizes in bytes). ``gpu_mem``: bytes or ``"24GB"``;
-    ``method``: options as in :func:`compare`."""
+    ``method``: options as in :func:`compare`; ``optim``: ``train.optim`` (``--optim``)."""
     from ftx.process_env import choose_wait_policy_if_possible
 
     choose_wait_policy_if_possible()  # the first call that loads torch decides it
@@ -206,6 +207,7 @@ def plan(
         dtype=dtype,
         settings=sets,
         objective=objective,
+        optim=optim,
     )
 
 

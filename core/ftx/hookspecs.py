@@ -300,6 +300,7 @@ def estimate_memory(
     device: DeviceInfo,
     dtype: str,
     objective: ObjectiveTraits,
+    optim: str | None,
 ) -> MemoryEstimate | None:
     """Estimate this method's peak training memory without loading weights (``ftx plan``).
 
@@ -318,7 +319,12 @@ def estimate_memory(
     ``activations`` account for both once: activations for every sequence, and a frozen copy
     of the weights for a method that trains the model's own weights (``dense``); an adapter
     method's reference is the model with its adapters disabled, no copy. An implementation
-    that does not take ``objective`` is planned as if supervised.
+    that does not take ``objective`` is planned as if supervised. ``optim`` is the
+    ``train.optim`` the run sets (``ftx plan --optim``), ``None`` when it keeps the method's own
+    default for ``device``: an 8-bit optimizer keeps a quarter of AdamW's fp32 state
+    (:func:`ftx.estimates.optimizer_state_bytes`, which ``EstimateRequest.dense`` applies). An
+    implementation that does not take ``optim`` is planned with its own default, and its row
+    says so.
 
     Must be cheap (no torch, no weights). Return an :class:`ftx.estimates.MemoryEstimate` built
     with the shared helpers in :mod:`ftx.estimates` (``model_shape``, ``precision_for``,

@@ -70,9 +70,9 @@ def _step_option(flag: str, run_default: str, help: str) -> Any:
     metavar="[PLUGIN:]method.KEY=VALUE",
     help="A method option, as in ftx run: qlora:method.r=8 for one plugin, method.r=8 for "
     "every plugin that declares r (an error if none does). data.max_length, "
-    "train.per_device_train_batch_size, model.dtype and model.name are read as "
-    "--seq-len, --batch-size, --dtype and --model; other settings are an error, since they "
-    "do not change the estimate. Repeatable.",
+    "train.per_device_train_batch_size, train.optim, model.dtype and model.name are read as "
+    "--seq-len, --batch-size, --optim, --dtype and --model; other settings are an error, "
+    "since they do not change the estimate. Repeatable.",
 )
 @click.option(
     "--objective",
@@ -80,6 +80,12 @@ def _step_option(flag: str, run_default: str, help: str) -> Any:
     show_default=True,
     help="Plan for this objective (an installed one: dpo needs two sequences per pair and a "
     "reference model, which the estimates include).",
+)
+@click.option(
+    "--optim",
+    default=None,
+    help="The optimizer (train.optim), e.g. adamw_8bit: its state is part of the estimate "
+    "(default: each method's own, AdamW; paged 32-bit AdamW for qlora on CUDA).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers in bytes).")
 def plan_cmd(
@@ -91,6 +97,7 @@ def plan_cmd(
     dtype: str | None,
     sets: tuple[str, ...],
     objective: str,
+    optim: str | None,
     as_json: bool,
 ) -> None:
     """Estimate peak training memory per method and recommend one (no weights are loaded).
@@ -102,6 +109,7 @@ def plan_cmd(
       ftx plan --model m.gguf --set sft:method.layers=last:2 --json
       ftx plan --set method.r=8                # every plugin with an option r
       ftx plan --objective dpo                 # preference pairs: two sequences, a reference
+      ftx plan --gpu-mem 24GB --optim adamw_8bit   # 8-bit optimizer state
     """
     from ftx.estimates import parse_size
     from ftx.planner import plan
@@ -116,6 +124,7 @@ def plan_cmd(
         dtype=dtype,
         settings=sets,
         objective=objective,
+        optim=optim,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))

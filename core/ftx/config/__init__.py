@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from ftx.config.checks import (
     check_data_paths,
+    check_optimizer,
+    check_optimizer_name,
     check_precision,
     check_ranges,
     check_trackers,
@@ -72,6 +74,8 @@ __all__ = [
     "ResolvedConfig",
     "Setting",
     "check_data_paths",
+    "check_optimizer",
+    "check_optimizer_name",
     "check_precision",
     "check_ranges",
     "check_trackers",

@@ -64,6 +64,21 @@ BNB_OPTIMIZERS = frozenset(
 bitsandbytes (its ``OptimizerNames``)."""
 
 
+def check_optimizer_name(optim: str) -> None:
+    """``train.optim`` must name an optimizer of the installed transformers (its
+    ``OptimizerNames``; imported here, for the callers that build no TrainingArguments, e.g.
+    ``ftx plan``)."""
+    from transformers.training_args import OptimizerNames
+
+    known = [o.value for o in OptimizerNames]
+    if optim not in known:
+        raise BadInput(
+            f"train.optim={optim}: not an optimizer of the installed transformers"
+            f"{did_you_mean(optim, known)}",
+            hint="e.g. adamw_torch (the default), adamw_8bit, paged_adamw_8bit (CUDA), sgd",
+        )
+
+
 def check_optimizer(train: dict[str, Any], device: Any) -> None:
     """``train.optim``: a paged optimizer needs a CUDA GPU (bitsandbytes pages its state
     between GPU and CPU memory); any bitsandbytes optimizer needs the package."""

@@ -102,19 +102,33 @@ def adamw_bytes(trainable_params: int, dtype_bytes: int) -> int:
     return 2 * trainable_params * dtype_bytes
 
 
-OPTIMIZER_STATE_BYTES = {"32bit": 8, "8bit": 2}
-"""AdamW state bytes per trainable parameter: two fp32 moments, or two 8-bit blockwise-quantised
-moments (bitsandbytes' ``*_8bit``; its per-block constants are under 1% and not counted)."""
+OPTIMIZER_MOMENTS: dict[str, int] = {
+    "sgd": 0,
+    "adafactor": 0,
+    "lion": 1,
+    "adagrad": 1,
+    "rmsprop": 1,
+    "ademamix": 3,
+}
+"""Per-parameter state tensors of the ``train.optim`` families that differ from AdamW's two
+(``exp_avg``, ``exp_avg_sq``); matched by name prefix. transformers' ``sgd`` runs without
+momentum and ``adafactor`` keeps factored row/column statistics (a vector per matrix): both
+are counted as no per-parameter state."""
 
 
 def optimizer_state_bytes(optim: str | None, trainable_params: int, dtype_bytes: int = 4) -> int:
-    """State of the ``train.optim`` AdamW variant: ``*8bit`` optimizers keep two 8-bit moments,
-    every other (``adamw_torch``, ``paged_adamw_32bit`` …) two moments in the parameter's
-    dtype. Paging (``paged_*``) moves state to CPU memory under pressure; the bytes are the
-    same."""
-    if optim and optim.endswith("8bit"):
-        return OPTIMIZER_STATE_BYTES["8bit"] * trainable_params
-    return adamw_bytes(trainable_params, dtype_bytes)
+    """State of the ``train.optim`` optimizer (``None``: AdamW): its moments per trainable
+    parameter (:data:`OPTIMIZER_MOMENTS`, else AdamW's two), each in the parameter's dtype, or
+    one byte for an ``*8bit`` optimizer (bitsandbytes' and torchao's blockwise-quantised state;
+    the per-block constants are under 1% and not counted), half a byte for ``*4bit``. Paging
+    (``paged_*``) moves state to CPU memory under pressure; the bytes are the same."""
+    name = (optim or "adamw").removeprefix("paged_")
+    moments = next((n for k, n in OPTIMIZER_MOMENTS.items() if name.startswith(k)), 2)
+    if name.endswith("8bit"):
+        return moments * trainable_params
+    if name.endswith("4bit"):
+        return moments * trainable_params // 2
+    return moments * trainable_params * dtype_bytes
 
 
 def autocast_copy_bytes(linear_params: int, precision: Precision) -> int:
@@ -135,6 +149,7 @@ def estimate_dense(
     head_trainable: bool,
     notes: list[str] | None = None,
     frozen_weight_bytes: int | None = None,
+    optim: str | None = None,
 ) -> MemoryEstimate:
     """Estimate a method that trains a subset of an unquantised model's own weights with AdamW
     (full fine-tuning: everything; partial fine-tuning: chosen blocks).
@@ -161,12 +176,14 @@ def estimate_dense(
     copy = autocast_copy_bytes(trainable_linear_params, precision)
     if copy:
         notes.append("weights include the bf16 autocast copy of trained matrices")
+    if optim:
+        notes.append(f"optimizer {optim}")
     frozen = total - trainable_params
     held = trainable_params * wb + frozen * (frozen_weight_bytes or wb)
     return MemoryEstimate(
         weights=held + copy,
         gradients=trainable_params * wb,
-        optimizer=adamw_bytes(trainable_params, wb),
+        optimizer=optimizer_state_bytes(optim, trainable_params, wb),
         activations=plain,
         activations_checkpointed=checkpointed,
         trainable_params=trainable_params,

@@ -50,7 +50,8 @@ class EstimateRequest:
     ``seq_len``/``batch_size``: padded tokens per row and rows per step; ``options``: the
     plugin's resolved options; ``device``: the device planned for; ``dtype``: the weights
     dtype a run would load; ``objective``: the traits of the objective planned for (the
-    supervised default: one sequence per row, no reference). :attr:`shape` and
+    supervised default: one sequence per row, no reference); ``optim``: the run's
+    ``train.optim`` (``None``: the method's default for the device). :attr:`shape` and
     :attr:`precision` are computed once, on first use (:attr:`shape` raises
     :class:`~ftx.errors.BadInput` for a config that is not a decoder-only language model).
     """
@@ -62,6 +63,7 @@ class EstimateRequest:
     device: DeviceInfo
     dtype: str
     objective: ObjectiveTraits = field(default_factory=ObjectiveTraits)
+    optim: str | None = None
 
     @cached_property
     def shape(self) -> ModelShape:
@@ -129,7 +131,9 @@ class EstimateRequest:
         objective needs a reference model; ``method``: its method keywords
         (``trainable_params``, ``trainable_linear_params``, ``layers_with_grad``,
         ``head_trainable``, optional ``notes``)."""
-        result = estimate_dense(self.shape, precision=self.precision, **self._step, **method)
+        result = estimate_dense(
+            self.shape, precision=self.precision, optim=self.optim, **self._step, **method
+        )
         cache = self.generation_cache
         if cache:
             generated = self.batch_size * self.objective.generation_steps
@@ -171,8 +175,8 @@ HookArguments = Callable[..., "MemoryEstimate | None"]
 
 def estimator(fn: Estimate) -> HookArguments:
     """Make ``fn(request)`` callable with the hook's arguments, positional or by name:
-    ``(model_config, seq_len, batch_size, options, device, dtype, objective=None)``
-    (``objective`` ``None``: supervised's traits). The result keeps ``fn``'s name and
+    ``(model_config, seq_len, batch_size, options, device, dtype, objective=None,
+    optim=None)`` (``objective`` ``None``: supervised's traits). The result keeps ``fn``'s name and
     docstring; ``fn`` stays reachable as ``.estimate``."""
 
     def from_hook_arguments(
@@ -183,10 +187,13 @@ def estimator(fn: Estimate) -> HookArguments:
         device: DeviceInfo,
         dtype: str,
         objective: ObjectiveTraits | None = None,
+        optim: str | None = None,
     ) -> MemoryEstimate | None:
         traits = ObjectiveTraits() if objective is None else objective
         return fn(
-            EstimateRequest(model_config, seq_len, batch_size, options, device, dtype, traits)
+            EstimateRequest(
+                model_config, seq_len, batch_size, options, device, dtype, traits, optim
+            )
         )
 
     from_hook_arguments.__name__ = getattr(fn, "__name__", "estimate")

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ftx.catalogue import DEFAULT_OBJECTIVE
-from ftx.config import Setting
+from ftx.config import Setting, check_optimizer, check_optimizer_name
 from ftx.context import ObjectiveTraits
 from ftx.errors import BadInput
 from ftx.estimates import MemoryEstimate, model_shape, precision_for
@@ -71,6 +71,7 @@ def plan(
     method_options: dict[str, dict[str, Any]] | None = None,
     plugins: list[Any] | None = None,
     objective: str = DEFAULT_OBJECTIVE,
+    optim: str | None = None,
 ) -> dict[str, Any]:
     """Estimate peak training memory of every installed method plugin for ``model_spec``.
 
@@ -85,7 +86,8 @@ def plan(
     methods are planned). ``objective``: the objective planned for, an installed objective
     plugin's name; its ``objective_traits`` reach every estimate (a method whose
     ``estimate_memory`` does not take ``objective`` is estimated as under supervised, and its
-    row says so).
+    row says so). ``optim``: ``train.optim`` (``None``: each method's default for the
+    device; ``--set train.optim=…`` is the same), checked as ``ftx run`` checks it.
 
     Returns a JSON-ready dict: the model's shape and parameter count, the device and precision,
     the budget, one row per plugin (``estimate`` in bytes, or ``None`` with ``status``
@@ -113,6 +115,7 @@ def plan(
         seq_len=seq_len,
         batch_size=batch_size,
         dtype=dtype,
+        optim=optim,
     )
     found = [info for info in everything if info.kind == "method"]
     rows = [_empty_row(info) for info in found]
@@ -133,6 +136,9 @@ def plan(
     config, label = read_model_config(step.model_spec)
     shape = model_shape(config)
     dev = resolve_device(device, gpu_mem)
+    if step.optim:
+        check_optimizer_name(step.optim)
+        check_optimizer({"optim": step.optim}, dev)
     precision = precision_for(dev, step.dtype)
     checkpointing = dev.is_gpu
     budget, budget_kind = memory_budget(dev, gpu_mem)
@@ -154,6 +160,7 @@ def plan(
                 device=dev,
                 dtype=precision.weights,
                 objective=traits,
+                optim=step.optim,
             )
         except BadInput:
             raise
@@ -166,10 +173,15 @@ def plan(
         if not isinstance(estimate, MemoryEstimate):
             row["status"] = f"estimate failed: returned {type(estimate).__name__}"
             continue
-        if _changes_memory(traits) and not _takes_objective(managers[info.name]):
+        if _changes_memory(traits) and not _takes(managers[info.name], "objective"):
             estimate.notes.append(
                 f"its estimate_memory does not take the objective: planned as supervised, "
                 f"without {name}'s share"
+            )
+        if step.optim and not _takes(managers[info.name], "optim"):
+            estimate.notes.append(
+                f"its estimate_memory does not take optim: planned with its own optimizer, "
+                f"not {step.optim}"
             )
         peak = estimate.peak(checkpointing, with_export=with_export)
         peak_ckpt = estimate.peak(True, with_export=with_export)
@@ -191,6 +203,7 @@ def plan(
         "batch_size": step.batch_size,
         "device": {"kind": dev.kind, "name": dev.name, "bf16": dev.bf16},
         "dtype": precision.weights,
+        "optim": step.optim,
         "autocast_bf16": precision.autocast,
         "objective": {"name": name, **_traits_dict(traits)},
         "checkpointing_default": checkpointing,
@@ -229,10 +242,10 @@ def _changes_memory(traits: ObjectiveTraits) -> bool:
     )
 
 
-def _takes_objective(pm: Any) -> bool:
-    """Whether the method's ``estimate_memory`` implementations declare ``objective``."""
+def _takes(pm: Any, argument: str) -> bool:
+    """Whether the method's ``estimate_memory`` implementations declare ``argument``."""
     return any(
-        "objective" in (*impl.argnames, *impl.kwargnames)
+        argument in (*impl.argnames, *impl.kwargnames)
         for impl in pm.hook.estimate_memory.get_hookimpls()
     )
 

@@ -44,6 +44,7 @@ STEP_SETTINGS: dict[tuple[str, str], tuple[str, str]] = {
     ("model", "dtype"): ("dtype", "--dtype"),
     ("data", "max_length"): ("seq_len", "--seq-len"),
     ("train", "per_device_train_batch_size"): ("batch_size", "--batch-size"),
+    ("train", "optim"): ("optim", "--optim"),
 }
 """``(section, key)`` of a run setting that is a plan input → ``(input, the flag that sets it)``.
 ``train``'s aliases of ``data.max_length`` (``max_seq_length`` …) count as it."""
@@ -51,12 +52,14 @@ STEP_SETTINGS: dict[tuple[str, str], tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class StepInputs:
-    """What is planned: the model spec, the step's shape and the weights dtype."""
+    """What is planned: the model spec, the step's shape, the weights dtype and the optimizer
+    (``None``: each method's default for the device)."""
 
     model_spec: str | None
     seq_len: int
     batch_size: int
     dtype: str
+    optim: str | None = None
 
 
 def _spelled(setting: Setting) -> str:
@@ -72,6 +75,7 @@ def step_inputs(
     seq_len: int | None = None,
     batch_size: int | None = None,
     dtype: str | None = None,
+    optim: str | None = None,
 ) -> StepInputs:
     """Combine the flags (``None``: not given) with the non-``method`` settings that are plan
     inputs (:data:`STEP_SETTINGS`); the rest default as ``ftx run`` does.
@@ -85,6 +89,7 @@ def step_inputs(
         "seq_len": seq_len,
         "batch_size": batch_size,
         "dtype": dtype,
+        "optim": optim,
     }
     flags = {name for name, value in given.items() if value is not None}
     source = {name: flag for name, flag in STEP_SETTINGS.values()}
@@ -122,6 +127,7 @@ def step_inputs(
         seq_len=DEFAULT_SEQ_LEN if given["seq_len"] is None else given["seq_len"],
         batch_size=DEFAULT_BATCH_SIZE if given["batch_size"] is None else given["batch_size"],
         dtype="auto" if given["dtype"] is None else given["dtype"],
+        optim=given["optim"] or None,
     )
     for name in ("seq_len", "batch_size"):
         if getattr(inputs, name) < 1:
@@ -135,9 +141,11 @@ def step_inputs(
 
 def _setting_type(section: str, key: str) -> str:
     """The declared type of a :data:`STEP_SETTINGS` key (``ftx.config``'s; ``train``'s batch
-    size, which TrainingArguments types, is an int)."""
+    size and optimizer, which TrainingArguments types, are an int and a name)."""
     fields = {"model": MODEL_FIELDS, "data": DATA_FIELDS}.get(section, {})
-    return fields[key][0] if key in fields else "int"
+    if key in fields:
+        return fields[key][0]
+    return "str" if key == "optim" else "int"
 
 
 def options_per_plugin(

@@ -160,6 +160,7 @@ def lighter_methods(run: Any) -> list[tuple[str, int]]:
             device=run.device.kind if run.device.kind in ("cpu", "cuda") else "auto",
             dtype=run.dtype,
             objective=run.objective,
+            optim=run.train_args.get("optim"),
         )
     except Exception:  # advice must never hide the out-of-memory error itself
         return []

@@ -62,7 +62,9 @@ def export(run: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, str]
 
 
 @hookimpl
-def estimate_memory(model_config, seq_len, batch_size, options, device, dtype, objective=None):
+def estimate_memory(
+    model_config, seq_len, batch_size, options, device, dtype, objective=None, optim=None
+):
     from ftx_fft.estimate import estimate
 
-    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective)
+    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective, optim)

@@ -232,7 +232,9 @@ def export(run: Any, model: Any, tokenizer: Any) -> dict[str, str]:
 
 
 @hookimpl
-def estimate_memory(model_config, seq_len, batch_size, options, device, dtype, objective=None):
+def estimate_memory(
+    model_config, seq_len, batch_size, options, device, dtype, objective=None, optim=None
+):
     from ftx_qlora.estimate import estimate
 
-    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective)
+    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective, optim)

@@ -78,9 +78,11 @@ def estimate(request: EstimateRequest) -> MemoryEstimate:
     mapped = mapped_checkpoint_bytes(shape, request.model_config, device)
     if mapped:
         notes.append("quant. includes the fp32 checkpoint kept memory-mapped on the CPU")
-    optim = PAGED_OPTIMIZER if device.kind == "cuda" else None
-    if optim:
+    optim = request.optim or (PAGED_OPTIMIZER if device.kind == "cuda" else None)
+    if optim == PAGED_OPTIMIZER:
         notes.append(f"optimizer {optim} (32-bit AdamW state, paged to CPU memory on spikes)")
+    elif optim:
+        notes.append(f"optimizer {optim}")
     notes.append(
         f"{bits}-bit base; LoRA r={r} on {'all linears' if targets is None else ', '.join(targets)}"
     )

@@ -62,7 +62,9 @@ def select_trainable(run: Any, model: Any) -> Any:
 
 
 @hookimpl
-def estimate_memory(model_config, seq_len, batch_size, options, device, dtype, objective=None):
+def estimate_memory(
+    model_config, seq_len, batch_size, options, device, dtype, objective=None, optim=None
+):
     from ftx_sft.estimate import estimate
 
-    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective)
+    return estimate(model_config, seq_len, batch_size, options, device, dtype, objective, optim)

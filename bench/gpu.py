@@ -17,7 +17,15 @@ only to time every step (``cuda.synchronize`` at each step end) and read
 * ``fft-fp16``: the same with fp16 autocast and loss scaling (the T4/V100 path);
 * ``fft-pure-bf16``: bf16 weights (``model.dtype=bfloat16``, ftx's old GPU default);
 * ``fft-fsdp1`` / ``qlora-fsdp1``: FSDP full_shard with one process (under torchrun);
-* ``fft-fa2``: FlashAttention-2, when ``flash_attn`` is importable (else recorded as skipped).
+* ``fft-fa2``: FlashAttention-2, when ``flash_attn`` is importable (else recorded as skipped);
+* ``grpo-qlora``: ``--objective grpo`` on the QLoRA base (prompt rows, the ``exact`` reward,
+  4 completions per prompt generated with transformers inside training);
+* ``grpo-qlora-vllm``: the same with TRL's vLLM generation (``train.use_vllm=true``,
+  ``vllm_mode=colocate``: vLLM in the training process), when ``vllm`` is importable (else
+  recorded as skipped; ftx's CI never runs it: no GPU).
+
+GRPO steps generate as well as train: their tokens/s is ftx's own (``summary.json``: prompt and
+completion tokens per second of the run) and no MFU is computed for them.
 
 Steady-state tokens/s excludes the first ``--warmup`` steps. MFU = tokens/s × model FLOPs per
 token / peak dense bf16 FLOP/s (fp16's is the same on these GPUs), with model FLOPs per token =
@@ -88,6 +96,13 @@ TINY = {
 }
 MODELS = {"smollm2": SMOLLM2, "1b": ONE_B}
 FP16 = ["train.bf16=false", "train.fp16=true"]
+GRPO = [
+    "objective.rewards=[exact]",
+    "train.num_generations=4",
+    "train.max_completion_length=128",
+    "train.per_device_train_batch_size=8",
+]
+VLLM = ["train.use_vllm=true", "train.vllm_mode=colocate", "train.vllm_gpu_memory_utilization=0.3"]
 METHODS: dict[str, tuple[str, list[str], str | None]] = {
     # name: (plugin, --set values, what it needs beyond a GPU: None | "torchrun" | "flash_attn")
     "qlora-bf16": ("qlora", [], None),
@@ -98,10 +113,15 @@ METHODS: dict[str, tuple[str, list[str], str | None]] = {
     "fft-fsdp1": ("fft", ["method.fsdp=full_shard"], "torchrun"),
     "qlora-fsdp1": ("qlora", ["method.fsdp=full_shard"], "torchrun"),
     "fft-fa2": ("fft", ["model.attn_implementation=flash_attention_2"], "flash_attn"),
+    "grpo-qlora": ("qlora", GRPO, None),
+    "grpo-qlora-vllm": ("qlora", [*GRPO, *VLLM], "vllm"),
 }
+OBJECTIVES = {"grpo-qlora": "grpo", "grpo-qlora-vllm": "grpo"}
+"""Variants that run another objective than supervised (on prompt rows, :func:`make_prompts`)."""
 DEFAULT_METHODS = ",".join(METHODS)
-GPU_ONLY = {"qlora-fp16", "fft-fp16", "fft-fsdp1", "qlora-fsdp1", "fft-fa2"}
-"""Variants a CPU cannot run (fp16 autocast, FSDP, flash-attn): skipped by ``--tiny`` on a CPU."""
+GPU_ONLY = {"qlora-fp16", "fft-fp16", "fft-fsdp1", "qlora-fsdp1", "fft-fa2", "grpo-qlora-vllm"}
+"""Variants a CPU cannot run (fp16 autocast, FSDP, flash-attn, vLLM): skipped by ``--tiny`` on a
+CPU."""
 
 
 def skip_reason(name: str, *, gpu: bool) -> str | None:
@@ -113,6 +133,9 @@ def skip_reason(name: str, *, gpu: bool) -> str | None:
         return "needs a CUDA GPU"
     if needs == "flash_attn" and importlib.util.find_spec("flash_attn") is None:
         return "flash-attn is not installed (FlashAttention-2 absent: sdpa is used elsewhere)"
+    if needs == "vllm" and importlib.util.find_spec("vllm") is None:
+        return "vllm is not installed (TRL's vLLM generation untested; grpo-qlora generates "
+        "with transformers)"
     return None
 
 
@@ -169,6 +192,22 @@ def make_data(path: Path, rows: int, seq: int, vocab: int, seed: int = 0) -> Non
         for _ in range(rows):
             words = " ".join(f"w{rng.randrange(3, vocab)}" for _ in range(seq - 1))
             fh.write(json.dumps({"text": words}) + "\n")
+
+
+def make_prompts(path: Path, rows: int, seq: int, vocab: int, seed: int = 1) -> None:
+    """``rows`` prompt rows for GRPO: ``seq // 8`` random words and a one-word ``reference``
+    (the ``exact`` reward's column)."""
+    rng = random.Random(seed)
+    with path.open("w") as fh:
+        for _ in range(rows):
+            words = " ".join(f"w{rng.randrange(3, vocab)}" for _ in range(max(2, seq // 8)))
+            row = {"prompt": words, "reference": f"w{rng.randrange(3, vocab)}"}
+            fh.write(json.dumps(row) + "\n")
+
+
+def data_file(name: str, model: str, work: Path) -> Path:
+    """The rows variant ``name`` trains on: prompts for :data:`OBJECTIVES`, else text."""
+    return work / (f"{model}-prompts.jsonl" if name in OBJECTIVES else f"{model}.jsonl")
 
 
 def measured_peak_tflops() -> float | None:
@@ -268,6 +307,8 @@ def run_args(name: str, model_dir: Path, data: Path, out: Path, args: Any) -> li
         *sets,
     ]
     base = ["--plugin", plugin, "--model", str(model_dir), "--data", str(data)]
+    if name in OBJECTIVES:
+        base += ["--objective", OBJECTIVES[name]]
     base += ["--output", str(out), "--overwrite"]
     return base + [x for value in fixed for x in ("--set", value)]
 
@@ -288,7 +329,7 @@ def measure(name: str, model: str, info: dict, work: Path, args: Any, peaks: dic
     plugin = METHODS[name][0]
     out = work / f"{model}-{name}"
     out_json = work / f"{model}-{name}.json"
-    argv = run_args(name, work / model, work / f"{model}.jsonl", out, args)
+    argv = run_args(name, work / model, data_file(name, model, work), out, args)
     start = time.perf_counter()
     done = subprocess.run(
         child_command(name, out_json, argv), capture_output=True, text=True, check=False
@@ -303,9 +344,13 @@ def measure(name: str, model: str, info: dict, work: Path, args: Any, peaks: dic
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     steady = report["step_s"][args.warmup :] or report["step_s"]
     step = statistics.median(steady)
-    tps = args.batch * args.seq / step
     lora = report["trainable_params"] if plugin == "qlora" else 0
-    achieved = tps * flops_per_token(plugin, info, args.seq, lora) / 1e12
+    if name in OBJECTIVES:  # generation and training: ftx's own token count, no MFU
+        tps = summary.get("tokens_per_s") or 0.0
+        achieved = 0.0
+    else:
+        tps = args.batch * args.seq / step
+        achieved = tps * flops_per_token(plugin, info, args.seq, lora) / 1e12
     spec, measured = peaks.get("spec"), peaks.get("measured")
     return {
         "plugin": plugin,
@@ -315,8 +360,8 @@ def measure(name: str, model: str, info: dict, work: Path, args: Any, peaks: dic
         "tokens_per_s": round(tps, 1),
         "tokens_per_s_ftx_summary": summary.get("tokens_per_s"),
         "achieved_tflops": round(achieved, 2),
-        "mfu_vs_spec": round(achieved / spec, 4) if spec else None,
-        "mfu_vs_measured_matmul": round(achieved / measured, 4) if measured else None,
+        "mfu_vs_spec": round(achieved / spec, 4) if spec and achieved else None,
+        "mfu_vs_measured_matmul": round(achieved / measured, 4) if measured and achieved else None,
         "max_memory_allocated_gib": round(report.get("max_memory_allocated_bytes", 0) / 2**30, 2),
         "max_memory_reserved_gib": round(report.get("max_memory_reserved_bytes", 0) / 2**30, 2),
         "trainable_params": report.get("trainable_params"),
@@ -403,6 +448,9 @@ def main() -> None:
             print(f"{model}: {infos[model]['params'] / 1e9:.3f}B parameters "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
         make_data(work / f"{model}.jsonl", args.steps * args.batch, args.seq, shape["vocab_size"])
+        make_prompts(
+            work / f"{model}-prompts.jsonl", args.steps * args.batch, args.seq, shape["vocab_size"]
+        )
         for name in methods:
             key = f"{model}/{name}"
             reason = skip_reason(name, gpu=gpu or args.dry_run)
@@ -410,7 +458,7 @@ def main() -> None:
                 results[key] = {"skipped": reason}
             elif args.dry_run:
                 out = work / f"{model}-{name}"
-                argv = run_args(name, work / model, work / f"{model}.jsonl", out, args)
+                argv = run_args(name, work / model, data_file(name, model, work), out, args)
                 results[key] = {"command": child_command(name, work / "x.json", argv)}
             elif time.perf_counter() - started > args.budget_s:
                 results[key] = {"skipped": f"time budget ({args.budget_s:.0f} s) spent"}

@@ -2,7 +2,8 @@
 # ftx on one GPU, offline, in one command (bench/gpu.py): QLoRA and FFT of a random-initialised
 # SmolLM2-shaped model and a ~1B Llama, in bf16 mode (fp32 masters + bf16 autocast; pure bf16
 # beside it) and fp16 mode (the T4/V100 path: fp16 autocast + loss scaling), FSDP with one
-# process, FlashAttention-2 when flash_attn is importable (its absence is recorded); tokens/s,
+# process, FlashAttention-2 when flash_attn is importable (its absence is recorded), GRPO on the
+# QLoRA base with transformers generation and, when vllm is importable, TRL's vLLM; tokens/s,
 # peak GPU memory, MFU and the attention used, in one JSON file. About 8 minutes on one H200:
 # runs stop starting after --budget-s (360 s), the rest are recorded as skipped. Run from the
 # repository root:
@@ -42,18 +43,19 @@ if compgen -G "bench/.wheels/*.whl" >/dev/null; then
     fi
 fi
 # ftx itself from this tree (pure Python; the entry points need an install).
-$PY -c "import ftx_qlora" 2>/dev/null \
+$PY -c "import ftx_qlora, ftx_grpo" 2>/dev/null \
     || $PY -m pip install -q --no-index --no-deps --no-build-isolation \
-        -e . -e plugins/fft -e plugins/sft -e plugins/qlora
+        -e . -e plugins/fft -e plugins/sft -e plugins/qlora -e plugins/grpo
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 # Say up front what is missing rather than failing run by run.
 $PY - <<'PY'
 import importlib.util
-need = "trl datasets bitsandbytes peft accelerate pandas pyarrow xxhash dill multiprocess"
+need = "trl datasets bitsandbytes peft accelerate pandas pyarrow xxhash dill multiprocess vllm"
 missing = [m for m in need.split() if importlib.util.find_spec(m) is None]
 print("missing packages:", ", ".join(missing) if missing else "none")
 print("flash_attn:", "importable" if importlib.util.find_spec("flash_attn") else "absent")
+print("vllm:", "importable" if importlib.util.find_spec("vllm") else "absent (grpo-qlora-vllm skipped)")
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 out=${OUT:-bench/results}

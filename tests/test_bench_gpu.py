@@ -29,9 +29,16 @@ def test_gpu_sh_parses():
     assert subprocess.run(["bash", "-n", str(BENCH / "gpu.sh")]).returncode == 0
 
 
-def test_every_variant_is_a_valid_run_on_an_h100(gpu_bench):
+def test_every_variant_is_a_valid_run_on_an_h100(gpu_bench, monkeypatch):
+    # vLLM cannot be installed here: the grpo objective's "is vllm installed" check sees a
+    # stand-in, so the variant's settings are still checked against the installed GRPOConfig.
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else find_spec(n, *a)
+    )
     for name, (plugin, sets, _) in gpu_bench.METHODS.items():
-        resolved = resolve_for(plugin, H100, list(sets))
+        objective = gpu_bench.OBJECTIVES.get(name, "supervised")
+        resolved = resolve_for(plugin, H100, list(sets), objective)
         train = resolved.train_args
         if "fp16" in name:
             assert (train["bf16"], train["fp16"]) == (False, True), name
@@ -50,5 +57,10 @@ def test_commands_and_skips(gpu_bench, tmp_path):
     assert gpu_bench.skip_reason("fft-bf16", gpu=False) is None
     if importlib.util.find_spec("flash_attn") is None:
         assert "flash-attn is not installed" in gpu_bench.skip_reason("fft-fa2", gpu=True)
+    if importlib.util.find_spec("vllm") is None:
+        assert "vllm is not installed" in gpu_bench.skip_reason("grpo-qlora-vllm", gpu=True)
+    grpo = gpu_bench.run_args("grpo-qlora", tmp_path / "m", tmp_path / "p.jsonl", tmp_path, args)
+    assert grpo[grpo.index("--objective") + 1] == "grpo"
+    assert gpu_bench.data_file("grpo-qlora", "m", tmp_path).name == "m-prompts.jsonl"
     text = gpu_bench.table({"a/b": {"skipped": "needs a CUDA GPU"}, "a/c": {"error": "x"}})
     assert "| a/b | needs a CUDA GPU |" in text and "| a/c | failed |" in text

@@ -19,33 +19,49 @@ H100 = DeviceInfo(kind="cuda", bf16=True, count=8, name="NVIDIA H100 80GB HBM3")
 OLD_CPU = DeviceInfo(kind="cpu", bf16=False, count=0, name="CPU")
 
 
-def resolve_for(method: str, device: DeviceInfo, sets: list[str] | None = None, **kw):
-    """Resolve the config of ``ftx run --plugin method`` on ``device`` as ``prepare`` does;
-    with ``arguments=True`` also the real arguments object the Trainer would get."""
+def resolve_for(
+    method: str,
+    device: DeviceInfo,
+    sets: list[str] | None = None,
+    objective: str = "supervised",
+    **kw,
+):
+    """Resolve the config of ``ftx run --plugin method --objective objective`` on ``device`` as
+    ``prepare`` does; with ``arguments=True`` also the real arguments object the Trainer would
+    get."""
     import transformers.training_args as training_args
 
     with pytest.MonkeyPatch.context() as patch:
         # The boundary: what torch would say about this GPU's bf16 support.
         patch.setattr(training_args, "is_torch_bf16_gpu_available", lambda: device.bf16)
-        resolved = _resolve(method, device, sets)
+        resolved = _resolve(method, device, sets, objective)
         if kw.get("arguments"):
             return resolved, check_training_arguments(resolved, device)
     return resolved
 
 
-def _resolve(method: str, device: DeviceInfo, sets: list[str] | None):
+def _resolve(method: str, device: DeviceInfo, sets: list[str] | None, objective: str):
     found = discover()
-    pm = manager_for(get_plugin(method, found, kind="method"))
+    chosen = get_plugin(objective, found, kind="objective")
+    pm = manager_for(get_plugin(method, found, kind="method"), objective=chosen)
     declared, _ = call_first(pm, "method_options")
+    objective_declared, _ = call_first(pm, "objective_options")
+    arguments, _ = call_first(pm, "arguments_class")
     defaults: dict = {}
-    for answer, _ in call_all(pm, "train_defaults", device=device, objective="supervised"):
+    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective):
         defaults.update(answer or {})
+    raw = cfg.merge({}, {}, list(sets or []), plugin=method)
+    traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))
     return cfg.resolve(
-        cfg.merge({}, {}, list(sets or []), plugin=method),
+        raw,
         declared_options=list(declared),
         plugin=method,
         plugin_train_defaults=defaults,
         device=device,
+        objective=objective,
+        objective_options=list(objective_declared or []),
+        arguments=arguments,
+        traits=traits,
     )
 
 

@@ -72,3 +72,28 @@ def test_ia3_package_passes_its_own_tests():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ia3_on_a_gpu_trains_fp32_vectors_over_a_half_precision_base(ftx_tiny_model):
+    """On a (faked) A100 the frozen base is held in bf16 and the IA3 vectors stay fp32
+    (``ftx.loading.hold_frozen_in_autocast_dtype``); on the CPU everything stays fp32."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ftx.context import DeviceInfo
+    from ftx_ia3 import select_trainable
+
+    options = {"target_modules": None, "feedforward_modules": None}
+    a100 = DeviceInfo(kind="cuda", bf16=True, count=1, name="A100")
+    cpu = DeviceInfo(kind="cpu", bf16=True, count=0, name="CPU")
+    for device, frozen_dtype in ((a100, torch.bfloat16), (cpu, torch.float32)):
+        run = SimpleNamespace(
+            options=options, train_args={"bf16": True}, device=device, dtype="float32",
+            log=lambda msg: None,
+        )  # fmt: skip
+        model = select_trainable(run, AutoModelForCausalLM.from_pretrained(ftx_tiny_model))
+        trained = {p.dtype for p in model.parameters() if p.requires_grad}
+        frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+        assert trained == {torch.float32} and frozen == {frozen_dtype}, device.name

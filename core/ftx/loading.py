@@ -34,3 +34,19 @@ def from_pretrained_kwargs(run: RunContext) -> dict[str, Any]:
         "use_safetensors": None if model_cfg.get("allow_pickle") else True,
         "local_files_only": True,
     }
+
+
+def hold_frozen_in_autocast_dtype(run: RunContext, model: Any) -> None:
+    """On GPUs, hold the frozen floating-point weights of a model whose trained weights are
+    fp32 masters in the autocast dtype (:func:`ftx.precision.frozen_dtype`): they only feed
+    autocast matmuls, so a half copy loses nothing and halves their memory. Call it from
+    ``select_trainable`` once ``requires_grad`` is final (partial tuning, adapter methods on an
+    unquantised base). A no-op on CPUs and for pure half-precision runs."""
+    from ftx.precision import frozen_dtype
+
+    dtype = frozen_dtype(run.device, run.train_args, run.dtype)
+    if dtype is None:
+        return
+    for param in model.parameters():
+        if not param.requires_grad and param.is_floating_point():
+            param.data = param.data.to(torch_dtype(dtype))

@@ -69,6 +69,7 @@ def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
 def select_trainable(run: Any, model: Any) -> Any:
     from peft import IA3Config, get_peft_model
 
+    from ftx.loading import hold_frozen_in_autocast_dtype
     from ftx_ia3.targets import resolve_targets
 
     targets, feedforward = resolve_targets(
@@ -78,6 +79,7 @@ def select_trainable(run: Any, model: Any) -> Any:
         target_modules=targets, feedforward_modules=feedforward, task_type="CAUSAL_LM"
     )
     model = get_peft_model(model, config)
+    hold_frozen_in_autocast_dtype(run, model)  # on GPUs: a bf16/fp16 base, fp32 vectors
     run.log(f"IA3 on {', '.join(targets)} (feed-forward: {', '.join(feedforward) or 'none'})")
     return model
 

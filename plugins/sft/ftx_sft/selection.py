@@ -11,6 +11,7 @@ import fnmatch
 from typing import Any
 
 from ftx.errors import BadInput
+from ftx.loading import hold_frozen_in_autocast_dtype
 
 EXTRAS = ("embed_tokens", "lm_head", "norm")
 AUTO_SHARE = 4
@@ -124,7 +125,7 @@ def apply_selection(run: Any, model: Any) -> Any:
         param.requires_grad_(True)
 
     _upcast_trainable(run, model)
-    _downcast_frozen(run, model)
+    hold_frozen_in_autocast_dtype(run, model)
     _print_table(run, model, per_block, extras, prefix)
     if run.train_args.get("activation_checkpointing"):
         # Frozen lower blocks produce inputs without grad; checkpointed blocks above need them.
@@ -145,20 +146,6 @@ def _upcast_trainable(run: Any, model: Any) -> None:
     for param in model.parameters():
         if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
             param.data = param.data.float()
-
-
-def _downcast_frozen(run: Any, model: Any) -> None:
-    """On GPUs, hold the frozen fp32 weights in the autocast dtype
-    (:func:`ftx.precision.frozen_dtype`): fp32 masters only where updates land."""
-    from ftx.loading import torch_dtype
-    from ftx.precision import frozen_dtype
-
-    dtype = frozen_dtype(run.device, run.train_args, run.dtype)
-    if dtype is None:
-        return
-    for param in model.parameters():
-        if not param.requires_grad and param.is_floating_point():
-            param.data = param.data.to(torch_dtype(dtype))
 
 
 def _print_table(run: Any, model: Any, per_block: dict[int, int], extras: dict, prefix: str):

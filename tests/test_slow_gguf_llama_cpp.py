@@ -1,7 +1,8 @@
 """Slow tier: the exported GGUF of a real SmolLM2 QLoRA run, run in llama.cpp itself.
 
-One short demo QLoRA run with ``export.gguf: f16`` (the GGUF written at the end of the run),
-then ``ftx export --format gguf --quant q8_0``; both files are loaded by ``llama-cpp-python``
+The shared demo QLoRA run (``demo_qlora_run``, tests/conftest.py: ``export.gguf: f16`` writes
+the GGUF at the end of the run), then ``ftx export --format gguf --quant q8_0``; both files are
+loaded by ``llama-cpp-python``
 (built from source by ``make test``: ``make llama-cpp``) and greedily complete the held-out
 prompts. Checked: the f16 file gives ``ftx generate``'s outputs (the count that differ is
 printed), q8_0's held-out exact match is within 0.05 of the merged model's, and every
@@ -11,7 +12,6 @@ generation stops by itself at the end-of-turn token.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,8 +21,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-STEPS = int(os.environ.get("FTX_SLOW_STEPS", "60"))
-HELD_OUT = 40
 MAX_NEW_TOKENS = 64
 
 
@@ -45,14 +43,12 @@ def llama_cpp():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """The demo QLoRA run with its f16 GGUF, plus a q8_0 export; sizes and times printed."""
-    run = tmp_path_factory.mktemp("gguf-slow") / "qlora"
-    sets = [f"train.max_steps={STEPS}", f"data.eval_limit={HELD_OUT}", "export.gguf=f16"]
-    r = ftx("run", "--plugin", "qlora", "--output", str(run), *(f"--set={s}" for s in sets))
-    assert r.returncode == 0, r.stderr[-3000:]
+def exported(demo_qlora_run):
+    """The shared demo QLoRA run (tests/conftest.py) with its f16 GGUF, plus a q8_0 export;
+    sizes and times printed."""
+    run = demo_qlora_run
     started = time.perf_counter()
-    r = ftx("export", str(run), "--format", "gguf", "--quant", "q8_0")
+    r = ftx("export", str(run), "--format", "gguf", "--quant", "q8_0", "--overwrite")
     assert r.returncode == 0, r.stderr[-3000:]
     seconds = time.perf_counter() - started
     files = {"f16": run / "export-gguf-f16" / "qlora-f16.gguf", "q8_0": Path(r.stdout.strip())}
@@ -67,7 +63,8 @@ def _held_out(run: Path) -> list[dict]:
     from ftx.data import demo_data_paths
 
     data = demo_data_paths()[1]
-    r = ftx("generate", str(run), "--data", str(data), "--limit", str(HELD_OUT))
+    held_out = json.loads((run / "summary.json").read_text())["eval_after"]["n"]
+    r = ftx("generate", str(run), "--data", str(data), "--limit", str(held_out))
     assert r.returncode == 0, r.stderr[-3000:]
     return [json.loads(line) for line in r.stdout.splitlines()]
 

@@ -75,13 +75,11 @@ def test_orpo_simpo_and_kto_learn(objective, margin, tmp_path):
     assert after["mean_margin"] > before["mean_margin"] + margin
 
 
-def test_dpo_after_a_supervised_run_keeps_the_exact_match(tmp_path):
-    """A short supervised qlora run, then DPO from its run directory (its model/ is the
-    reference and the parent): the held-out exact match does not fall."""
-    from ftx.data import demo_data_paths
-
-    parent = tmp_path / "supervised"  # the demo's training file without its held-out: no scoring
-    ftx_run("qlora", "supervised", parent, data=demo_data_paths()[0], steps=60)
+def test_dpo_after_a_supervised_run_keeps_the_exact_match(demo_qlora_run, tmp_path):
+    """The shared supervised demo qlora run (tests/conftest.py), then DPO from its run
+    directory (its model/ is the reference and the parent): the held-out exact match does not
+    fall."""
+    parent = demo_qlora_run
     summary = ftx_run(
         "qlora", "dpo", tmp_path / "dpo", "data.eval_metric=exact", model=parent, steps=8
     )

@@ -113,6 +113,7 @@ def test_the_spec_tells_this_compare_from_another(tmp_path):
     out.mkdir()
     (out / "compare.json").write_text(json.dumps(spec))
     assert check_directory(out, spec, overwrite=False) == "continue"
+    assert check_directory(out, spec, overwrite=True) == "replace"  # start it afresh
     other = compare_spec(cells, **{**ident, "grid": ["train.learning_rate=1e-4,1e-3"]})
     with pytest.raises(BadInput) as err:
         check_directory(out, other, overwrite=False)
@@ -286,3 +287,18 @@ def test_a_report_without_forgetting_shows_dashes(tmp_path):
     assert row.endswith("| — | — |") and "[0.35, 0.65] (1 seed, Wilson n=40)" in row
     assert "least forgetting: not measured" in text
     assert not (out / "compare-forgetting.png").exists()
+
+
+def test_the_python_api_takes_the_grid_as_a_dict(tmp_path):
+    import ftx
+    from ftx.api import grid_exprs
+
+    assert grid_exprs({"train.learning_rate": [1e-4, 3e-4], "qlora:method.r": [8, 32]}) == [
+        "train.learning_rate=0.0001,0.0003",
+        "qlora:method.r=8,32",
+    ]
+    with pytest.raises(BadInput, match="expected a list of values"):
+        ftx.compare(["fft"], grid={"train.learning_rate": 1e-4}, output=tmp_path / "a")
+    with pytest.raises(BadInput, match=r"--grid method\.r: no compared plugin declares"):
+        ftx.compare(["fft", "sft"], grid={"method.r": [8]}, forgetting=False, output=tmp_path / "b")
+    assert not list(tmp_path.iterdir())

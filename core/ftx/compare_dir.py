@@ -75,18 +75,19 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def check_directory(out: Path, spec: dict[str, Any], *, overwrite: bool) -> str:
-    """What ``out`` is for this compare: ``"new"`` (absent or empty), ``"continue"`` (it holds
-    this very compare) or ``"replace"`` (it holds something else and ``overwrite`` is set).
+    """What ``out`` is for this compare: ``"new"`` (absent or empty), ``"replace"`` (anything
+    is there and ``overwrite`` is set: start afresh) or ``"continue"`` (it holds this very
+    compare).
     BadInput, naming the difference and the fix, when it holds something else."""
     if out.exists() and not out.is_dir():
         raise BadInput(f"--output {out} exists and is not a directory")
     if not out.exists() or not any(out.iterdir()):
         return "new"
+    if overwrite:
+        return "replace"
     old = read_spec(out)
     if old is not None and not differences(old, spec):
         return "continue"
-    if overwrite:
-        return "replace"
     if old is None:
         raise BadInput(
             f"output directory {out} is not empty and holds no ftx compare (no {SPEC_FILE})",

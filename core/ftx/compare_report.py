@@ -245,15 +245,16 @@ def recommendation(groups: list[dict[str, Any]], gpu_mem: int | None) -> list[st
 
 
 def _plots(out: Path, rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[str]:
-    """Write the loss curves and task score against retention; return the images written."""
+    """Write the loss curves and task score against retention (one point per run); return the
+    images written."""
     written = []
     curves = {r["name"]: read_metrics(out / r["name"]) for r in rows}
     if plot_losses(curves, out / LOSS_PLOT, "ftx compare: training loss"):
         written.append(LOSS_PLOT)
     points = {
-        g["group"]: (g["retention"].mean, g["after"].mean)
-        for g in groups
-        if g["retention"] is not None and g["after"] is not None
+        r["name"]: (r["retention"], r["after"])
+        for r in rows
+        if r["retention"] is not None and r["after"] is not None
     }
     metric = next((g["metric"] for g in groups if g["metric"]), "score")
     if plot_points(

@@ -1,5 +1,7 @@
 """``ftx compare`` continued: a rerun skips finished cells and resumes an interrupted one; the
-base model is scored once per compare (tiny random models, a few steps)."""
+base model is scored once per compare (tiny random models, a few steps; one cell trains in a
+child process, the rest in this one — compare's running of fresh cells is
+``test_use_commands.py::test_compare_reports_every_method``)."""
 
 from __future__ import annotations
 
@@ -31,29 +33,34 @@ def test_rerun_resumes_the_interrupted_cell_and_skips_finished_ones(
         *[x for s in sets for x in ("--set", s)],
     ]  # fmt: skip
 
-    # A compare stopped during its first cell: its spec written, the cell interrupted at step 3.
+    # A compare stopped in its second cell: its spec written, the first cell finished, the
+    # second interrupted at step 3 (both run here, in-process, as compare would run them).
     cells, spec = plan_cells(["fft"], sets, grid, forgetting=False, **flags)
     write_json(out / "compare.json", spec)
     first, second = run_requests(["fft"], out, sets, cells=cells, **flags)
+    assert ftx_cli("run", *run_argv(first)).exit_code == 0
     ftx_signal_at_step(3, signal.SIGINT)
-    r = ftx_cli("run", *run_argv(first))
+    r = ftx_cli("run", *run_argv(second))
     assert r.exit_code == 130, r.output
     monkeypatch.undo()
-    broken = out / "fft" / "learning_rate=1e-3"
+    done, broken = out / "fft" / "learning_rate=1e-3", out / "fft" / "learning_rate=2e-3"
     assert json.loads((broken / "summary.json").read_text())["status"] == "interrupted"
+    finished_at = (done / "summary.json").stat().st_mtime_ns
 
     r = ftx_cli(*argv)
     assert r.exit_code == 0, r.output
+    assert "1 of 2 cells already finished" in r.stderr
+    assert (done / "summary.json").stat().st_mtime_ns == finished_at  # skipped
     resumed = json.loads((broken / "summary.json").read_text())
     assert resumed["status"] == "finished" and resumed["resumed_from"] == "checkpoint-3"
     steps = [json.loads(x)["step"] for x in (broken / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, STEPS + 1))  # continued, not started again
-    fresh = json.loads((out / second.output / "summary.json").read_text())
-    assert fresh["status"] == "finished" and "resumed_from" not in fresh
-    assert "learning_rate: 0.002" in (out / second.output / "config.yaml").read_text()
+    assert "learning_rate: 0.002" in (broken / "config.yaml").read_text()
     # The base model was scored once, by the first cell; the second reused that score.
-    assert fresh["eval_before"] == resumed["eval_before"]
-    assert fresh["eval_before_from"] == str(out / "base-scores.json")
+    first_summary = json.loads((done / "summary.json").read_text())
+    assert "eval_before_from" not in first_summary
+    assert resumed["eval_before"] == first_summary["eval_before"]
+    assert resumed["eval_before_from"] == str(out / "base-scores.json")
     assert len(json.loads((out / "base-scores.json").read_text())) == 1
 
     report = (out / "compare.md").read_text()

@@ -65,7 +65,7 @@ GRID_HELP = (
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Set aside what --output holds (another compare, other files) and start afresh.",
+    help="Set aside what --output holds (this or another compare, other files) and start afresh.",
 )
 def compare_cmd(
     plugin_list,

@@ -43,7 +43,12 @@ SET_HELP = (
     default=None,
     help="Processes to launch with torchrun on this machine (one per GPU).",
 )
-@click.option("--base-scores", type=click.Path(dir_okay=False), hidden=True)
+@click.option(
+    "--base-scores",
+    type=click.Path(dir_okay=False),
+    hidden=True,  # ftx compare's: a file of base-model scores its runs share
+    help="JSON file of base-model scores shared with other runs (ftx.runner.base_scores).",
+)
 @click.option("--nnodes", type=int, default=1, show_default=True, help="Machines in the run.")
 @click.option(
     "--node-rank", type=int, default=0, show_default=True, help="This machine's rank (0 hosts)."

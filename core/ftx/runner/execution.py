@@ -45,6 +45,7 @@ UNSAFE_MODEL_FLAGS = (
 # Facts of an interrupted run that a resumed one keeps when it has nothing left to train.
 CARRIED_ON_RESUME = (
     "eval_before",
+    "eval_before_from",
     "task_eval_before",
     "train_time_s",
     "tokens",
@@ -231,11 +232,13 @@ def _walk_hooks(
     shared = prep.request.base_scores
     shared_file = Path(shared) if shared else None
     if scoring and "eval_before" not in summary:
-        console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
+
+        def score_base() -> dict[str, Any]:
+            console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
+            return score_dir(prep.pm, run, run.model_path, prep.eval_rows)[0]
+
         summary["eval_before"], reused = shared_score(
-            shared_file,
-            fingerprint("eval_before", run, prep.eval_rows),
-            lambda: score_dir(prep.pm, run, run.model_path, prep.eval_rows)[0],
+            shared_file, fingerprint("eval_before", run, prep.eval_rows), score_base
         )
         said = ""
         if reused:  # another run of the same compare scored this base model on these rows

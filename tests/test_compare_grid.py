@@ -166,6 +166,9 @@ def test_intervals():
     three = estimate([0.5, 0.6, 0.7])
     assert three.kind == "t" and three.n == 3
     assert (three.high - three.mean) == pytest.approx(4.303 * 0.1 / 3**0.5, rel=1e-3)
+    assert estimate([0.5, 0.6, 0.7], count=1000).kind == "t"  # the seeds' spread is wider
+    agreeing = estimate([0.6, 0.6, 0.6], count=20)  # seeds agree; 20 held-out rows do not
+    assert agreeing.kind == "t+wilson" and (agreeing.low, agreeing.high) == wilson(0.6, 20)
     assert estimate([2.5]).low is None  # one seed of a loss: no interval
     assert estimate([None]) is None
 
@@ -252,15 +255,16 @@ def test_report_from_run_directories_md_and_self_contained_html(tmp_path):
     spec = {"ftx_compare": 1, "seeds": 3, "cells": cells}
     text = write_report(out, spec)["markdown"]
     fft_row = next(line for line in text.splitlines() if line.startswith("| fft |"))
-    assert "0.100 → 0.820 ± 0.050 (n=3 seeds, t)" in fft_row
-    assert "0.600 ± 0.000 (n=3 seeds, t)" in fft_row and "4.00 GiB" in fft_row
+    assert "0.100 → 0.820 [0.67, 0.91] (n=3 seeds, t widened to Wilson n=40)" in fft_row
+    assert "0.600 [0.42, 0.75] (n=3 seeds, t widened to Wilson n=30)" in fft_row
+    assert "0.300 ± 0.000 (n=3 seeds, t)" in fft_row and "4.00 GiB" in fft_row
     qlora_row = next(line for line in text.splitlines() if line.startswith("| qlora |"))
     assert "method.r=8" in qlora_row and "0.050" in qlora_row
     assert "best task score (held-out exact after): fft: 0.820" in text
     # 0.82/4 GiB = 0.205 per GiB against 0.50/1 GiB: qlora, and its interval is apart
     assert "best score per GiB of peak memory: qlora/r=8" in text
     assert "least forgetting (highest retention): qlora/r=8" in text
-    assert "mean over seeds ± the 95% t-interval" in text
+    assert "mean over seeds ± the 95% t-interval (n = seeds), widened to the 95% Wilson" in text
     page = (out / "compare.html").read_text()
     assert page.count('src="data:image/png;base64,') == 2  # loss curves, score vs retention
     assert not re.search(r"(src|href)=\"(?!data:)", page) and "http" not in page

@@ -286,7 +286,8 @@ def build(out: Path, spec: dict[str, Any], *, gpu_mem: int | None = None) -> dic
 
 def _intervals_note(seeds: int) -> str:
     return (
-        "Scores: mean over seeds ± the 95% t-interval (n = seeds)"
+        "Scores: mean over seeds ± the 95% t-interval (n = seeds), widened to the 95% Wilson "
+        "interval of the held-out count where that is wider"
         if seeds > 1
         else "Scores: one seed each; [a, b] is the 95% Wilson interval of the held-out count"
     ) + "; intervals that overlap are within noise."

@@ -4,7 +4,9 @@ says "within noise" when intervals overlap instead of naming a winner.
 An :class:`Estimate` is a mean over a group's seeds with a 95 % interval:
 
 * n ≥ 2 seeds: Student's t-interval, mean ± t(0.975, n-1)·s/√n (s the sample standard
-  deviation over seeds): the spread the training seed causes;
+  deviation over seeds): the spread the training seed causes; for a proportion of a known
+  count it is widened, where narrower, to the Wilson interval below (seeds that agree on a
+  score still share one finite held-out set);
 * n = 1 and the score is a proportion of a known count (exact match over n held-out rows,
   retention over the questions the base model got right): the Wilson score interval of that
   count: the spread the finite held-out set causes;
@@ -31,7 +33,8 @@ T975 = (
 @dataclass(frozen=True)
 class Estimate:
     """A mean over ``n`` seeds and its 95 % interval (``low``/``high`` None: no interval);
-    ``kind``: ``"t"``, ``"wilson"`` or ``""``."""
+    ``kind``: ``"t"``, ``"wilson"``, ``"t+wilson"`` or ``""``; ``count``: the held-out count
+    behind a Wilson interval."""
 
     mean: float
     n: int
@@ -54,12 +57,17 @@ class Estimate:
 
     def text(self, digits: int = 3) -> str:
         """``0.750 ± 0.040 (n=3 seeds, t)`` / ``0.750 [0.41, 0.93] (1 seed, Wilson n=8)`` /
-        ``0.750``."""
+        ``0.750 [0.41, 0.93] (n=3 seeds, t widened to Wilson n=8)`` / ``0.750``."""
         if self.low is None or self.high is None:
             return f"{self.mean:.{digits}f}" + (f" (n={self.n} seeds)" if self.n > 1 else "")
         if self.kind == "t":
             half = (self.high - self.low) / 2
             return f"{self.mean:.{digits}f} ± {half:.{digits}f} (n={self.n} seeds, t)"
+        if self.kind == "t+wilson":
+            return (
+                f"{self.mean:.{digits}f} [{self.low:.{digits - 1}f}, {self.high:.{digits - 1}f}] "
+                f"(n={self.n} seeds, t widened to Wilson n={self.count})"
+            )
         return (
             f"{self.mean:.{digits}f} [{self.low:.{digits - 1}f}, {self.high:.{digits - 1}f}] "
             f"(1 seed, Wilson n={self.count})"
@@ -91,7 +99,12 @@ def estimate(values: list[float], *, count: int | None = None) -> Estimate | Non
     if n >= 2:
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
         half = t_quantile(n - 1) * sd / math.sqrt(n)
-        return Estimate(mean, n, mean - half, mean + half, "t")
+        low, high = mean - half, mean + half
+        if count and 0.0 <= mean <= 1.0:
+            w_low, w_high = wilson(mean, count)
+            if w_low < low or w_high > high:
+                return Estimate(mean, n, min(low, w_low), max(high, w_high), "t+wilson", count)
+        return Estimate(mean, n, low, high, "t")
     if count and 0.0 <= mean <= 1.0:
         low, high = wilson(mean, count)
         return Estimate(mean, 1, low, high, "wilson", count)

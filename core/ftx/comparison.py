@@ -14,6 +14,7 @@ plugin that declares option ``KEY``. ``OUT/compare.json`` records the compare
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from ftx.artifacts import write_json
 from ftx.compare_dir import SPEC_FILE, cell_state, check_directory, compare_spec
 from ftx.compare_grid import Cell, expand, parse_grid, seed_base
 from ftx.compare_report import print_table, write_report
-from ftx.errors import BadInput, RunFailed
+from ftx.errors import BadInput, RunFailed, RunInterrupted
 
 if TYPE_CHECKING:
     from ftx.runner import RunRequest
@@ -242,15 +243,29 @@ def compare(
     if skipped:
         console.print(f"ftx compare: {skipped} of {len(requests)} cells already finished")
     codes = {}
-    for req in pending:
-        verb = "resuming" if req.resume else "running"
-        console.rule(f"ftx compare: {verb} {Path(str(req.output)).relative_to(out)}")
-        codes[req.output] = run_one(req)
+    try:
+        for req in pending:
+            verb = "resuming" if req.resume else "running"
+            console.rule(f"ftx compare: {verb} {Path(str(req.output)).relative_to(out)}")
+            codes[req.output] = run_one(req)
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]ftx compare interrupted[/]: run the same command again to resume it ({out})"
+        )
+        raise
     content = write_report(out, spec, gpu_mem=gpu_mem)
     print_table(content, console)
     console.print(
         f"report: {out / 'compare.md'}  html: {out / 'compare.html'}  plot: {out / 'compare.png'}"
     )
+    stopped = [str(name) for name, code in codes.items() if code == RunInterrupted.exit_code]
+    if stopped:
+        said = (
+            f"ftx compare: {', '.join(stopped)} interrupted; run the same command again to "
+            f"resume ({out})"
+        )
+        console.print(f"[yellow]{said}[/]", highlight=False)
+        raise RunInterrupted(said)
     failed = [str(name) for name, code in codes.items() if code]
     if failed:
         again = "rerun the same ftx compare to resume or restart them"
@@ -264,13 +279,28 @@ def run_one(req: RunRequest) -> int:
     """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code.
 
     In a notebook (Jupyter, Colab) the child's output is relayed through ``sys.stderr``, which
-    the notebook shows in the cell; elsewhere the child writes to the terminal itself."""
+    the notebook shows in the cell; elsewhere the child writes to the terminal itself.
+
+    Interrupted (Ctrl-C, the notebook's interrupt button): the child is left to save its
+    checkpoint and exit (in a terminal it got the same SIGINT; a notebook's reaches only this
+    process, so it is passed on), then ``KeyboardInterrupt`` is raised. The child is never
+    killed half-way through writing its checkpoint: the compare can resume it."""
     cmd = [sys.executable, "-m", "ftx.cli", "run", *run_argv(req)]
-    if not any(m in sys.modules for m in ("ipykernel", "google.colab")):
-        return subprocess.call(cmd)
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as child:
-        for line in child.stdout or ():
-            sys.stderr.write(line)
-    return child.returncode
+    relay = any(m in sys.modules for m in ("ipykernel", "google.colab"))
+    piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    with subprocess.Popen(cmd, **(piped if relay else {})) as child:
+        try:
+            _relay(child)
+            return child.wait()
+        except KeyboardInterrupt:
+            if relay:
+                child.send_signal(signal.SIGINT)
+            _relay(child)
+            child.wait()
+            raise
+
+
+def _relay(child: subprocess.Popen) -> None:
+    """Copy the child's piped output to ``sys.stderr`` until it closes (nothing if unpiped)."""
+    for line in child.stdout or ():
+        sys.stderr.write(line)

@@ -1,13 +1,12 @@
 """``ftx compare`` continued: a rerun skips finished cells and resumes an interrupted one; the
-base model is scored once per compare (tiny random models, a few steps; one cell trains in a
-child process, the rest in this one — compare's running of fresh cells is
-``test_use_commands.py::test_compare_reports_every_method``)."""
+base model is scored once per compare (tiny random models, a few steps, in this process)."""
 
 from __future__ import annotations
 
 import json
 import signal
 
+from ftx import comparison
 from ftx.artifacts import write_json
 from ftx.comparison import plan_cells, run_argv, run_requests
 
@@ -47,6 +46,9 @@ def test_rerun_resumes_the_interrupted_cell_and_skips_finished_ones(
     assert json.loads((broken / "summary.json").read_text())["status"] == "interrupted"
     finished_at = (done / "summary.json").stat().st_mtime_ns
 
+    # Each cell's `ftx run` in this process, with the argv the child process would get
+    # (test_use_commands.py::test_compare_reports_every_method runs real child processes).
+    monkeypatch.setattr(comparison, "run_one", lambda req: ftx_cli("run", *run_argv(req)).exit_code)
     r = ftx_cli(*argv)
     assert r.exit_code == 0, r.output
     assert "1 of 2 cells already finished" in r.stderr

@@ -182,7 +182,8 @@ def compare(
     anything else, set aside as ``OUT.previous-TIME`` until this compare finishes) and every
     pending cell's whole request before the first starts; run each pending cell in its own
     process; write the report and print its table; return the output directory.
-    ``SystemExit(1)`` (``RunFailed``) after the report if any cell did not finish."""
+    After the report: :class:`RunInterrupted` (exit 130) if a cell was interrupted,
+    :class:`RunFailed` (exit 1) if one failed; the same call again resumes or restarts them."""
     import shutil
     from dataclasses import replace
     from datetime import datetime

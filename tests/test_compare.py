@@ -94,3 +94,57 @@ def test_run_and_compare_help_give_the_scoped_syntax(ftx_cli):
     for command in ("run", "compare"):
         text = " ".join(ftx_cli(command, "--help").stdout.split())
         assert "[PLUGIN:]SECTION.KEY=VALUE" in text and "qlora:method.r=8" in text
+
+
+def _compare(ftx_cli, model, data, out, *extra):
+    return ftx_cli(
+        "compare", "--plugins", "fft,qlora", "--no-forgetting", "--model", model,
+        "--data", data["train"], "--output", out, "--set", f"data.eval={data['eval']}", *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("grid", "words"),
+    [
+        ("method.rank=8,32", "--grid method.rank: no compared plugin declares an option 'rank'"),
+        ("train.learning_rate=abc,1e-3", "fft/learning_rate=abc: train.learning_rate: expected"),
+        ("method.r=eight", "run qlora/r=eight: method.r: expected int, got 'eight'"),
+        ("train.learning_rate=", "empty value"),
+        ("train.learning_rate", "expected [PLUGIN:]section.key=v1,v2"),
+        ("sft:method.layers=last:1", "plugin 'sft' is not compared"),
+    ],
+)
+def test_bad_grids_exit_2_before_anything_runs(
+    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, grid, words
+):
+    out = tmp_path / "cmp"
+    r = _compare(ftx_cli, ftx_tiny_model, ftx_tiny_data, out, "--grid", grid)
+    assert r.exit_code == 2, r.output
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_a_directory_of_another_compare_or_other_files_is_refused(
+    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path
+):
+    import json
+
+    from ftx.comparison import plan_cells
+
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    r = _compare(ftx_cli, ftx_tiny_model, ftx_tiny_data, out)
+    assert r.exit_code == 2 and "holds no ftx compare" in r.stderr and "--overwrite" in r.stderr
+    (out / "notes.txt").unlink()
+    sets = [f"data.eval={ftx_tiny_data['eval']}"]
+    _, spec = plan_cells(
+        ["fft", "qlora"], sets, ["method.r=4,8"], model=str(ftx_tiny_model),
+        data=str(ftx_tiny_data["train"]), forgetting=False,
+    )  # fmt: skip
+    (out / "compare.json").write_text(json.dumps(spec))
+    (out / "fft").mkdir()
+    r = _compare(ftx_cli, ftx_tiny_model, ftx_tiny_data, out, "--grid", "method.r=4,16")
+    assert r.exit_code == 2 and "holds another compare" in r.stderr
+    assert "method.r=4,8" in r.stderr and "method.r=4,16" in r.stderr
+    assert json.loads((out / "compare.json").read_text()) == spec  # untouched

@@ -226,11 +226,13 @@ def test_dpo_from_a_finished_run_records_the_parent(tmp_path, ftx_tiny_model, pr
 
 def test_compare_passes_the_objective_and_reports_its_metric(tmp_path):
     from ftx import comparison
+    from ftx.compare_report import write_report
 
     out = tmp_path / "cmp"
     requests = comparison.run_requests(["fft", "qlora"], out, [], objective="dpo")
     argv = comparison.run_argv(requests[0])
     assert argv[argv.index("--objective") + 1] == "dpo"
+    _, spec = comparison.plan_cells(["fft", "qlora"], [], [], objective="dpo", forgetting=False)
     for name in ("fft", "qlora"):
         (out / name).mkdir(parents=True)
         summary = {
@@ -240,9 +242,9 @@ def test_compare_passes_the_objective_and_reports_its_metric(tmp_path):
             "eval_after": {"metric": "pairwise", "score": 0.75},
         }
         (out / name / "summary.json").write_text(json.dumps(summary))
-    rows = [comparison.row_for(name, out / name) for name in ("fft", "qlora")]
-    text = comparison.write_report(out, rows)
-    assert "objective: dpo" in text and "held-out after (pairwise)" in text and "0.750" in text
+    text = write_report(out, spec)["markdown"]
+    assert "objective: dpo" in text and "held-out pairwise before → after" in text
+    assert "0.500 → 0.750" in text
 
 
 def test_kto_pairs_labelled_held_out_rows_by_prompt():

@@ -59,6 +59,21 @@ def method_settings(method: Section) -> list[str]:
     return out
 
 
+def grid_exprs(grid: Mapping[str, Sequence[Any]] | None) -> list[str]:
+    """``{"train.learning_rate": [1e-4, 3e-4]}`` -> ``["train.learning_rate=0.0001,0.0003"]``:
+    the CLI's ``--grid`` expressions (each value written as JSON, as :func:`settings` does)."""
+    out = []
+    for key, values in (grid or {}).items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise BadInput(
+                f"grid[{key!r}]: expected a list of values, got {values!r}",
+                hint=f"e.g. grid={{{key!r}: [value1, value2]}}",
+            )
+        texts = [json.dumps(v, default=str) for v in values]
+        out.append(f"{key}={','.join(texts)}")
+    return out
+
+
 def _split(value: str | Path | Mapping[str, Any] | None, name_key: str) -> tuple[Any, Section]:
     """``data="x.jsonl"`` or ``data={"path": "x.jsonl", "max_length": 256}``: the flag value
     (path, model name, objective name) and the rest of the section."""
@@ -147,14 +162,22 @@ def compare(
     train: Section = None,
     method: Section = None,
     config: str | Path | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    seeds: int = 1,
+    forgetting: bool = True,
+    gpu_mem: str | int | None = None,
     output: str | Path | None = None,
     overwrite: bool = False,
     console: Any = None,
 ) -> CompareResult:
-    """``ftx compare``: the same data and budget through several methods (each in its own
-    process, as the CLI does); returns a :class:`CompareResult` (rows, runs, report path).
+    """``ftx compare``: the same data through several methods and grid values (each run in
+    its own process, as the CLI does); returns a :class:`CompareResult` (rows, runs, report).
     ``method`` options go to each compared plugin that declares them, as an unscoped
-    ``--set method.KEY`` does; ``{"qlora:r": 8}`` scopes one to a plugin."""
+    ``--set method.KEY`` does; ``{"qlora:r": 8}`` scopes one to a plugin. ``grid``:
+    ``{"train.learning_rate": [1e-4, 3e-4], "qlora:method.r": [8, 32]}`` as ``--grid``;
+    ``seeds``, ``forgetting``, ``gpu_mem`` (bytes or ``"16GB"``), ``overwrite``: as the CLI's
+    ``--seeds``, ``--forgetting/--no-forgetting``, ``--gpu-mem``, ``--overwrite``; the same
+    ``output`` again continues a compare."""
     from ftx import comparison
     from ftx.results import CompareResult
 
@@ -162,9 +185,15 @@ def compare(
     data_path, data_rest = _split(data, "path")
     model_name, model_rest = _split(model, "name")
     sets = settings(model=model_rest, data=data_rest, train=train) + method_settings(method)
+    from ftx.estimates import parse_size
+
     out = comparison.compare(
         names,
         sets,
+        grid=grid_exprs(grid),
+        seeds=seeds,
+        forgetting=forgetting,
+        gpu_mem=parse_size(gpu_mem) if isinstance(gpu_mem, str) else gpu_mem,
         objective=objective,
         config_file=None if config is None else str(config),
         model=model_name,
@@ -173,7 +202,7 @@ def compare(
         overwrite=overwrite,
         console=console if console is not None else _console(),
     )
-    return CompareResult(out, names)
+    return CompareResult(out)
 
 
 def plan(

@@ -1,40 +1,37 @@
-"""``ftx compare``: the same data and budget through several methods, one report.
+"""``ftx compare``: the same data through several methods and grid values, one report.
 
-Each plugin runs in its own process (``OUT/<plugin>/``) so that peak memory is measured per
-method; each keeps its own default learning rate. ``--set``s are routed per run
-(:func:`route_sets`): ``PLUGIN:section.key=value`` to that plugin's run only, unscoped
+The compare is a set of cells (:mod:`ftx.compare_grid`): every plugin × the values of each
+``--grid`` axis that reaches it × ``--seeds``. Each cell runs in its own process
+(``OUT/<plugin>[/<key=value,…>]``) so that peak memory is measured per run; each keeps its
+method's own defaults for what the grid does not set. ``--set``s are routed per run
+(:func:`route_sets`): ``PLUGIN:section.key=value`` to that plugin's runs only, unscoped
 ``model.*``/``data.*``/``train.*`` to every run, an unscoped ``method.KEY`` to every compared
-plugin that declares option ``KEY``. The report (rich table, ``compare.md``, ``compare.png`` with
-every loss curve) is built from the runs' ``summary.json`` and ``metrics.jsonl`` only, so it can
-be rebuilt from the directories at any time.
+plugin that declares option ``KEY``. ``OUT/compare.json`` records the compare
+(:mod:`ftx.compare_dir`): running it again continues it. The base model is scored once
+(``OUT/base-scores.json``). The report (:mod:`ftx.compare_report`: ``compare.md``,
+``compare.html``, plots) is built from the directories only, so it can be rebuilt any time.
 """
 
 from __future__ import annotations
 
-import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftx.artifacts import write_text
-from ftx.errors import BadInput, RunFailed
-from ftx.report import plot_losses, read_metrics
+from ftx.artifacts import write_json
+from ftx.compare_dir import SPEC_FILE, cell_state, check_directory, compare_spec
+from ftx.compare_grid import Cell, expand, parse_grid, seed_base
+from ftx.compare_report import print_table, write_report
+from ftx.errors import BadInput, RunFailed, RunInterrupted
 
 if TYPE_CHECKING:
     from ftx.runner import RunRequest
 
-COLUMNS = (
-    ("plugin", "method"),
-    ("status", "status"),
-    ("trainable", "trainable params"),
-    ("memory", "peak memory"),
-    ("tokens_per_s", "tokens/s"),
-    ("wall", "wall time"),
-    ("loss", "final loss"),
-    ("before", "held-out before"),
-    ("after", "held-out after"),
-)
+BASE_SCORES = "base-scores.json"
+"""The base model's held-out scores, scored by the first cell and reused by the others
+(:mod:`ftx.runner.base_scores`)."""
 
 
 def parse_plugins(text: str) -> list[str]:
@@ -75,34 +72,44 @@ def route_sets(sets: list[str], declared: dict[str, set[str]]) -> dict[str, list
     return routed
 
 
+FORGETTING_SET = "data.eval_forgetting=true"
+"""What ``--forgetting`` (the default) adds to every cell's ``--set``s, before the user's own."""
+
+
 def run_requests(
     names: list[str],
     out: Path,
     sets: list[str],
     *,
+    cells: list[Cell] | None = None,
     objective: str | None = None,
     config_file: str | None = None,
     model: str | None = None,
     data: str | None = None,
+    forgetting: bool = False,
     overwrite: bool = False,
 ) -> list[RunRequest]:
-    """One ``RunRequest`` per compared plugin, into ``out/<plugin>``, each with its own sets,
-    all under ``objective`` (None: the default)."""
+    """One ``RunRequest`` per cell (default: one per plugin, no grid), into ``out/<cell>``,
+    each with its own sets (routed ``--set``s, then the cell's grid values and seed), all under
+    ``objective`` (None: the default) and sharing ``out/base-scores.json``."""
     from ftx.runner import RunRequest
 
     routed = route_sets(sets, declared_options(names))
+    cells = cells if cells is not None else [Cell(name) for name in names]
+    extra = [FORGETTING_SET] if forgetting else []
     return [
         RunRequest(
-            plugin=name,
+            plugin=cell.plugin,
             objective=objective,
             config_file=config_file,
             model=model,
             data=data,
-            output=str(out / name),
-            sets=routed[name],
+            output=str(out / cell.name),
+            sets=[*extra, *routed[cell.plugin], *cell.sets()],
             overwrite=overwrite,
+            base_scores=str(out / BASE_SCORES),
         )
-        for name in names
+        for cell in cells
     ]
 
 
@@ -115,14 +122,51 @@ def run_argv(req: RunRequest) -> list[str]:
         *(["--model", req.model] if req.model else []),
         *(["--data", req.data] if req.data else []),
         *[x for s in req.sets for x in ("--set", s)],
-        *(["--overwrite"] if req.overwrite else []),
+        *(["--resume"] if req.resume else []),
+        *(["--overwrite"] if req.overwrite and not req.resume else []),
+        *(["--base-scores", req.base_scores] if req.base_scores else []),
     ]
+
+
+def plan_cells(
+    names: list[str],
+    sets: list[str],
+    grid: list[str],
+    *,
+    seeds: int = 1,
+    objective: str | None = None,
+    config_file: str | None = None,
+    model: str | None = None,
+    data: str | None = None,
+    forgetting: bool = True,
+) -> tuple[list[Cell], dict[str, Any]]:
+    """The cells of a compare and its spec (``compare.json``); BadInput for a bad grid."""
+    declared = declared_options(names)
+    route_sets(sets, declared)  # a --set that reaches nobody is refused before the grid
+    cells = expand(names, parse_grid(grid), declared, seeds=seeds, seed_base=seed_base(sets))
+    spec = compare_spec(
+        cells,
+        plugins=names,
+        grid=list(grid),
+        seeds=seeds,
+        sets=list(sets),
+        objective=objective,
+        model=model,
+        data=data,
+        config=config_file,
+        forgetting=forgetting,
+    )
+    return cells, spec
 
 
 def compare(
     names: list[str],
     sets: list[str],
     *,
+    grid: list[str] | None = None,
+    seeds: int = 1,
+    forgetting: bool = True,
+    gpu_mem: int | None = None,
     objective: str | None = None,
     config_file: str | None = None,
     model: str | None = None,
@@ -131,39 +175,104 @@ def compare(
     overwrite: bool = False,
     console: Any,
 ) -> Path:
-    """``ftx compare``'s work (the command and :func:`ftx.compare` call it): check every run's
-    whole request before the first starts, run each, write the report and print its table;
-    return the output directory. ``SystemExit(1)`` after the report if any run failed."""
+    """``ftx compare``'s work (the command and :func:`ftx.compare` call it).
+
+    Expand the grid into cells, check the output directory (a new one, this compare's own —
+    then finished cells are skipped and an interrupted one resumes — or, with ``overwrite``,
+    anything else, set aside as ``OUT.previous-TIME`` until this compare finishes) and every
+    pending cell's whole request before the first starts; run each pending cell in its own
+    process; write the report and print its table; return the output directory.
+    After the report: :class:`RunInterrupted` (exit 130) if a cell was interrupted,
+    :class:`RunFailed` (exit 1) if one failed; the same call again resumes or restarts them."""
+    import shutil
+    from dataclasses import replace
     from datetime import datetime
 
     from ftx.runner import prepare
+    from ftx.runner.rundir import free_sibling
 
     out = Path(output or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise BadInput(f"output directory {out} already exists", hint="pass --overwrite")
-    requests = run_requests(
+    cells, spec = plan_cells(
         names,
-        out,
         sets,
+        list(grid or []),
+        seeds=seeds,
         objective=objective,
         config_file=config_file,
         model=model,
         data=data,
-        overwrite=overwrite,
+        forgetting=forgetting,
     )
-    for req in requests:  # every run's whole request is checked before anything runs
-        prepare(req)
-    codes = {}
+    where = check_directory(out, spec, overwrite=overwrite)
+    requests = run_requests(
+        names,
+        out,
+        sets,
+        cells=cells,
+        objective=objective,
+        config_file=config_file,
+        model=model,
+        data=data,
+        forgetting=forgetting,
+    )
+    states = {
+        req.output: "new" if where != "continue" else cell_state(Path(str(req.output)))
+        for req in requests
+    }
+    pending = []
     for req in requests:
-        console.rule(f"ftx compare: {req.plugin}")
-        codes[req.plugin] = run_one(req)
-    rows = [row_for(name, out / name) for name in names]
-    write_report(out, rows)
-    print_table(rows, console)
-    console.print(f"report: {out / 'compare.md'}  plot: {out / 'compare.png'}")
-    failed = [name for name, code in codes.items() if code]
+        state = states[req.output]
+        if state == "finished":
+            continue
+        req.resume, req.overwrite = state == "resume", state == "restart"
+        pending.append(req)
+    for req in pending:  # every pending run's whole request is checked before anything runs
+        try:
+            prepare(
+                replace(req, sets=list(req.sets), overwrite=req.overwrite or where == "replace")
+            )
+        except BadInput as exc:
+            cell = Path(str(req.output)).relative_to(out)
+            raise BadInput(f"run {cell}: {exc.message}", hint=exc.hint) from None
+    set_aside = None
+    if where == "replace":
+        set_aside = free_sibling(out, "previous")
+        out.rename(set_aside)
+        console.print(f"the earlier contents of {out} are set aside at {set_aside}")
+    write_json(out / SPEC_FILE, spec)
+    skipped = len(requests) - len(pending)
+    if skipped:
+        console.print(f"ftx compare: {skipped} of {len(requests)} cells already finished")
+    codes = {}
+    try:
+        for req in pending:
+            verb = "resuming" if req.resume else "running"
+            console.rule(f"ftx compare: {verb} {Path(str(req.output)).relative_to(out)}")
+            codes[req.output] = run_one(req)
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]ftx compare interrupted[/]: run the same command again to resume it ({out})"
+        )
+        raise
+    content = write_report(out, spec, gpu_mem=gpu_mem)
+    print_table(content, console)
+    console.print(
+        f"report: {out / 'compare.md'}  html: {out / 'compare.html'}  plot: {out / 'compare.png'}"
+    )
+    stopped = [str(name) for name, code in codes.items() if code == RunInterrupted.exit_code]
+    if stopped:
+        said = (
+            f"ftx compare: {', '.join(stopped)} interrupted; run the same command again to "
+            f"resume ({out})"
+        )
+        console.print(f"[yellow]{said}[/]", highlight=False)
+        raise RunInterrupted(said)
+    failed = [str(name) for name, code in codes.items() if code]
     if failed:
-        raise RunFailed(f"ftx compare: {', '.join(failed)} did not finish (report: {out})")
+        again = "rerun the same ftx compare to resume or restart them"
+        raise RunFailed(f"ftx compare: {', '.join(failed)} did not finish; {again} ({out})")
+    if set_aside is not None:
+        shutil.rmtree(set_aside, ignore_errors=True)
     return out
 
 
@@ -171,88 +280,28 @@ def run_one(req: RunRequest) -> int:
     """``ftx run`` for ``req`` in a fresh process (peak memory is per method); its exit code.
 
     In a notebook (Jupyter, Colab) the child's output is relayed through ``sys.stderr``, which
-    the notebook shows in the cell; elsewhere the child writes to the terminal itself."""
+    the notebook shows in the cell; elsewhere the child writes to the terminal itself.
+
+    Interrupted (Ctrl-C, the notebook's interrupt button): the child is left to save its
+    checkpoint and exit (in a terminal it got the same SIGINT; a notebook's reaches only this
+    process, so it is passed on), then ``KeyboardInterrupt`` is raised. The child is never
+    killed half-way through writing its checkpoint: the compare can resume it."""
     cmd = [sys.executable, "-m", "ftx.cli", "run", *run_argv(req)]
-    if not any(m in sys.modules for m in ("ipykernel", "google.colab")):
-        return subprocess.call(cmd)
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as child:
-        for line in child.stdout or ():
-            sys.stderr.write(line)
-    return child.returncode
+    relay = any(m in sys.modules for m in ("ipykernel", "google.colab"))
+    piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    with subprocess.Popen(cmd, **(piped if relay else {})) as child:
+        try:
+            _relay(child)
+            return child.wait()
+        except KeyboardInterrupt:
+            if relay:
+                child.send_signal(signal.SIGINT)
+            _relay(child)
+            child.wait()
+            raise
 
 
-def row_for(plugin: str, run_dir: Path) -> dict[str, Any]:
-    """One report row from a run directory (missing numbers become ``None``)."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = {"status": "failed (no summary)"}
-    trainable, total = summary.get("trainable_params"), summary.get("total_params")
-    before, after = summary.get("eval_before") or {}, summary.get("eval_after") or {}
-    return {
-        "plugin": plugin,
-        "objective": summary.get("objective"),
-        "status": summary.get("status"),
-        "trainable": trainable,
-        "trainable_share": trainable / total if trainable and total else None,
-        "memory": summary.get("peak_memory_bytes"),
-        "tokens_per_s": summary.get("tokens_per_s"),
-        "wall": summary.get("wall_time_s"),
-        "loss": summary.get("final_loss"),
-        "metric": after.get("metric") or before.get("metric"),
-        "before": before.get("score"),
-        "after": after.get("score"),
-    }
-
-
-def _cell(key: str, row: dict[str, Any]) -> str:
-    value = row.get(key)
-    if value is None:
-        return "–"
-    if key == "trainable":
-        share = row.get("trainable_share")
-        return f"{value:,}" + (f" ({100 * share:.1f}%)" if share is not None else "")
-    if key == "memory":
-        return f"{value / 2**30:.2f} GiB"
-    if key == "wall":
-        return f"{value:.0f} s"
-    if key in ("before", "after"):
-        return f"{value:.3f}"
-    if key == "loss":
-        return f"{value:.4f}"
-    return str(value)
-
-
-def write_report(out: Path, rows: list[dict[str, Any]]) -> str:
-    """Write ``compare.md`` and ``compare.png`` under ``out``; return the markdown."""
-    plot_losses(
-        {r["plugin"]: read_metrics(out / r["plugin"]) for r in rows},
-        out / "compare.png",
-        "ftx compare: training loss",
-    )
-    metric = next((r["metric"] for r in rows if r.get("metric")), "metric")
-    header = [
-        label if key not in ("before", "after") else f"{label} ({metric})" for key, label in COLUMNS
-    ]
-    objective = next((r["objective"] for r in rows if r.get("objective")), None)
-    title = f"# ftx compare (objective: {objective})" if objective else "# ftx compare"
-    lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(key, row) for key, _ in COLUMNS) + " |")
-    lines += ["", "![loss curves](compare.png)", ""]
-    text = "\n".join(lines)
-    write_text(out / "compare.md", text)
-    return text
-
-
-def print_table(rows: list[dict[str, Any]], console: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title="ftx compare")
-    for _, label in COLUMNS:
-        table.add_column(label)
-    for row in rows:
-        table.add_row(*(_cell(key, row) for key, _ in COLUMNS))
-    console.print(table)
+def _relay(child: subprocess.Popen) -> None:
+    """Copy the child's piped output to ``sys.stderr`` until it closes (nothing if unpiped)."""
+    for line in child.stdout or ():
+        sys.stderr.write(line)

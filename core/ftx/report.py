@@ -41,6 +41,30 @@ def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: st
     return True
 
 
+def plot_points(
+    points: dict[str, tuple[float, float]], target: Path, title: str, xlabel: str, ylabel: str
+) -> bool:
+    """Plot one labelled point per name (``{name: (x, y)}``) into ``target`` (PNG); False
+    (nothing written) when there is no point."""
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, (x, y) in points.items():
+        ax.scatter([x], [y], s=30)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _save(fig, target)
+    return True
+
+
 def plot_rewards(rows: list[dict[str, Any]], target: Path, title: str) -> bool:
     """Plot the mean reward and each reward's mean per step into ``target`` (PNG), for runs
     that learn from rewards; False (nothing written) when ``rows`` log no reward."""

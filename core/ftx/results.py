@@ -168,25 +168,39 @@ class RunResult:
 
 @dataclass
 class CompareResult:
-    """An ``ftx compare`` directory: ``rows`` (one dict per method, the report's columns),
-    ``runs`` (a :class:`RunResult` per method), ``report`` (``compare.md``), ``best()``."""
+    """An ``ftx compare`` directory: ``rows`` (one dict per run, the report's numbers),
+    ``runs`` (a :class:`RunResult` per run, keyed by its directory under the compare's:
+    ``"fft"``, ``"qlora/r=8"``), ``report`` (``compare.md``), ``html``, ``best()``."""
 
     output: Path
-    plugins: list[str]
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+
+    @property
+    def cells(self) -> list[dict[str, Any]]:
+        """``compare.json``'s cells (``name``, ``plugin``, ``group``, ``grid``, ``seed``)."""
+        from ftx.compare_dir import read_spec
+
+        return list((read_spec(self.output) or {}).get("cells", []))
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        from ftx.comparison import row_for
+        from ftx.compare_report import cell_row
 
-        return [row_for(name, self.output / name) for name in self.plugins]
+        return [cell_row(cell, self.output / cell["name"]) for cell in self.cells]
 
     @property
     def runs(self) -> dict[str, RunResult]:
-        return {name: RunResult(self.output / name) for name in self.plugins}
+        return {cell["name"]: RunResult(self.output / cell["name"]) for cell in self.cells}
 
     @property
     def report(self) -> Path:
         return self.output / "compare.md"
+
+    @property
+    def html(self) -> Path:
+        return self.output / "compare.html"
 
     def best(self) -> RunResult:
         """The finished run with the best held-out score after training: the highest, or the
@@ -195,13 +209,13 @@ class CompareResult:
         if not scored:
             raise BadInput(f"{self.output}: no finished run has a held-out score")
         sign = -1 if scored[0]["metric"] == "loss" else 1
-        return self.runs[max(scored, key=lambda r: sign * r["after"])["plugin"]]
+        return self.runs[max(scored, key=lambda r: sign * r["after"])["name"]]
 
     def frame(self) -> Any:
         """:attr:`rows` as a pandas DataFrame indexed by method (needs pandas)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows).set_index("plugin")
+        return pd.DataFrame(self.rows).set_index("name")
 
     def _repr_markdown_(self) -> str:
         return self.report.read_text() if self.report.is_file() else str(self.output)

@@ -43,6 +43,12 @@ SET_HELP = (
     default=None,
     help="Processes to launch with torchrun on this machine (one per GPU).",
 )
+@click.option(
+    "--base-scores",
+    type=click.Path(dir_okay=False),
+    hidden=True,  # ftx compare's: a file of base-model scores its runs share
+    help="JSON file of base-model scores shared with other runs (ftx.runner.base_scores).",
+)
 @click.option("--nnodes", type=int, default=1, show_default=True, help="Machines in the run.")
 @click.option(
     "--node-rank", type=int, default=0, show_default=True, help="This machine's rank (0 hosts)."
@@ -62,6 +68,7 @@ def run_cmd(
     resume,
     overwrite,
     force,
+    base_scores,
     nproc,
     nnodes,
     node_rank,
@@ -90,6 +97,7 @@ def run_cmd(
         overwrite=overwrite,
         force=force,
         follower=launching and not nodes.owns_run_directory,
+        base_scores=base_scores,
     )
     prep = prepare(req)  # bad input fails here, once, before any process is launched
     if not launching and not ranks.under_launcher():

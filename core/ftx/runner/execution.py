@@ -20,6 +20,7 @@ from ftx.models import parent_run
 from ftx.plugins import call_first
 from ftx.quiet import quiet_libraries
 from ftx.ranks import is_main_process
+from ftx.runner.base_scores import fingerprint, shared_score
 from ftx.runner.checkpoints import newest_checkpoint, remove_incomplete_checkpoints
 from ftx.runner.failures import (
     NonFiniteLoss,
@@ -44,6 +45,7 @@ UNSAFE_MODEL_FLAGS = (
 # Facts of an interrupted run that a resumed one keeps when it has nothing left to train.
 CARRIED_ON_RESUME = (
     "eval_before",
+    "eval_before_from",
     "task_eval_before",
     "train_time_s",
     "tokens",
@@ -227,14 +229,30 @@ def _walk_hooks(
         record.save()
     metric = run.config["data"]["eval_metric"]
     scoring = bool(prep.eval_rows) and record.main
+    shared = prep.request.base_scores
+    shared_file = Path(shared) if shared else None
     if scoring and "eval_before" not in summary:
-        console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
-        summary["eval_before"], _ = score_dir(prep.pm, run, run.model_path, prep.eval_rows)
-        console.print(f"  before: {metric} = {summary['eval_before']['score']:.3f}")
+
+        def score_base() -> dict[str, Any]:
+            console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
+            return score_dir(prep.pm, run, run.model_path, prep.eval_rows)[0]
+
+        summary["eval_before"], reused = shared_score(
+            shared_file, fingerprint("eval_before", run, prep.eval_rows), score_base
+        )
+        said = ""
+        if reused:  # another run of the same compare scored this base model on these rows
+            summary["eval_before_from"] = str(shared_file)
+            said = f" (scored once for the compare: {shared_file})"
+        console.print(f"  before: {metric} = {summary['eval_before']['score']:.3f}{said}")
         record.save()
     if prep.task_rows and record.main and "task_eval_before" not in summary:
         console.print(f"scoring the base model on {len(prep.task_rows)} task rows…")
-        summary["task_eval_before"] = score_task(prep, run, run.model_path)
+        summary["task_eval_before"], _ = shared_score(
+            shared_file,
+            fingerprint("task_eval_before", run, prep.task_rows),
+            lambda: score_task(prep, run, run.model_path),
+        )
         console.print(f"  task before: {summary['task_eval_before']['score']:.3f}")
         record.save()
     record.measure_from_here()  # the training peak is measured from here

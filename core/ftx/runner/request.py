@@ -21,7 +21,8 @@ class RunRequest:
 
     ``follower``: this process launches the ranks of a node other than node rank 0 in a
     multi-node run; node rank 0 owns the run directory, so its state is not this one's to
-    judge (an existing directory is not refused here)."""
+    judge (an existing directory is not refused here). ``base_scores``: a file of base-model
+    scores shared with other runs (:mod:`ftx.runner.base_scores`; ``ftx compare`` sets it)."""
 
     plugin: str | None
     objective: str | None = None
@@ -34,6 +35,7 @@ class RunRequest:
     overwrite: bool = False
     force: bool = False
     follower: bool = False
+    base_scores: str | None = None
 
 
 @dataclass

@@ -43,8 +43,8 @@ def llama_cpp():
         import llama_cpp
     except ImportError:
         pytest.skip(
-            "llama-cpp-python is not installed: make llama-cpp (CMAKE_ARGS=-DGGML_NATIVE=OFF "
-            "pip install llama-cpp-python)"
+            "llama-cpp-python is not installed: make llama-cpp (CMAKE_ARGS='-DGGML_NATIVE=OFF "
+            "-DLLAVA_BUILD=OFF' pip install llama-cpp-python)"
         )
     return llama_cpp
 

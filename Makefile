@@ -26,8 +26,9 @@ install: $(STAMP)
 # llama-cpp-python loads only for its image/audio chat handlers). llama.cpp's own tests, tools,
 # examples and server are already off when it is built as llama-cpp-python's subproject. pip
 # caches the built wheel, so only the first install compiles (measured without libmtmd: 21 min,
-# 8 min of CPU, on 2 cores shared with other jobs; with it, about 40 min on busier cores). The cache is keyed by the package version, not by CMAKE_ARGS: a machine that built
-# the wheel before keeps it (`pip cache remove llama_cpp_python` to rebuild with these flags).
+# 8 min of CPU, on 2 cores shared with other jobs; with it, about 40 min on busier cores). The
+# cache is keyed by the package version, not by CMAKE_ARGS: a machine that built the wheel
+# before keeps it (`pip cache remove llama_cpp_python` to rebuild with these flags).
 $(LLAMA_STAMP): $(STAMP) constraints.txt
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PIP) install -q -c constraints.txt llama-cpp-python
 	touch $(LLAMA_STAMP)

@@ -21,10 +21,16 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
 install: $(STAMP)
 
 # llama.cpp's Python binding, for the slow tier's GGUF checks only (never a runtime dependency):
-# PyPI has it as source, built here portable (no -march=native); pip caches the built wheel, so
-# only the first install compiles (about 40 min on 2 busy cores).
+# PyPI has it as source, built here portable (GGML_NATIVE=OFF: no -march=native) and text-only
+# (LLAVA_BUILD=OFF: no libmtmd, the multimodal library, about a fifth of the compile time, that
+# llama-cpp-python loads only for its image/audio chat handlers). llama.cpp's own tests, tools,
+# examples and server are already off when it is built as llama-cpp-python's subproject. pip
+# caches the built wheel, so only the first install compiles (measured without libmtmd: 21 min,
+# 8 min of CPU, on 2 cores shared with other jobs; with it, about 40 min on busier cores). The
+# cache is keyed by the package version, not by CMAKE_ARGS: a machine that built the wheel
+# before keeps it (`pip cache remove llama_cpp_python` to rebuild with these flags).
 $(LLAMA_STAMP): $(STAMP) constraints.txt
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -c constraints.txt llama-cpp-python
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PIP) install -q -c constraints.txt llama-cpp-python
 	touch $(LLAMA_STAMP)
 
 llama-cpp: $(LLAMA_STAMP)

@@ -34,18 +34,22 @@ def llama7b_dir(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def tiny_arch_model(tmp_path_factory: pytest.TempPathFactory):
-    """``tiny_arch_model(architecture)``: the path of a tiny random model of that architecture
-    (a key of ``ftx.testing.tiny.ARCHITECTURES``) with the ChatML tokenizer, built once per
+    """``tiny_arch_model(architecture, tokenizer="byte-level")``: the path of a tiny random
+    model of that architecture (a key of ``ftx.testing.tiny.ARCHITECTURES``) with the ChatML
+    tokenizer, or with ``tokenizer="sentencepiece"`` a Llama 2-style one, built once per
     session."""
     from ftx.testing.tiny import make_tiny_model
 
-    built: dict[str, object] = {}
+    built: dict[tuple[str, str], object] = {}
 
-    def build(architecture: str):
-        if architecture not in built:
-            root = tmp_path_factory.mktemp(f"tiny-{architecture}")
-            built[architecture] = make_tiny_model(root / "model", architecture=architecture)
-        return built[architecture]
+    def build(architecture: str, tokenizer: str = "byte-level"):
+        key = (architecture, tokenizer)
+        if key not in built:
+            root = tmp_path_factory.mktemp(f"tiny-{architecture}-{tokenizer}")
+            built[key] = make_tiny_model(
+                root / "model", architecture=architecture, tokenizer=tokenizer
+            )
+        return built[key]
 
     return build
 

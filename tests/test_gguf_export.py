@@ -62,14 +62,29 @@ def _reader(path: Path):
     return gguf.GGUFReader(str(path))
 
 
-@pytest.mark.parametrize("architecture", ["llama", "qwen2"])
+MODELS = {
+    "llama": ("llama", "byte-level", "llama", "gpt2", "gpt-2"),
+    "qwen2": ("qwen2", "byte-level", "qwen2", "gpt2", "qwen2"),
+    "llama-spm": ("llama", "sentencepiece", "llama", "llama", "default"),
+    "mistral-spm": ("mistral", "sentencepiece", "llama", "llama", "default"),
+}
+"""Test model -> (model type, tokenizer kind, GGUF architecture, ``tokenizer.ggml.model``,
+``tokenizer.ggml.pre``). ``*-spm``: Llama 2 / Mistral v0.1-style SentencePiece tokenizers."""
+
+
+def _model(tiny_arch_model, name: str) -> Path:
+    model_type, tokenizer = MODELS[name][:2]
+    return tiny_arch_model(model_type, tokenizer)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize(("quant", "atol"), [("f32", 1e-5), ("f16", 5e-3)])
 def test_transformers_reads_back_the_same_model(
-    ftx_cli, tiny_arch_model, tmp_path, architecture, quant, atol
+    ftx_cli, tiny_arch_model, tmp_path, name, quant, atol
 ):
     from ftx.models import load_tokenizer
 
-    run = _as_run(tiny_arch_model(architecture), tmp_path)
+    run = _as_run(_model(tiny_arch_model, name), tmp_path)
     path = _export(ftx_cli, run, "--quant", quant)
     assert path == run / f"export-gguf-{quant}" / f"run-{quant}.gguf"
     ids = load_tokenizer(run / "model").encode(PROMPT)
@@ -77,10 +92,10 @@ def test_transformers_reads_back_the_same_model(
     got = _logits(path.parent, ids, gguf_file=path.name)
     assert (got - want).abs().max().item() <= atol
     fields = _reader(path).fields
+    _, _, architecture, model, pre = MODELS[name]
     assert fields["general.architecture"].contents() == architecture
-    assert fields["tokenizer.ggml.pre"].contents() == (
-        "qwen2" if architecture == "qwen2" else "gpt-2"
-    )
+    assert fields["tokenizer.ggml.model"].contents() == model
+    assert fields["tokenizer.ggml.pre"].contents() == pre
 
 
 def _strings(count: int) -> list[str]:
@@ -98,13 +113,13 @@ def _strings(count: int) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("architecture", ["llama", "qwen2"])
-def test_the_tokenizer_round_trips(ftx_cli, tiny_arch_model, tmp_path, architecture):
+@pytest.mark.parametrize("name", ["llama", "qwen2", "llama-spm"])
+def test_the_tokenizer_round_trips(ftx_cli, tiny_arch_model, tmp_path, name):
     from transformers import AutoTokenizer
 
     from ftx.models import load_tokenizer
 
-    run = _as_run(tiny_arch_model(architecture), tmp_path)
+    run = _as_run(_model(tiny_arch_model, name), tmp_path)
     path = _export(ftx_cli, run, "--quant", "f16")
     want = load_tokenizer(run / "model")
     got = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -113,6 +128,67 @@ def test_the_tokenizer_round_trips(ftx_cli, tiny_arch_model, tmp_path, architect
     for text in strings:
         assert got.encode(text) == want.encode(text), text
         assert got.decode(got.encode(text)) == want.decode(want.encode(text)), text
+
+
+def test_the_sentencepiece_vocabulary_is_what_llama_cpp_reads(ftx_cli, tiny_arch_model, tmp_path):
+    """Token types, special ids and flags as a Llama 2 GGUF has them, and scores that order the
+    merges as ``tokenizer.json`` does (llama.cpp's SentencePiece tokenizer merges by score;
+    transformers' GGUF reader rebuilds the merges from the same scores)."""
+    import gguf
+    from transformers.tokenization_utils_base import generate_merges
+
+    run = _as_run(_model(tiny_arch_model, "llama-spm"), tmp_path)
+    path = _export(ftx_cli, run, "--quant", "f16")
+    fields = _reader(path).fields
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    types = dict(zip(tokens, fields["tokenizer.ggml.token_type"].contents(), strict=True))
+    assert tokens[:3] == ["<unk>", "<s>", "</s>"] and tokens[3 + 0x41] == "<0x41>"
+    assert types["<unk>"] == gguf.TokenType.UNKNOWN
+    assert types["<s>"] == types["</s>"] == gguf.TokenType.CONTROL
+    assert types["<0x41>"] == types["<0xFF>"] == gguf.TokenType.BYTE
+    assert types["\u2581the"] == gguf.TokenType.NORMAL
+    assert fields["tokenizer.ggml.bos_token_id"].contents() == 1
+    assert fields["tokenizer.ggml.eos_token_id"].contents() == 2
+    assert fields["tokenizer.ggml.unknown_token_id"].contents() == 0
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is True
+    assert fields["tokenizer.ggml.add_space_prefix"].contents() is True
+    assert "tokenizer.ggml.merges" not in fields
+    data = json.loads((run / "model" / "tokenizer.json").read_text())
+    want = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]
+    ]
+    scores = dict(zip(tokens, fields["tokenizer.ggml.scores"].contents(), strict=True))
+    assert generate_merges({t: i for i, t in enumerate(tokens)}, scores) == want
+    assert len(want) > 100
+
+
+def test_sentencepiece_tokenizer_json_shapes():
+    """Both spellings of the ``"▁"`` scheme: Metaspace (transformers 5, Mistral) and the
+    Prepend/Replace normaliser (older Llama 2 files); byte-level BPE is not SentencePiece."""
+    from ftx.gguf_vocab import add_space_prefix, is_sentencepiece_bpe, tokenizer_kind
+
+    bpe = {"type": "BPE", "byte_fallback": True, "merges": []}
+    meta = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first"}
+    modern = {"model": bpe, "pre_tokenizer": meta}
+    legacy = {
+        "model": bpe,
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Prepend", "prepend": "\u2581"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+            ],
+        },
+        "pre_tokenizer": None,
+    }
+    never = {"model": bpe, "pre_tokenizer": {**meta, "prepend_scheme": "never"}}
+    for data in (modern, legacy, never):
+        assert is_sentencepiece_bpe(data) and tokenizer_kind(data) == ("llama", "default")
+    assert add_space_prefix(modern) and add_space_prefix(legacy) and not add_space_prefix(never)
+    no_fallback = {**modern, "model": {**bpe, "byte_fallback": False}}
+    assert not is_sentencepiece_bpe(no_fallback)
+    byte_level = {"model": {"type": "BPE"}, "pre_tokenizer": {"type": "ByteLevel"}}
+    assert tokenizer_kind(byte_level) == ("gpt2", "gpt-2")
 
 
 def test_a_finished_qlora_run_exports_with_end_of_turn_and_modelfile(ftx_cli, qlora_run):
@@ -179,7 +255,9 @@ def test_bad_input_exits_2_before_writing(ftx_cli, tiny_arch_model, tmp_path):
     gpt2 = _as_run(tiny_arch_model("gpt2"), tmp_path / "gpt2")
     r = ftx_cli("export", str(gpt2), "--format", "gguf")
     assert r.exit_code == 2 and "'gpt2'" in r.stderr
-    assert "llama, mistral, qwen2, qwen3" in " ".join(r.stderr.split())
+    message = " ".join(r.stderr.split())
+    for model_type in ("llama (", "mistral (", "qwen2 (", "qwen3 ("):
+        assert model_type in message, message
     assert not list(tmp_path.rglob("*.gguf"))
     out = tmp_path / "out" / "m.gguf"
     first = _export(ftx_cli, run, "--out", str(out))
@@ -199,6 +277,7 @@ def test_an_unknown_pre_tokenizer_exits_2(ftx_cli, tiny_arch_model, tmp_path):
     path.write_text(json.dumps(data))
     r = ftx_cli("export", str(run), "--format", "gguf")
     assert r.exit_code == 2 and "not supported" in r.stderr and "byte-level BPE" in r.stderr
+    assert "SentencePiece-style BPE" in r.stderr
 
 
 def test_a_full_disk_exits_1_and_leaves_no_gguf(tiny_arch_model, tmp_path):

@@ -1,12 +1,17 @@
-"""Slow tier: the exported GGUF of a real SmolLM2 QLoRA run, run in llama.cpp itself.
+"""Slow tier: exported GGUF files run in llama.cpp itself (``llama-cpp-python``, built from
+source by ``make test``: ``make llama-cpp``).
 
-The shared demo QLoRA run (``demo_qlora_run``, tests/conftest.py: ``export.gguf: f16`` writes
-the GGUF at the end of the run), then ``ftx export --format gguf --quant q8_0``; both files are
-loaded by ``llama-cpp-python``
-(built from source by ``make test``: ``make llama-cpp``) and greedily complete the held-out
-prompts. Checked: the f16 file gives ``ftx generate``'s outputs (the count that differ is
-printed), q8_0's held-out exact match is within 0.05 of the merged model's, and every
-generation stops by itself at the end-of-turn token.
+Tiny random models of every architecture and tokenizer kind ftx exports (llama with a
+byte-level BPE tokenizer, llama with a Llama 2-style SentencePiece tokenizer, qwen2, qwen3),
+each exported to f32 and f16: llama.cpp's logits and greedy tokens equal transformers' on a few
+prompts, and llama.cpp tokenises text as the Hugging Face tokenizer does. Seconds per model.
+
+Then the real SmolLM2: the shared demo QLoRA run (``demo_qlora_run``, tests/conftest.py:
+``export.gguf: f16`` writes the GGUF at the end of the run), then ``ftx export --format gguf
+--quant q8_0``; both files are loaded by llama.cpp and greedily complete the held-out prompts.
+Checked: the f16 file gives ``ftx generate``'s outputs (the count that differ is printed),
+q8_0's held-out exact match is within 0.05 of the merged model's, and every generation stops by
+itself at the end-of-turn token.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ def llama_cpp():
         import llama_cpp
     except ImportError:
         pytest.skip(
-            "llama-cpp-python is not installed: make llama-cpp (CMAKE_ARGS=-DGGML_NATIVE=OFF "
-            "pip install llama-cpp-python)"
+            "llama-cpp-python is not installed: make llama-cpp (CMAKE_ARGS='-DGGML_NATIVE=OFF "
+            "-DLLAVA_BUILD=OFF' pip install llama-cpp-python)"
         )
     return llama_cpp
 
@@ -56,6 +61,91 @@ def exported(demo_qlora_run):
         print(f"{quant}: {path.stat().st_size / 2**20:.1f} MiB")
     print(f"ftx export --format gguf --quant q8_0: {seconds:.1f} s (process included)")
     return run, files
+
+
+TINY_PROMPTS = (
+    "the quick brown fox",
+    "hello world: the answer is",
+    "json name value true",
+    "<|im_start|>user\nwhat is the answer<|im_end|>\n",
+)
+TINY_NEW_TOKENS = 16
+TINY_ATOL = {"f32": 1e-3, "f16": 5e-3}
+"""Logit tolerances: what llama.cpp's own kernels (and f16 weights) add to transformers'."""
+
+
+@pytest.mark.parametrize("name", ["llama", "llama-spm", "qwen2", "qwen3"])
+def test_llama_cpp_runs_tiny_exports_like_transformers(
+    llama_cpp, ftx_cli, tiny_arch_model, tmp_path, name
+):
+    """llama (byte-level BPE), llama (SentencePiece), qwen2, qwen3: same logits and greedy
+    tokens in llama.cpp as in transformers, f32 and f16; the same tokenisation."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ftx.models import load_tokenizer
+    from tests.test_gguf_export import _as_run, _export, _strings
+
+    model_type, tokenizer_kind = {"llama-spm": ("llama", "sentencepiece")}.get(
+        name, (name, "byte-level")
+    )
+    run = _as_run(tiny_arch_model(model_type, tokenizer_kind), tmp_path)
+    tokenizer = load_tokenizer(run / "model")
+    hf = AutoModelForCausalLM.from_pretrained(str(run / "model"), dtype=torch.float32)
+    prompts = [tokenizer(p)["input_ids"] for p in TINY_PROMPTS]
+    want = []
+    with torch.no_grad():
+        for ids in prompts:
+            logits = hf(torch.tensor([ids])).logits[0].numpy()
+            out = hf.generate(torch.tensor([ids]), max_new_tokens=TINY_NEW_TOKENS, do_sample=False)
+            want.append((logits, out[0, len(ids) :].tolist()))
+    for quant in ("f32", "f16"):
+        path = _export(ftx_cli, run, "--quant", quant)
+        llm = llama_cpp.Llama(
+            model_path=str(path), n_ctx=512, n_threads=2, seed=0, verbose=False, logits_all=True
+        )
+        try:
+            for ids, (logits, tokens) in zip(prompts, want, strict=True):
+                llm.reset()
+                llm.eval(ids)
+                got = np.asarray(llm.scores[: len(ids)])
+                assert np.abs(got - logits).max() <= TINY_ATOL[quant], (name, quant, ids)
+                llm.reset()
+                greedy = []
+                for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
+                    greedy.append(token)
+                    if len(greedy) == len(tokens) or token == llm.token_eos():
+                        break
+                assert greedy == tokens[: len(greedy)] and len(greedy) == len(tokens), (
+                    name,
+                    quant,
+                    greedy,
+                    tokens,
+                )
+            if quant == "f32":
+                _check_tokenisation(
+                    llm, tokenizer, _strings(300), sentencepiece=name == "llama-spm"
+                )
+        finally:
+            llm.close()
+
+
+def _check_tokenisation(llm, tokenizer, strings: list[str], *, sentencepiece: bool) -> None:
+    """llama.cpp's tokens for each string (special tokens parsed, as transformers does) equal
+    the Hugging Face tokenizer's. One known difference for SentencePiece: llama.cpp puts the
+    ``"▁"`` prefix before text that already starts with a space (as SentencePiece does);
+    transformers' Metaspace does not: such text has exactly one more ``"▁"`` at the start."""
+    space = tokenizer.convert_tokens_to_ids("\u2581") if sentencepiece else None
+    leading = 0
+    for text in strings:
+        got = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        want = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if sentencepiece and text.startswith(" "):
+            leading += 1
+            want = [space, *want]
+        assert got == want, text
+    print(f"{len(strings)} strings tokenised alike ({leading} with llama.cpp's extra prefix)")
 
 
 def _held_out(run: Path) -> list[dict]:

@@ -19,6 +19,12 @@ ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3"
 """``config.json``'s ``model_type`` -> the llama.cpp architecture written as
 ``general.architecture``."""
 
+SUPPORTED_FAMILIES = (
+    "llama (SmolLM/SmolLM2, Llama 2, Llama 3/3.1/3.2), mistral (Mistral 7B), qwen2 (Qwen2, "
+    "Qwen2.5), qwen3 (dense Qwen3)"
+)
+"""The model types of :data:`ARCHITECTURES` and the families that ship as them, for messages."""
+
 _PERMUTED = ("attn_q", "attn_k")
 """llama.cpp's llama graph rotates interleaved pairs; transformers' rotates halves: q and k are
 permuted on the way out (llama family only; Qwen uses the NeoX layout both sides agree on)."""
@@ -30,8 +36,8 @@ def gguf_architecture(config: dict[str, Any]) -> str:
     if model_type not in ARCHITECTURES:
         raise BadInput(
             f"GGUF export does not support model type {model_type!r}",
-            hint=f"supported: {', '.join(sorted(ARCHITECTURES))}; export --format merged and "
-            "convert with llama.cpp's convert_hf_to_gguf.py",
+            hint=f"supported model types: {SUPPORTED_FAMILIES}; for another, export --format "
+            "merged and convert it with llama.cpp's convert_hf_to_gguf.py",
         )
     rope = rope_scaling(config)
     if rope.get("rope_type", "default") not in ("default", "linear", "llama3"):

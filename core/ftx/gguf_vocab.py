@@ -6,10 +6,18 @@ Two sources, in order:
 * the GGUF the model came from (the demo, any ``--model FILE.gguf``): its ``tokenizer.ggml.*``
   keys are copied as they are, so llama.cpp tokenises exactly as the original file did
   (:func:`source_gguf` finds it from a run);
-* otherwise the run's tokenizer (``tokenizer.json`` as transformers loads it): byte-level
-  BPE only (GPT-2, Llama 3, Qwen2, SmolLM), with the pre-tokenizer named from its structure
-  (:func:`pre_tokenizer_name`) the way llama.cpp and transformers select one. Anything else is
-  BadInput (exit 2) before a file is written.
+* otherwise the run's tokenizer (``tokenizer.json`` as transformers loads it), one of two
+  kinds (:func:`tokenizer_kind`):
+
+  - byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM): GGUF tokenizer model ``gpt2``, with the
+    pre-tokenizer named from its structure (:func:`pre_tokenizer_name`) the way llama.cpp and
+    transformers select one;
+  - SentencePiece-style BPE (Llama 2, Mistral v0.1: ``byte_fallback`` and the ``"▁"``
+    Metaspace or Prepend/Replace scheme): GGUF tokenizer model ``llama`` (:func:`_spm_vocab`),
+    tokens and types from ``gguf``'s :class:`gguf.LlamaHfVocab`, and scores from the merge
+    order, which llama.cpp's SentencePiece tokenizer merges by.
+
+  Anything else is BadInput (exit 2) before a file is written.
 
 The chat template is always the run's own (what it trained on). Importing this module imports
 neither torch nor gguf.
@@ -17,7 +25,10 @@ neither torch nor gguf.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +37,10 @@ from ftx.errors import BadInput
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 """Tokens that end an assistant turn, by template family (ChatML, Llama 3, Phi, Gemma)."""
 
-_SUPPORTED_TOKENIZERS = "byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM)"
+_SUPPORTED_TOKENIZERS = (
+    "byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM) and SentencePiece-style BPE with byte "
+    "fallback (Llama 2, Mistral v0.1)"
+)
 
 
 def source_gguf(model_dirs: list[Path], spec: str | None) -> Path | None:
@@ -67,7 +81,9 @@ def check_tokenizer(model_dir: Path, source: Path | None) -> None:
     if source is None:
         from ftx.models import load_tokenizer
 
-        pre_tokenizer_name(effective_tokenizer_json(model_dir, load_tokenizer(model_dir)))
+        model, _ = tokenizer_kind(effective_tokenizer_json(model_dir, load_tokenizer(model_dir)))
+        if model == "llama":
+            _llama_hf_vocab(model_dir)
 
 
 def effective_tokenizer_json(model_dir: Path, tokenizer: Any) -> dict[str, Any]:
@@ -126,6 +142,55 @@ def copy_fields(writer: Any, fields: dict[str, Any]) -> None:
         writer.add_key_value(key, field.contents(), main, sub_type=sub)
 
 
+def tokenizer_kind(data: dict[str, Any]) -> tuple[str, str]:
+    """``(tokenizer.ggml.model, tokenizer.ggml.pre)`` for a ``tokenizer.json``: ``("llama",
+    "default")`` for SentencePiece-style BPE, ``("gpt2", name)`` for byte-level BPE; BadInput
+    for anything else."""
+    if is_sentencepiece_bpe(data):
+        return "llama", "default"
+    return "gpt2", pre_tokenizer_name(data)
+
+
+def is_sentencepiece_bpe(data: dict[str, Any]) -> bool:
+    """Whether a ``tokenizer.json`` is a SentencePiece BPE model as transformers converts one
+    (Llama 2, Mistral v0.1): BPE with ``byte_fallback`` whose spaces become ``"▁"``, through a
+    Metaspace pre-tokenizer or a Prepend/Replace normaliser."""
+    model = data.get("model") or {}
+    if model.get("type") != "BPE" or not model.get("byte_fallback"):
+        return False
+    return _metaspace(data) is not None or _prepends_metaspace(data)
+
+
+def add_space_prefix(data: dict[str, Any]) -> bool:
+    """llama.cpp's ``add_space_prefix`` for a SentencePiece-style ``tokenizer.json``: whether a
+    ``"▁"`` is put before the text (Metaspace ``prepend_scheme`` other than ``never``, or a
+    Prepend normaliser)."""
+    metaspace = _metaspace(data)
+    if metaspace is not None:
+        return metaspace.get("prepend_scheme", "always") != "never"
+    return _prepends_metaspace(data)
+
+
+def _steps(component: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    component = component or {}
+    return component.get(key, []) if component.get("type") == "Sequence" else [component]
+
+
+def _metaspace(data: dict[str, Any]) -> dict[str, Any] | None:
+    for step in _steps(data.get("pre_tokenizer"), "pretokenizers"):
+        if step.get("type") == "Metaspace" and step.get("replacement") == "\u2581":
+            return step
+    return None
+
+
+def _prepends_metaspace(data: dict[str, Any]) -> bool:
+    kinds = {
+        (step.get("type"), step.get("prepend") or step.get("content"))
+        for step in _steps(data.get("normalizer"), "normalizers")
+    }
+    return ("Prepend", "\u2581") in kinds and ("Replace", "\u2581") in kinds
+
+
 def pre_tokenizer_name(data: dict[str, Any]) -> str:
     """llama.cpp's name (``tokenizer.ggml.pre``) for a ``tokenizer.json``'s pre-tokenizer, read
     from its structure; BadInput for a tokenizer or pre-tokenizer it cannot name."""
@@ -164,7 +229,11 @@ def pre_tokenizer_name(data: dict[str, Any]) -> str:
 def _from_tokenizer_json(writer: Any, model_dir: Path, tokenizer: Any, n_vocab: int) -> None:
     import gguf
 
-    pre = pre_tokenizer_name(effective_tokenizer_json(model_dir, tokenizer))
+    data = effective_tokenizer_json(model_dir, tokenizer)
+    model, pre = tokenizer_kind(data)
+    if model == "llama":
+        _spm_vocab(writer, model_dir, data, n_vocab)
+        return
     vocab = tokenizer.get_vocab()
     added = tokenizer.added_tokens_decoder
     size = max(n_vocab, max(vocab.values()) + 1)
@@ -183,3 +252,75 @@ def _from_tokenizer_json(writer: Any, model_dir: Path, tokenizer: Any, n_vocab: 
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=size)
     special.chat_template = None  # the run tokenizer's, written by add_tokenizer
     special.add_to_gguf(writer, quiet=True)
+
+
+def _spm_vocab(writer: Any, model_dir: Path, data: dict[str, Any], n_vocab: int) -> None:
+    """The ``llama`` (SentencePiece) vocabulary, as llama.cpp's converter writes it from a
+    ``tokenizer.json`` (``_set_vocab_llama_hf``), with real scores (:func:`merge_scores`) where
+    :class:`gguf.LlamaHfVocab` leaves a placeholder: llama.cpp merges the adjacent pair whose
+    merged token scores highest, so the scores must follow the merge order. The unknown token
+    is typed UNKNOWN, as a ``tokenizer.model`` conversion types it. No merges are written
+    (llama.cpp does not read them for this model); a reader rebuilds them from the scores."""
+    import gguf
+
+    vocab = _llama_hf_vocab(model_dir)
+    scores = merge_scores(data)
+    unk = vocab.tokenizer.unk_token_id
+    tokens, token_scores, types = [], [], []
+    for index, (text, _, kind) in enumerate(vocab.all_tokens()):
+        tokens.append(text)
+        token_scores.append(scores.get(text.decode("utf-8"), scores[None]))
+        types.append(gguf.TokenType.UNKNOWN if index == unk else kind)
+    for index in range(len(tokens), n_vocab):
+        tokens.append(f"[PAD{index}]".encode())
+        token_scores.append(scores[None])
+        types.append(gguf.TokenType.UNUSED)
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(token_scores)
+    writer.add_token_types(types)
+    writer.add_add_space_prefix(add_space_prefix(data))
+    with _gguf_warnings_off():  # its guesses at Llama 2's <s> A <s> B pair template
+        special = gguf.SpecialVocab(model_dir, n_vocab=len(tokens))
+    special.chat_template = None  # the run tokenizer's, written by add_tokenizer
+    special.add_to_gguf(writer, quiet=True)
+
+
+@contextlib.contextmanager
+def _gguf_warnings_off() -> Iterator[None]:
+    log = logging.getLogger("gguf")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _llama_hf_vocab(model_dir: Path) -> Any:
+    """``gguf.LlamaHfVocab`` of ``model_dir``; BadInput when it refuses the tokenizer."""
+    import gguf
+
+    try:
+        return gguf.LlamaHfVocab(model_dir)
+    except (FileNotFoundError, TypeError, KeyError) as exc:
+        raise BadInput(
+            f"GGUF export: the SentencePiece-style tokenizer in {model_dir} is not one "
+            f"llama.cpp's converter reads ({exc})",
+            hint=f"supported: {_SUPPORTED_TOKENIZERS}",
+        ) from None
+
+
+def merge_scores(data: dict[str, Any]) -> dict[str | None, float]:
+    """Token text -> score for a SentencePiece-style BPE ``tokenizer.json``: ``-rank`` of the
+    first merge that makes the token, so a higher score is an earlier merge (what llama.cpp's
+    SentencePiece tokenizer and transformers' GGUF reader order merges by). Tokens no merge
+    makes (characters, bytes, special tokens) score below every merge: key None."""
+    merges = data["model"].get("merges") or []
+    scores: dict[str | None, float] = {}
+    for rank, merge in enumerate(merges):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        scores.setdefault(left + right, -float(rank))
+    scores[None] = -float(len(merges))
+    return scores

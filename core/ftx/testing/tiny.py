@@ -65,6 +65,41 @@ def _train_tokenizer(vocab_size: int, chat: bool, byte_alphabet: bool = True):
     return fast
 
 
+LLAMA2_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}"
+    "{% endif %}{% endfor %}"
+)
+"""A Llama 2-style chat template (system messages dropped), for the SentencePiece tokenizer."""
+
+
+def _train_sentencepiece_tokenizer(vocab_size: int, chat: bool):
+    """A Llama 2-style tokenizer: ``<unk> <s> </s>``, the 256 byte tokens ``<0x00>``…``<0xFF>``,
+    then pieces learnt on the corpus with ``"▁"`` for a space (Metaspace), byte fallback for
+    any character it lacks, and merges rebuilt from the vocabulary ordered by piece, as
+    transformers converts a SentencePiece model (so llama.cpp's SentencePiece tokenizer, which
+    merges by score, splits text the same way)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    learner = Tokenizer(models.BPE())
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=max(vocab_size - 259, 256), show_progress=False)
+    learner.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    vocab = {token: i for i, token in enumerate(["<unk>", "<s>", "</s>"])}
+    vocab.update({f"<0x{byte:02X}>": 3 + byte for byte in range(256)})
+    for token, _ in sorted(learner.get_vocab().items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = generate_merges(vocab, {token: -float(i) for token, i in vocab.items()})
+    tokenizer = LlamaTokenizer(vocab=vocab, merges=merges, add_bos_token=True)
+    if chat:
+        tokenizer.chat_template = LLAMA2_TEMPLATE
+    return tokenizer
+
+
 class Architecture(NamedTuple):
     config_class: str
     """The transformers config class."""
@@ -97,6 +132,7 @@ def make_tiny_model(
     seed: int = 0,
     architecture: str = "llama",
     byte_alphabet: bool = True,
+    tokenizer: str = "byte-level",
     **shape: Any,
 ) -> Path:
     """Write a random-weight causal LM and its tokenizer to `path`; return `path`.
@@ -112,26 +148,33 @@ def make_tiny_model(
     bytes the tokenizer's corpus does not use: with a small `vocab_size` (e.g. 80) the
     vocabulary is about that small, so a random model samples any one token often enough for
     a reward to find it (the GRPO tests); text outside the corpus's characters cannot be
-    encoded then.
+    encoded then. `tokenizer="sentencepiece"` gives a Llama 2-style tokenizer instead (byte
+    fallback, ``"▁"`` for a space, ``<s>``/``</s>``, no pad token; its chat template, if any, is
+    Llama 2's ``[INST]`` one); `byte_alphabet` does not apply to it.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
-    tokenizer = _train_tokenizer(vocab_size, chat_template, byte_alphabet)
+    if tokenizer == "sentencepiece":
+        tok = _train_sentencepiece_tokenizer(vocab_size, chat_template)
+    elif tokenizer == "byte-level":
+        tok = _train_tokenizer(vocab_size, chat_template, byte_alphabet)
+    else:
+        raise ValueError(f"tokenizer {tokenizer!r} is not 'byte-level' or 'sentencepiece'")
     config = tiny_config(
         architecture,
-        vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
         **shape,
     )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id or tok.eos_token_id
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    tok.save_pretrained(path)
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftx.data.collate import PACKING_SETTINGS
+from ftx.forgetting import FORGETTING_SETTINGS
 from ftx.gguf_export import QUANTS
 from ftx.options import AUTO, Range
 
@@ -41,6 +42,14 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
         "held-out conversations also scored with the default objective's metric (exact "
         "match) before and after: the task score of a preference-tuned run",
     ),
+    "eval_forgetting": (
+        "str",
+        AUTO,
+        "after training also measure forgetting against the base model: retention on ftx's "
+        "general questions and drift (KL) on general text, into summary.json's forgetting: "
+        "true | false | auto (= false in ftx run; ftx compare sets true). Costs greedy answers to "
+        "326 short questions (the base's are cached) and ~1k tokens of scoring per model",
+    ),
 }
 EXPORT_FIELDS: dict[str, tuple[str, Any, str]] = {
     "gguf": (
@@ -56,6 +65,7 @@ CHOICES = {
     ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
     ("data", "packing"): PACKING_SETTINGS,
     ("data", "train_on"): ("assistant", "all"),
+    ("data", "eval_forgetting"): FORGETTING_SETTINGS,
     ("export", "gguf"): QUANTS,
 }
 

@@ -167,6 +167,24 @@ def test_eval_metrics_match_the_run(ftx_cli, hard_run):
     assert hard_run.eval(metric="drift")["score"] == pytest.approx(drift["score"], rel=1e-4)
 
 
+def test_adapter_drift_disables_the_adapter_for_the_base(ftx_cli, knowing_base, tmp_path):
+    """An adapter directory is measured against its base by disabling the adapter (one model
+    in memory); its run's merged model/ against the base loaded alongside: the same drift."""
+    run = tmp_path / "qlora"
+    r = ftx_cli(
+        "run", "--plugin", "qlora", "--model", knowing_base, "--data", knowing_base.parent.parent
+        / "taught.jsonl", "--output", run, "--set", "train.max_steps=6",
+        "--set", "train.learning_rate=1e-2", "--set", "train.save_steps=1000",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    drifts = []
+    for target in (run / "adapter", run):
+        r = ftx_cli("eval", target, "--metric", "drift")
+        assert r.exit_code == 0, r.output
+        drifts.append(json.loads(r.stdout)["score"])
+    assert drifts[0] > 0 and drifts[0] == pytest.approx(drifts[1], rel=1e-3, abs=1e-6)
+
+
 @pytest.fixture
 def no_loading(monkeypatch):
     """Any model load fails the test: bad input must be refused before one."""
@@ -199,3 +217,23 @@ def test_bad_setting_exits_2_before_anything(ftx_cli, ftx_tiny_model, ftx_tiny_d
         "--output", out, "--set", "data.eval_forgetting=sometimes",
     )  # fmt: skip
     assert r.exit_code == 2 and "data.eval_forgetting" in r.stderr and not out.exists()
+
+
+SMOLLM2_FLOOR = 90
+"""SmolLM2-135M-Instruct answered 109 of the 326 questions right when the set was written (2
+CPU cores, fp32, greedy): the floor leaves room for other CPUs' rounding, not for a broken
+checker or prompt rendering."""
+
+
+@pytest.mark.slow
+def test_smollm2_knows_enough_for_retention_to_mean_something(tmp_path, monkeypatch):
+    """The demo model against itself: enough right answers, all kept, no drift."""
+    from ftx.forgetting.measure import measure_forgetting
+    from ftx.inference import load_for_inference
+    from ftx.models import resolve_model
+
+    base = resolve_model(None)  # the cached demo conversion, before the cache moves
+    monkeypatch.setenv("FTX_CACHE", str(tmp_path))  # the base's answers: computed, not cached
+    record = measure_forgetting(load_for_inference(base), base)
+    assert record["retention_base_correct"] >= SMOLLM2_FLOOR, record
+    assert record["retention"] == 1.0 and record["drift_nats"] == 0.0, record

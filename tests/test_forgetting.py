@@ -226,14 +226,18 @@ checker or prompt rendering."""
 
 
 @pytest.mark.slow
-def test_smollm2_knows_enough_for_retention_to_mean_something(tmp_path, monkeypatch):
-    """The demo model against itself: enough right answers, all kept, no drift."""
+def test_smollm2_knows_enough_for_retention_to_mean_something():
+    """The demo model answers enough of the questions for retention to be a share of something,
+    and an untouched copy does not drift (retention 1.0 for an untouched model is the fast
+    tier's: a second generation pass would double this test's time)."""
     from ftx.forgetting.measure import measure_forgetting
+    from ftx.forgetting.retention import answers_right
     from ftx.inference import load_for_inference
     from ftx.models import resolve_model
 
-    base = resolve_model(None)  # the cached demo conversion, before the cache moves
-    monkeypatch.setenv("FTX_CACHE", str(tmp_path))  # the base's answers: computed, not cached
-    record = measure_forgetting(load_for_inference(base), base)
-    assert record["retention_base_correct"] >= SMOLLM2_FLOOR, record
-    assert record["retention"] == 1.0 and record["drift_nats"] == 0.0, record
+    base = resolve_model(None)
+    loaded = load_for_inference(base)
+    right = answers_right(loaded.model, loaded.tokenizer, load_questions())
+    assert sum(right) >= SMOLLM2_FLOOR, sum(right)
+    record = measure_forgetting(load_for_inference(base), base, metrics=("drift",))
+    assert record["drift_nats"] == 0.0 and record["drift_tokens"] > 500, record

@@ -2,10 +2,10 @@
 still answers right.
 
 Replies are generated greedily with ftx's own generation (:func:`ftx.evaluate.generations`,
-batched, stopped at the end of turn, at most :data:`MAX_NEW_TOKENS` new tokens) and checked by
-:func:`ftx.forgetting.questions.answer_matches`. The base model's per-question correctness is
-cached under ``$FTX_CACHE/forgetting/`` keyed by :func:`base_fingerprint`, so a compare of
-several methods on one base scores it once.
+batched by :data:`BATCH_SIZE`, stopped at the end of turn, at most :data:`MAX_NEW_TOKENS` new
+tokens) and checked by :func:`ftx.forgetting.questions.answer_matches`. The base model's
+per-question correctness is cached under ``$FTX_CACHE/forgetting/`` keyed by
+:func:`base_fingerprint`, so a compare of several methods on one base scores it once.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from ftx.forgetting.questions import (
 
 MAX_NEW_TOKENS = 12
 """Enough for a one-word or one-number reply and what follows it; the checker reads the start."""
+BATCH_SIZE = 64
+"""Prompts per generate call: on 2 CPU cores 64 took ~15% less CPU time than ftx's default 16
+for the same answers (SmolLM2; the prompts are short, so the KV cache stays small)."""
 CHECKER_VERSION = 1
 """Bumped whenever :func:`answer_matches` or the prompts change, so old caches are not reused."""
 
@@ -42,6 +45,7 @@ def answers_right(
         as_conversations(questions),
         template=template,
         max_new_tokens=MAX_NEW_TOKENS,
+        batch_size=BATCH_SIZE,
     )
     return [answer_matches(r["output"], q.answers) for q, r in zip(questions, rows, strict=True)]
 

@@ -118,6 +118,19 @@ def test_checker_reads_the_first_sentence_leniently_and_no_further():
     assert normalise("  Hello,   WORLD! ") == "hello world"
 
 
+def test_retention_is_a_share_of_what_the_base_got_right():
+    from ftx.forgetting.retention import retention_score
+
+    score = retention_score([True, True, False, True], [True, False, True, True])
+    assert score == {
+        "retention": 2 / 3,
+        "retention_kept": 2,
+        "retention_base_correct": 3,
+        "questions": 4,
+    }  # the tuned model's third answer, which the base got wrong, does not count
+    assert retention_score([False, False], [True, True])["retention"] is None
+
+
 def test_question_set_is_large_varied_and_well_formed():
     questions = load_questions()
     assert len(questions) >= 200

@@ -113,6 +113,28 @@ def _score(summary: dict[str, Any], key: str) -> str:
     return "–" if not ev else f"{ev['score']:.3f} ({ev['metric']}, n={ev['n']})"
 
 
+def forgetting_line(record: dict[str, Any]) -> str:
+    """``summary.json``'s ``forgetting`` in one line of text (a metric not measured is left
+    out)."""
+    parts = []
+    if "questions" in record:
+        kept = record["retention"]
+        share = "–" if kept is None else f"{kept:.3f}"
+        parts.append(
+            f"retention {share} (kept {record['retention_kept']} of the "
+            f"{record['retention_base_correct']} questions the base answered right, of "
+            f"{record['questions']})"
+        )
+    if "drift_nats" in record:
+        parts.append(
+            f"drift {record['drift_nats']:.4f} nats/token (KL base‖tuned over "
+            f"{record['drift_tokens']} tokens)"
+        )
+    if "seconds" in record:
+        parts.append(f"{record['seconds']} s")
+    return ", ".join(parts)
+
+
 def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
     """Write ``loss.png`` and ``report.md`` for a run (finished or not)."""
     metrics = read_metrics(run_dir)
@@ -141,6 +163,8 @@ def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
         f"- held-out before: {_score(summary, 'eval_before')}",
         f"- held-out after: {_score(summary, 'eval_after')}",
     ]
+    if summary.get("forgetting"):
+        lines.append(f"- forgetting: {forgetting_line(summary['forgetting'])}")
     if summary.get("error"):
         lines.append(f"- error: {summary['error']}")
     if plotted:

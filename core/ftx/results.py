@@ -20,8 +20,8 @@ from ftx.errors import BadInput
 @dataclass
 class RunResult:
     """A run directory, read: ``status``, ``summary``, ``model_dir``, ``adapter_dir``,
-    ``eval_before``/``eval_after``, ``loss_history``; ``generate``, ``chat``, ``eval``,
-    ``export`` use the trained ``model/``."""
+    ``eval_before``/``eval_after``, ``forgetting``, ``loss_history``; ``generate``, ``chat``,
+    ``eval``, ``export`` use the trained ``model/``."""
 
     output: Path
     _loaded: Any = field(default=None, repr=False, compare=False)
@@ -63,6 +63,13 @@ class RunResult:
     def eval_after(self) -> dict[str, Any] | None:
         """The trained model's held-out score."""
         return self.summary.get("eval_after")
+
+    @property
+    def forgetting(self) -> dict[str, Any] | None:
+        """What the trained model kept of its base (``data.eval_forgetting``): ``retention``,
+        ``retention_kept``, ``retention_base_correct``, ``questions``, ``drift_nats``,
+        ``drift_tokens``, ``seconds``; None when the run did not measure it."""
+        return self.summary.get("forgetting")
 
     @property
     def loss_history(self) -> list[dict[str, Any]]:
@@ -133,14 +140,28 @@ class RunResult:
 
     def eval(
         self,
-        data: str | Path,
+        data: str | Path | None = None,
         *,
         metric: str = "exact",
         max_new_tokens: int = 64,
         limit: int | None = None,
         fmt: str = "auto",
+        base: str | Path | None = None,
     ) -> dict[str, Any]:
-        """``ftx eval``: ``{"metric", "score", "n", …}`` of the trained model on ``data``."""
+        """``ftx eval``: ``{"metric", "score", "n", …}`` of the trained model on ``data``, or,
+        with ``metric="retention"`` or ``"drift"`` (no ``data``), its forgetting against the
+        run's base model (or ``base``)."""
+        from ftx.forgetting.measure import METRICS as FORGETTING
+
+        if metric in FORGETTING:
+            from ftx.forgetting.evaluation import forgetting_evaluation
+
+            if data is not None:
+                raise BadInput(f"data= does not apply to metric={metric!r}", hint="drop data=")
+            base_spec = None if base is None else str(base)
+            return forgetting_evaluation(self.output, metric, base_spec, load=self._model)
+        if data is None:
+            raise BadInput(f"metric={metric!r} needs data= (the held-out file to score)")
         from ftx.evaluate import evaluation
 
         return evaluation(self._model, str(data), metric, max_new_tokens, fmt, limit)

@@ -62,25 +62,56 @@ def generate_cmd(
 @run_or_model
 @click.option(
     "--data",
-    required=True,
     type=click.Path(),
-    help="Held-out conversations (preference pairs for --metric pairwise).",
+    help="Held-out conversations (preference pairs for --metric pairwise); not for "
+    "retention/drift, which use the general questions and text shipped with ftx.",
 )
 @click.option(
     "--metric",
-    type=click.Choice(["exact", "json", "loss", "pairwise"]),
+    type=click.Choice(["exact", "json", "loss", "pairwise", "retention", "drift"]),
     default="exact",
     show_default=True,
-    help="pairwise: share of preference pairs whose chosen answer the model finds likelier.",
+    help="pairwise: share of preference pairs whose chosen answer the model finds likelier. "
+    "retention: share of the general questions the base model answers right that this model "
+    "still does; drift: mean KL(p_base || p_model) per token on general text, in nats.",
+)
+@click.option(
+    "--base",
+    type=click.Path(),
+    help="retention/drift: the model this one was fine-tuned from (default: the run's base, "
+    "or an adapter's; required for a bare model directory or .gguf file).",
 )
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option("--format", "fmt", default="auto", help="Data format (default: detect).")
 @click.option("--limit", type=int, help="Only the first N conversations.")
-def eval_cmd(run_or_model, data, metric, max_new_tokens, fmt, limit):
-    """Score a run or model on --data; one JSON object on stdout, a table on stderr."""
+def eval_cmd(run_or_model, data, metric, base, max_new_tokens, fmt, limit):
+    """Score a run or model on --data, or its forgetting (--metric retention|drift) against
+    its base; one JSON object on stdout, a table on stderr."""
     from ftx.evaluate import evaluation
+    from ftx.forgetting.measure import METRICS as FORGETTING
     from ftx.inference import load_for_inference, resolve_artifact
 
+    if metric in FORGETTING:
+        if data is not None:
+            raise BadInput(
+                f"--data does not apply to --metric {metric}: it measures against the base "
+                "model on the general questions and text shipped with ftx",
+                hint="drop --data, or choose --metric exact|json|loss|pairwise",
+            )
+        from ftx.forgetting.evaluation import forgetting_evaluation
+
+        _report_eval(forgetting_evaluation(run_or_model, metric, base))
+        return
+    if base is not None:
+        raise BadInput(
+            f"--base applies to --metric retention|drift only, not {metric}",
+            hint="drop --base",
+        )
+    if data is None:
+        raise BadInput(
+            f"--metric {metric} needs --data (the held-out file to score)",
+            hint=f"ftx eval {run_or_model} --data held.jsonl --metric {metric}",
+        )
     resolve_artifact(run_or_model)
     result = evaluation(
         lambda: load_for_inference(run_or_model), data, metric, max_new_tokens, fmt, limit
@@ -102,8 +133,16 @@ def _print_eval_table(result: dict) -> None:
     table.add_column("metric")
     table.add_column("score")
     table.add_column("n")
-    table.add_row(result["metric"], f"{result['score']:.4f}", str(result["n"]))
+    score = result["score"]
+    table.add_row(result["metric"], "–" if score is None else f"{score:.4f}", str(result["n"]))
     Console(stderr=True).print(table)
+    if "base" in result:
+        from ftx.report import forgetting_line
+
+        Console(stderr=True).print(
+            f"[dim]against[/] {result['base']}: {forgetting_line(result)}", highlight=False
+        )
+        return
     if "mean_margin" in result:
         Console(stderr=True).print(
             f"[dim]mean margin[/] {result['mean_margin']:.3f} nats "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftx.data.collate import PACKING_SETTINGS
+from ftx.forgetting import FORGETTING_SETTINGS
 from ftx.gguf_export import QUANTS
 from ftx.options import AUTO, Range
 
@@ -41,6 +42,16 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
         "held-out conversations also scored with the default objective's metric (exact "
         "match) before and after: the task score of a preference-tuned run",
     ),
+    "eval_forgetting": (
+        "str",
+        AUTO,
+        "after training also measure forgetting against the base model: retention on ftx's "
+        "general questions and drift (KL) on general text, into summary.json's forgetting: "
+        "true | false | auto (= false in ftx run: on the demo it costs more than 10% of the run; "
+        "ftx compare sets true). Cost on SmolLM2, 2 CPU cores: ~80 CPU-s per run once the "
+        "base's answers are cached (1.6x the held-out scoring), ~155 CPU-s the first time "
+        "(bench/forgetting_cost.py)",
+    ),
 }
 EXPORT_FIELDS: dict[str, tuple[str, Any, str]] = {
     "gguf": (
@@ -56,6 +67,7 @@ CHOICES = {
     ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
     ("data", "packing"): PACKING_SETTINGS,
     ("data", "train_on"): ("assistant", "all"),
+    ("data", "eval_forgetting"): FORGETTING_SETTINGS,
     ("export", "gguf"): QUANTS,
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ftx import allocator, openmp
 from ftx.errors import BadInput, RunFailed, RunInterrupted
+from ftx.forgetting import forgetting_enabled
 from ftx.models import parent_run
 from ftx.plugins import call_first
 from ftx.quiet import quiet_libraries
@@ -34,7 +35,7 @@ from ftx.runner.memory import peak_rss_bytes, reset_peak_rss
 from ftx.runner.provenance import git_revision, library_versions
 from ftx.runner.request import PreparedRun
 from ftx.runner.rundir import RunDirectory, write_config, write_summary
-from ftx.runner.scoring import score_dir, score_task
+from ftx.runner.scoring import score_dir, score_forgetting, score_task
 from ftx.runner.training import build_trainer, count_parameters, train
 from ftx.stop_signals import signals_interrupt
 
@@ -311,6 +312,8 @@ def _walk_hooks(
     if prep.task_rows and record.main:
         summary["task_eval_after"] = score_task(prep, run, run.output_dir / "model")
         console.print(f"  task after: {summary['task_eval_after']['score']:.3f}")
+    if record.main and forgetting_enabled(run.config["data"]):
+        summary["forgetting"] = score_forgetting(run, run.output_dir / "model")
     if record.main:  # model cards, and ftx's own numbers beside the trackers' loss
         from ftx.model_card import write_model_cards
         from ftx.trackers import log_run_facts

@@ -31,3 +31,23 @@ def score_task(prep: Any, run: Any, model_dir: Path) -> dict[str, Any]:
     task_run = dataclasses.replace(run, config={**run.config, "data": data})
     result, _ = score_dir(prep.task_pm, task_run, model_dir, prep.task_rows)
     return result
+
+
+def score_forgetting(run: Any, model_dir: Path) -> dict[str, Any]:
+    """``summary.json``'s ``forgetting`` for a finished run (``data.eval_forgetting``): the
+    trained ``model_dir`` against the base the run trained from (loaded alongside it; the
+    base's answers come from the cache when a run on this base measured them already).
+    ``seconds`` covers loading the trained model too. Progress goes to ``run.console``."""
+    import time
+
+    from ftx.forgetting.measure import measure_forgetting
+    from ftx.inference import load_for_inference
+    from ftx.report import forgetting_line
+
+    run.console.print("measuring forgetting against the base model…")
+    started = time.time()
+    tuned = load_for_inference(model_dir)
+    record = measure_forgetting(tuned, run.model_path, template=run.config["data"]["template"])
+    record["seconds"] = round(time.time() - started, 2)
+    run.console.print(f"  {forgetting_line(record)}")
+    return record

@@ -8,7 +8,8 @@ retention|drift`` and the Python API call; its result is ``summary.json``'s ``fo
 
 Memory: the tuned model and the base model are loaded side by side (fp32), unless the tuned
 model is a PEFT model, whose base is itself with the adapter disabled. The base's answers come
-from the cache when it has them (:mod:`ftx.forgetting.retention`).
+from the cache when it has them (:mod:`ftx.forgetting.retention`); the tuned model is asked only
+the questions the base answered right (the others cannot count towards retention).
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def measure_forgetting(
                 b = base_model()
                 base_right = answers_right(b.model, b.tokenizer, questions, template=template)
             store_base_answers(base_dir, template, base_right)
-        tuned_right = answers_right(tuned.model, tuned.tokenizer, questions, template=template)
+        # Only what the base got right can be kept: the tuned model answers those alone.
+        asked = [q for q, right in zip(questions, base_right, strict=True) if right]
+        answered = iter(
+            answers_right(tuned.model, tuned.tokenizer, asked, template=template) if asked else []
+        )
+        tuned_right = [right and next(answered) for right in base_right]
         result.update(retention_score(base_right, tuned_right))
     if "drift" in metrics:
         reference = None if peft else base_model().model

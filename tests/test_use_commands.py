@@ -186,7 +186,6 @@ def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tm
         "compare",
         "--plugins",
         "fft,sft",
-        "--no-forgetting",
         "--model",
         ftx_tiny_model,
         "--data",
@@ -208,6 +207,12 @@ def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tm
     assert "| fft | — | finished |" in report and "| sft | — | finished |" in report
     assert (out / "compare.png").stat().st_size > 1000 and (out / "compare.html").is_file()
     assert (out / "fft" / "summary.json").is_file() and (out / "sft" / "model").is_dir()
+    # Forgetting is on in compare by default: every run measured it against the same base.
+    for plugin in ("fft", "sft"):
+        forgetting = json.loads((out / plugin / "summary.json").read_text())["forgetting"]
+        assert forgetting["drift_nats"] > 0 and forgetting["drift_tokens"] > 0, forgetting
+        assert forgetting["questions"] > 200
+    assert "least forgetting (" in report
 
 
 def test_loading_for_inference_leaves_grad_mode_alone(finished):

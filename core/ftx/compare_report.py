@@ -218,12 +218,13 @@ def recommendation(groups: list[dict[str, Any]], gpu_mem: int | None) -> list[st
         if g["memory"] and higher
     }
     lines.append("best score per GiB of peak memory: " + pick(per_gb, what="score per GiB")["text"])
-    retention = {g["group"]: g["retention"] for g in finished}
-    drift = {g["group"]: g["drift"] for g in finished}
-    if any(retention.values()):
+    done = [g for g in groups if g["status"] == "finished"]  # forgetting needs no held-out
+    retention = {g["group"]: g["retention"] for g in done}
+    drift = {g["group"]: g["drift"] for g in done}
+    if any(v is not None for v in retention.values()):
         least = pick(retention, what="retention")["text"]
         lines.append(f"least forgetting (highest retention): {least}")
-    elif any(drift.values()):
+    elif any(v is not None for v in drift.values()):
         least = pick(drift, higher=False, what="drift")["text"]
         lines.append(f"least forgetting (lowest drift): {least}")
     else:

@@ -48,9 +48,9 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
         "after training also measure forgetting against the base model: retention on ftx's "
         "general questions and drift (KL) on general text, into summary.json's forgetting: "
         "true | false | auto (= false in ftx run: on the demo it costs more than 10% of the run; "
-        "ftx compare sets true). Cost on SmolLM2, 2 CPU cores: ~80 CPU-s per run once the "
-        "base's answers are cached (1.6x the held-out scoring), ~155 CPU-s the first time "
-        "(bench/forgetting_cost.py)",
+        "ftx compare sets true). Cost on SmolLM2, 2 CPU cores: ~18 s (35 CPU-s) per run once "
+        "the base's answers are cached (0.63x the held-out scoring), ~55 s (108 CPU-s) the "
+        "first time (bench/forgetting_cost.py)",
     ),
 }
 EXPORT_FIELDS: dict[str, tuple[str, Any, str]] = {

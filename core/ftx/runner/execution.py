@@ -21,7 +21,6 @@ from ftx.models import parent_run
 from ftx.plugins import call_first
 from ftx.quiet import quiet_libraries
 from ftx.ranks import is_main_process
-from ftx.runner.base_scores import fingerprint, shared_score
 from ftx.runner.checkpoints import newest_checkpoint, remove_incomplete_checkpoints
 from ftx.runner.failures import (
     NonFiniteLoss,
@@ -35,7 +34,7 @@ from ftx.runner.memory import peak_rss_bytes, reset_peak_rss
 from ftx.runner.provenance import git_revision, library_versions
 from ftx.runner.request import PreparedRun
 from ftx.runner.rundir import RunDirectory, write_config, write_summary
-from ftx.runner.scoring import score_dir, score_forgetting, score_task
+from ftx.runner.scoring import score_base_before, score_dir, score_forgetting, score_task
 from ftx.runner.training import build_trainer, count_parameters, train
 from ftx.stop_signals import signals_interrupt
 
@@ -230,32 +229,8 @@ def _walk_hooks(
         record.save()
     metric = run.config["data"]["eval_metric"]
     scoring = bool(prep.eval_rows) and record.main
-    shared = prep.request.base_scores
-    shared_file = Path(shared) if shared else None
-    if scoring and "eval_before" not in summary:
-
-        def score_base() -> dict[str, Any]:
-            console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
-            return score_dir(prep.pm, run, run.model_path, prep.eval_rows)[0]
-
-        summary["eval_before"], reused = shared_score(
-            shared_file, fingerprint("eval_before", run, prep.eval_rows), score_base
-        )
-        said = ""
-        if reused:  # another run of the same compare scored this base model on these rows
-            summary["eval_before_from"] = str(shared_file)
-            said = f" (scored once for the compare: {shared_file})"
-        console.print(f"  before: {metric} = {summary['eval_before']['score']:.3f}{said}")
-        record.save()
-    if prep.task_rows and record.main and "task_eval_before" not in summary:
-        console.print(f"scoring the base model on {len(prep.task_rows)} task rows…")
-        summary["task_eval_before"], _ = shared_score(
-            shared_file,
-            fingerprint("task_eval_before", run, prep.task_rows),
-            lambda: score_task(prep, run, run.model_path),
-        )
-        console.print(f"  task before: {summary['task_eval_before']['score']:.3f}")
-        record.save()
+    if record.main:
+        score_base_before(prep, run, summary, console, save=record.save)
     record.measure_from_here()  # the training peak is measured from here
     # train.seed governs everything random from here on, the plugin's own initialisation
     # (LoRA/IA3 adapters, new heads) included: the Trainer seeds only once it is built.

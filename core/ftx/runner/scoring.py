@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ftx.plugins import call_first
+from ftx.runner.base_scores import fingerprint, shared_score
 
 
 def score_dir(pm: Any, run: Any, model_dir: Path, rows: list[Any]) -> tuple[dict[str, Any], str]:
@@ -51,3 +53,41 @@ def score_forgetting(run: Any, model_dir: Path) -> dict[str, Any]:
     record["seconds"] = round(time.time() - started, 2)
     run.console.print(f"  {forgetting_line(record)}")
     return record
+
+
+def score_base_before(
+    prep: Any, run: Any, summary: dict[str, Any], console: Any, *, save: Callable[[], None]
+) -> None:
+    """Score the base model before training, on the main process: the held-out rows into
+    ``summary["eval_before"]`` and the task rows into ``summary["task_eval_before"]``, each
+    unless the summary already has it (a resumed run keeps its "before"), calling ``save``
+    after each. Under ``ftx compare`` (``prep.request.base_scores``) a score another run of
+    the same compare computed for the same base and rows is reused
+    (:mod:`ftx.runner.base_scores`) and ``summary["eval_before_from"]`` names its file."""
+    metric = run.config["data"]["eval_metric"]
+    shared = prep.request.base_scores
+    shared_file = Path(shared) if shared else None
+    if prep.eval_rows and "eval_before" not in summary:
+
+        def score_base() -> dict[str, Any]:
+            console.print(f"scoring the base model on {len(prep.eval_rows)} held-out rows…")
+            return score_dir(prep.pm, run, run.model_path, prep.eval_rows)[0]
+
+        summary["eval_before"], reused = shared_score(
+            shared_file, fingerprint("eval_before", run, prep.eval_rows), score_base
+        )
+        said = ""
+        if reused:  # another run of the same compare scored this base model on these rows
+            summary["eval_before_from"] = str(shared_file)
+            said = f" (scored once for the compare: {shared_file})"
+        console.print(f"  before: {metric} = {summary['eval_before']['score']:.3f}{said}")
+        save()
+    if prep.task_rows and "task_eval_before" not in summary:
+        console.print(f"scoring the base model on {len(prep.task_rows)} task rows…")
+        summary["task_eval_before"], _ = shared_score(
+            shared_file,
+            fingerprint("task_eval_before", run, prep.task_rows),
+            lambda: score_task(prep, run, run.model_path),
+        )
+        console.print(f"  task before: {summary['task_eval_before']['score']:.3f}")
+        save()

@@ -10,8 +10,9 @@ from ftx import config as cfg
 from ftx.config.checks import check_training_arguments
 from ftx.context import DeviceInfo
 from ftx.errors import BadInput
-from ftx.plugins import call_all, call_first, discover, get_plugin, manager_for
+from ftx.plugins import discover, get_plugin, manager_for
 from ftx.precision import lost_update_share, master_dtype, training_precision
+from ftx.runner.preparation import resolve_config
 
 T4 = DeviceInfo(kind="cuda", bf16=False, count=1, name="Tesla T4")
 A100 = DeviceInfo(kind="cuda", bf16=True, count=1, name="NVIDIA A100-SXM4-80GB")
@@ -44,25 +45,8 @@ def _resolve(method: str, device: DeviceInfo, sets: list[str] | None, objective:
     found = discover()
     chosen = get_plugin(objective, found, kind="objective")
     pm = manager_for(get_plugin(method, found, kind="method"), objective=chosen)
-    declared, _ = call_first(pm, "method_options")
-    objective_declared, _ = call_first(pm, "objective_options")
-    arguments, _ = call_first(pm, "arguments_class")
-    defaults: dict = {}
-    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective):
-        defaults.update(answer or {})
     raw = cfg.merge({}, {}, list(sets or []), plugin=method)
-    traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))
-    return cfg.resolve(
-        raw,
-        declared_options=list(declared),
-        plugin=method,
-        plugin_train_defaults=defaults,
-        device=device,
-        objective=objective,
-        objective_options=list(objective_declared or []),
-        arguments=arguments,
-        traits=traits,
-    )
+    return resolve_config(pm, raw, method, objective, device)[0]
 
 
 @pytest.mark.parametrize(

@@ -59,12 +59,6 @@ def prepare(req: RunRequest) -> PreparedRun:
     objective = get_plugin(req.objective, found, kind="objective")
     pm = manager_for(plugin, objective=objective)
     device = detect()
-    declared, _ = call_first(pm, "method_options")
-    objective_declared, _ = call_first(pm, "objective_options")
-    arguments, _ = call_first(pm, "arguments_class")
-    train_defaults: dict[str, Any] = {}
-    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective.name):
-        train_defaults.update(answer or {})
 
     # A resumed run starts from its saved, fully resolved config.yaml.
     base = {s: dict(saved.get(s) or {}) for s in cfg_mod.SECTIONS}
@@ -72,20 +66,8 @@ def prepare(req: RunRequest) -> PreparedRun:
         base[section].update(file_cfg.get(section) or {})
     flags = {"model": {"name": req.model}, "data": {"path": req.data}}
     raw = cfg_mod.merge(base, flags, req.sets, plugin=plugin.name)
-    traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))
-    traits = traits or ObjectiveTraits()
     try:
-        resolved = cfg_mod.resolve(
-            raw,
-            declared_options=list(declared or []),
-            plugin=plugin.name,
-            plugin_train_defaults=train_defaults,
-            device=device,
-            objective=objective.name,
-            objective_options=list(objective_declared or []),
-            arguments=arguments,
-            traits=traits,
-        )
+        resolved, traits = resolve_config(pm, raw, plugin.name, objective.name, device)
     except BadInput as exc:
         raise _name_objective_of_key(exc, found, objective.name) from None
     if req.resume:
@@ -222,6 +204,35 @@ def _name_objective_of_key(exc: BadInput, found: list[Any], current: str) -> Bad
         + ("" if len(owners) > 1 else "es"),
         hint=f"did you mean --objective {owners[0]}? (or drop train.{key})",
     )
+
+
+def resolve_config(
+    pm: Any, raw: dict[str, Any], plugin: str, objective: str, device: Any
+) -> tuple[cfg_mod.ResolvedConfig, ObjectiveTraits]:
+    """Resolve the merged config ``raw`` of method ``plugin`` under ``objective`` on ``device``
+    with what their hooks in ``pm`` declare (options, arguments class, train defaults, traits);
+    ``(resolved config, the objective's traits)``. Raises BadInput as ``ftx.config.resolve``
+    does; reads no model and writes nothing."""
+    declared, _ = call_first(pm, "method_options")
+    objective_declared, _ = call_first(pm, "objective_options")
+    arguments, _ = call_first(pm, "arguments_class")
+    train_defaults: dict[str, Any] = {}
+    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective):
+        train_defaults.update(answer or {})
+    traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))
+    traits = traits or ObjectiveTraits()
+    resolved = cfg_mod.resolve(
+        raw,
+        declared_options=list(declared or []),
+        plugin=plugin,
+        plugin_train_defaults=train_defaults,
+        device=device,
+        objective=objective,
+        objective_options=list(objective_declared or []),
+        arguments=arguments,
+        traits=traits,
+    )
+    return resolved, traits
 
 
 def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any]]:

@@ -29,6 +29,13 @@ DATA_FIELDS: dict[str, tuple[str, Any, str]] = {
     "max_length": ("int", 512, "tokens per example; longer ones are truncated"),
     "packing": ("str", AUTO, "auto | true | false: padding-free batches"),
     "train_on": ("str", "assistant", "assistant (mask everything else) | all"),
+    "token_cache": (
+        "bool",
+        True,
+        "keep the tokenised rows in $FTX_CACHE/tokens (keyed by rows, tokenizer, template, "
+        "max_length, masking and objective) so the next run on the same data skips "
+        "tokenisation; false tokenises in memory every time",
+    ),
     "eval_metric": (
         "str",
         AUTO,

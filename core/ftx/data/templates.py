@@ -123,7 +123,7 @@ def assistant_spans(messages: list[dict], template: Template) -> tuple[str, list
         at = full.find(content, len(before), len(through))
         if at < 0:
             return full, _searched_spans(full, messages, template)
-        end = _turn_end(full, at + len(content), len(through), template)
+        end = turn_end(full, at + len(content), len(through), template)
         spans.append((len(before), end))
     return full, spans
 
@@ -144,7 +144,7 @@ def end_of_turn_text(template: Template) -> str | None:
     return text[hit[0] : hit[1]] if hit else None
 
 
-def _turn_end(full: str, content_end: int, limit: int, template: Template) -> int:
+def turn_end(full: str, content_end: int, limit: int, template: Template) -> int:
     """End of the trained text after an assistant message's content (see module docstring)."""
     if template.end_of_turn is not None:
         at = full.find(template.end_of_turn, content_end, max(limit, content_end))
@@ -180,7 +180,7 @@ def _searched_spans(full: str, messages: list[dict], template: Template) -> list
                 "its tokens cannot be located",
                 hint="pass a fallback template: --set data.template=chatml (or vicuna_v1.1)",
             )
-        end = _turn_end(full, at + len(message["content"]), len(full), template)
+        end = turn_end(full, at + len(message["content"]), len(full), template)
         spans.append((at, end))
         cursor = end
     return spans

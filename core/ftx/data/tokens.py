@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftx.data.conversation import Conversation
+from ftx.data.fast_spans import Frame, agrees_on, frame_of
 from ftx.data.masking import IGNORE_INDEX, encode, mark_trained
 from ftx.data.templates import Template, template_for
 from ftx.errors import BadInput
 
 MAX_LISTED = 20  # dropped rows named in the stats
+FRAME_CHECKED_ROWS = 32  # rows on which the one-render spans must equal the prefix method's
 
 
 @dataclass
@@ -47,7 +49,9 @@ def tokenize_dataset(
     if max_length < 1:
         raise BadInput(f"max_length must be a positive number of tokens, got {max_length}")
     tmpl = template if isinstance(template, Template) else template_for(tokenizer, template)
-    encoded = encode([mark_trained(c, tokenizer, tmpl, train_on) for c in convs], tokenizer)
+    frame = _checked_frame(convs, tmpl) if train_on == "assistant" else None
+    marked = [mark_trained(c, tokenizer, tmpl, train_on, frame) for c in convs]
+    encoded = encode(marked, tokenizer)
     examples: list[dict] = []
     lengths: list[int] = []
     truncated = 0
@@ -78,3 +82,16 @@ def tokenize_dataset(
         "template": tmpl.name,
     }
     return TokenizedData(examples=examples, stats=stats)
+
+
+def _checked_frame(convs: list[Conversation], template: Template) -> Frame | None:
+    """The template's frame when the one-render spans equal the prefix method's on the first
+    rows (`ftx.data.fast_spans`), else None (every row then takes the prefix method)."""
+    frame = frame_of(template)
+    if frame is None:
+        return None
+    sample = [c.messages for c in convs if not c.is_text][:FRAME_CHECKED_ROWS]
+    try:
+        return frame if agrees_on(sample, template, frame) else None
+    except Exception:  # a refused row is reported by the prefix method, by row
+        return None

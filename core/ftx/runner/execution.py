@@ -311,8 +311,11 @@ def write_gguf(output_dir: Path, quant: str, console: Any) -> Path:
 
 
 def _tokenize(prep: PreparedRun, tokenizer: Any, console: Any) -> tuple[tuple[Any, Any], dict]:
-    """Training and held-out rows as the objective's token columns (its ``tokenize_rows``);
-    raise BadInput if no training row is left."""
+    """Training and held-out rows as the trainer's datasets, tokenised by the objective's
+    ``tokenize_rows`` through the token cache (:mod:`ftx.data.token_cache`); raise BadInput if
+    no training row is left."""
+    from ftx.data.token_cache import tokenized_dataset
+
     dcfg = prep.resolved.config["data"]
 
     def tokenize(rows: list[Any]) -> Any:
@@ -321,19 +324,30 @@ def _tokenize(prep: PreparedRun, tokenizer: Any, console: Any) -> tuple[tuple[An
         )
         return tokenized
 
-    tokenized = tokenize(prep.train_rows)
-    if not tokenized.examples:
+    def dataset(rows: list[Any]) -> tuple[Any, dict[str, Any]]:
+        return tokenized_dataset(
+            rows,
+            tokenizer,
+            dcfg,
+            objective=prep.objective.name,
+            tokenize=tokenize,
+            use_cache=dcfg["token_cache"],
+        )
+
+    train, train_stats = dataset(prep.train_rows)
+    if not len(train):
         raise BadInput(
             f"{dcfg['path']}: no trainable rows left after truncation to {dcfg['max_length']}",
             hint="raise data.max_length",
         )
-    held_out = tokenize(prep.eval_rows).examples if prep.eval_rows else []
-    stats = {k: v for k, v in tokenized.stats.items() if k != "lengths"}
+    held_out = dataset(prep.eval_rows)[0] if prep.eval_rows else None
+    stats = {k: v for k, v in train_stats.items() if k != "lengths"}
+    cached = " (tokens from the cache)" if stats.get("token_cache") == "hit" else ""
     console.print(
         f"data: {stats.get('kept')} rows, {stats.get('tokens')} tokens "
-        f"({stats.get('truncated', 0)} truncated, {stats.get('dropped', 0)} dropped)"
+        f"({stats.get('truncated', 0)} truncated, {stats.get('dropped', 0)} dropped){cached}"
     )
-    return (tokenized.examples, held_out), stats
+    return (train, held_out), stats
 
 
 def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[str, Any]:

@@ -36,9 +36,8 @@ def build_trainer(
     summary: dict[str, Any],
 ) -> Trainer:
     """Collators, callbacks and the three trainer hooks. ``datasets``: (train, eval or None)
-    lists of tokenised examples. Records packing, attention and who answered in ``summary``."""
-    from datasets import Dataset
-
+    ``datasets.Dataset`` of tokenised examples. Records packing, attention and who answered in
+    ``summary``."""
     from ftx.attention import suits_run, use_ftx_sdpa
     from ftx.callbacks import (
         CheckpointAtEnd,
@@ -57,7 +56,7 @@ def build_trainer(
         summary["training_attention"] = use_ftx_sdpa(model)
     else:
         summary["training_attention"] = run.attn_implementation
-    train_rows, eval_rows = datasets
+    train_set, eval_set = datasets
     resume_step = checkpoint_step(resume_from) if resume_from else 0
     guard, stopper = FiniteGuard(), StopOnSignal()
     callbacks = [
@@ -71,7 +70,7 @@ def build_trainer(
     answered = call_all(pm, "training_arguments", run=run, model=model)
     for overrides, _ in answered:
         run.train_args.update(overrides or {})
-    warmup = whole_warmup_steps(run.train_args, len(train_rows))
+    warmup = whole_warmup_steps(run.train_args, len(train_set))
     if warmup is not None:
         run.train_args["warmup_steps"] = summary["warmup_steps"] = warmup
     summary["hooks"]["training_arguments"] = [who for _, who in answered]
@@ -81,8 +80,8 @@ def build_trainer(
         run=run,
         model=model,
         tokenizer=tokenizer,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        train_dataset=train_set,
+        eval_dataset=eval_set if eval_set is not None and len(eval_set) else None,
         data_collator=collator,
         callbacks=callbacks,
     )

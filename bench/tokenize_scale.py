@@ -3,8 +3,9 @@ second run on the same rows served from ftx's token cache.
 
 The data: ``--rows`` (default 200,000) chat rows in OpenAI ``messages`` format, 1–3 turns of
 demo orders each, a system message on a third of them (seeded; written once to
-``bench/results/tokenize_scale-ROWS.jsonl``, untracked). Each variant runs in its own child
-process (so its peak RSS is its own), all on SmolLM2's tokenizer, side by side in one run:
+``$TMPDIR/ftx-bench-tokenize_scale/ROWS.jsonl``, beside the children's logs). Each variant runs
+in its own child process (so its peak RSS is its own), all on SmolLM2's tokenizer, side by side
+in one run:
 
 * ``plain``: ``json.loads`` of every line, then per 1,000 rows
   ``tokenizer.apply_chat_template(batch, tokenize=False)`` and one batched fast-tokenizer call,
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, bench_parser, demo_data, log, run_child, save_results
+from common import bench_parser, demo_data, log, run_child, save_results
 
 SYSTEM = "You turn coffee-shop orders into order codes."
 
@@ -113,19 +114,18 @@ def main() -> None:
         args.out.write_text(json.dumps(child(args.data, args.model)))
         return
     rows = 20_000 if args.quick else args.rows
-    data = write_rows(rows, RESULTS / f"tokenize_scale-{rows}.jsonl")
+    scratch = Path(tempfile.gettempdir()) / "ftx-bench-tokenize_scale"
+    data = write_rows(rows, scratch / f"{rows}.jsonl")
     # The model is converted once in a child of its own: this process stays small, so the
     # children's peak RSS (which starts from their parent's at fork) is theirs.
-    where = RESULTS / "tokenize_scale-model.txt"
+    where = scratch / "model.txt"
     warm = [
         sys.executable,
         "-c",
         f"from common import demo_model; open({str(where)!r}, 'w').write(str(demo_model()))",
     ]
-    if run_child(warm, log_path=RESULTS / "tokenize_scale-model.log", cwd=Path(__file__).parent)[
-        "rc"
-    ]:
-        sys.exit("converting the demo model failed: see bench/results/tokenize_scale-model.log")
+    if run_child(warm, log_path=scratch / "model.log", cwd=Path(__file__).parent)["rc"]:
+        sys.exit(f"converting the demo model failed: see {scratch}/model.log")
     model = where.read_text()
     cache = Path(tempfile.mkdtemp(prefix="ftx-token-cache-"))
     results: dict[str, Any] = {}
@@ -135,7 +135,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", mode, "--data", str(data), "--model", model]
             run = run_child(
                 [*cmd, "--out", str(out)],
-                log_path=RESULTS / f"tokenize_scale-{len(results)}.log",
+                log_path=scratch / f"{len(results)}.log",
                 env={"FTX_CACHE": str(cache / "cache"), "HF_HUB_OFFLINE": "1"},
             )
             if run["rc"] != 0:

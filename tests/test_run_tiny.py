@@ -43,6 +43,7 @@ def run_args(plugin, model, data, out, *extra):
 
 def losses(run_dir: Path) -> list[float]:
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "loss" in r]  # training lines (evaluations log eval_* lines)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     return [r["loss"] for r in rows]
 

@@ -54,26 +54,26 @@ def tiny_arch_model(tmp_path_factory: pytest.TempPathFactory):
     return build
 
 
-DEMO_QLORA_STEPS = int(os.environ.get("FTX_SLOW_STEPS", "60"))
+DEMO_QLORA_STEPS = os.environ.get("FTX_SLOW_STEPS")
+"""Unset: the demo's default budget (up to 3 epochs, the best checkpoint, early stopping);
+``FTX_SLOW_STEPS=N`` trains N steps instead (a shorter tier)."""
 DEMO_QLORA_HELD_OUT = 40
 
 
 @pytest.fixture(scope="session")
 def demo_qlora_run(tmp_path_factory: pytest.TempPathFactory):
     """Slow tier: one demo QLoRA run of the real SmolLM2 that several slow tests build on
-    (``DEMO_QLORA_STEPS`` steps, ``DEMO_QLORA_HELD_OUT`` held-out rows scored before and after,
-    the f16 GGUF written at the end by ``export.gguf``), trained once per session in its own
-    process. Tests read it, export beside it or start runs from it (``--model RUN``); none
-    changes its ``model/``."""
+    (``ftx run --plugin qlora`` with its default budget, evaluated during training on the
+    ``DEMO_QLORA_HELD_OUT`` held-out rows it also scores before and after, the f16 GGUF written
+    at the end by ``export.gguf``), trained once per session in its own process. Tests read it,
+    export beside it or start runs from it (``--model RUN``); none changes its ``model/``."""
     import subprocess
     import sys
 
     run = tmp_path_factory.mktemp("demo-qlora") / "qlora"
-    sets = [
-        f"train.max_steps={DEMO_QLORA_STEPS}",
-        f"data.eval_limit={DEMO_QLORA_HELD_OUT}",
-        "export.gguf=f16",
-    ]
+    sets = [f"data.eval_limit={DEMO_QLORA_HELD_OUT}", "export.gguf=f16"]
+    if DEMO_QLORA_STEPS:
+        sets.append(f"train.max_steps={int(DEMO_QLORA_STEPS)}")
     done = subprocess.run(
         [sys.executable, "-m", "ftx.cli", "run", "--plugin", "qlora", "--output", str(run)]
         + [f"--set={s}" for s in sets],

@@ -215,7 +215,10 @@ def test_missing_eval_path_gets_its_own_hint(tmp_path):
     [
         (["train.dataloader_prefetch_factor=2"], ["train.dataloader_prefetch_factor=2"]),
         (["train.save_strategy=sometimes"], ["train.save_strategy='sometimes'"]),
-        (["train.lr_scheduler_type=reduce_lr_on_plateau"], ["train.lr_scheduler_type"]),
+        (
+            ["train.lr_scheduler_type=reduce_lr_on_plateau", "train.eval_strategy=no"],
+            ["train.lr_scheduler_type"],
+        ),
     ],
 )
 def test_arguments_object_rejections_name_the_keys(sets, keys):

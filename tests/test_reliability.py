@@ -278,8 +278,9 @@ def test_finite_guard_reads_the_trainers_norm_once():
 def test_resume_of_a_run_written_before_train_fp16_existed(
     ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, interrupt_at_step_3, monkeypatch
 ):
-    """A run interrupted under an older ftx (its config.yaml has no train.fp16 and no
-    activation_checkpointing_kwargs) resumes: those keys' values are what it trained with."""
+    """A run interrupted under an older ftx (its config.yaml has no train.fp16, no
+    activation_checkpointing_kwargs, no evaluation keys) resumes: those keys' values are what it
+    trained with."""
     import yaml
 
     broken = tmp_path / "old"
@@ -287,6 +288,10 @@ def test_resume_of_a_run_written_before_train_fp16_existed(
     saved = yaml.safe_load((broken / "config.yaml").read_text())
     saved["train"].pop("fp16")
     saved["train"].pop("activation_checkpointing_kwargs", None)
+    for key in ("select_best", "early_stopping_patience", "early_stopping_min_delta"):
+        saved["train"].pop(key)  # and nothing of evaluation during training
+    for key in ("eval_metric_every", "eval_metric_rows", "eval_loss_rows", "eval_steps"):
+        saved["train"].pop(key)
     (broken / "config.yaml").write_text(yaml.safe_dump(saved))
     monkeypatch.undo()
     refused = ftx_cli("run", "--resume", "--output", str(broken), "--set", "train.fp16=true")

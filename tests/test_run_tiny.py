@@ -43,6 +43,7 @@ def run_args(plugin, model, data, out, *extra):
 
 def losses(run_dir: Path) -> list[float]:
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "loss" in r]  # training lines (evaluations log eval_* lines)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     return [r["loss"] for r in rows]
 
@@ -226,3 +227,18 @@ def test_train_seed_fixes_the_adapter_initialisation(tmp_path, ftx_tiny_model, f
     assert lora_a and first.keys() == again.keys() == other.keys()
     assert all(first[k].equal(again[k]) for k in first)
     assert not any(first[k].equal(other[k]) for k in lora_a)
+
+
+def test_qlora_exports_the_adapter_of_the_best_checkpoint(runs):
+    """The held-out split is evaluated at every save (steps 4 and 8); adapter/ is the adapter
+    of the checkpoint summary.json names as best (a 4-bit base on the CPU reloads it)."""
+    from safetensors.torch import load_file
+
+    run = runs["qlora"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert [p["step"] for p in summary["evaluation"]["validation_loss"]] == [4, 8]
+    best = summary["best"]["step"]
+    exported = load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    saved = load_file(str(run / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"))
+    assert exported.keys() == saved.keys()
+    assert all((exported[k] == saved[k]).all() for k in exported)

@@ -147,3 +147,26 @@ def test_demo_model_card_names_the_real_base_model(compared, plugin):
         assert front["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct", front
         assert front["license"] == "apache-2.0" and front["language"] == ["en"]
         assert plugin in front["tags"] and "supervised" in front["tags"]
+
+
+def test_default_demo_run_evaluates_during_training_and_exports_its_best_step(demo_qlora_run):
+    """The shared demo QLoRA run (tests/conftest.py), at ftx's default budget: held-out
+    evaluation during training (validation loss and exact match on a sample), the exported
+    step and why, an early stop if there was one. The curve is printed for the closing note."""
+    summary = json.loads((demo_qlora_run / "summary.json").read_text())
+    evaluation, best = summary["evaluation"], summary["best"]
+    curve = evaluation["validation_loss"]
+    scores = {row["step"]: row["eval_exact"] for row in evaluation["task_metric"]}
+    print(
+        f"demo qlora: {summary['steps']} of {summary['max_steps']} steps, "
+        f"exported step {best['step']} ({best['why']}), stopped early: "
+        f"{summary.get('stopped_early')}; held-out exact after {summary['eval_after']['score']}"
+    )
+    for point in curve:
+        print(f"  step {point['step']:>4}: eval_loss {point['eval_loss']:.4f}, "
+              f"exact (sample) {scores.get(point['step'])}")  # fmt: skip
+    assert summary["status"] == "finished" and len(curve) >= 3
+    assert [p["step"] for p in curve] == sorted(p["step"] for p in curve)
+    assert best["step"] in {p["step"] for p in curve} and best["step"] <= summary["steps"]
+    assert summary["eval_after"]["score"] >= 0.9
+    assert "![loss](loss.png)" in (demo_qlora_run / "report.md").read_text()

@@ -24,6 +24,16 @@ KEEP_REWARDS = ("reward", "reward_std", "kl", "completions/mean_length")
 ``rewards/NAME/mean`` (one per reward function)."""
 
 
+def kept_eval(logs: dict[str, Any]) -> dict[str, Any]:
+    """What ``metrics.jsonl`` keeps of an evaluation's log: every ``eval_*`` value (the
+    validation loss, the task metric and its seconds …) but throughput and token counts."""
+    return {
+        k: v
+        for k, v in logs.items()
+        if k.startswith("eval_") and not k.endswith("_per_second") and k != "eval_num_tokens"
+    }
+
+
 def kept(logs: dict[str, Any]) -> dict[str, Any]:
     """The logged values ``metrics.jsonl`` keeps: :data:`KEEP`, :data:`KEEP_REWARDS` and the
     per-reward means."""
@@ -66,7 +76,10 @@ class MetricsLog(TrainerCallback):
         return f"  {per_step:.2f} s/step  eta {int(left // 60)}:{int(left % 60):02d}"
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs or "loss" not in logs:
+        if not state.is_world_process_zero or not logs:
+            return
+        if "loss" not in logs:
+            self._log_eval(state, kept_eval(logs))
             return
         row = {"step": state.global_step, **kept(logs)}
         self.last = row
@@ -80,6 +93,20 @@ class MetricsLog(TrainerCallback):
         else:
             self.console.print(
                 f"  step {state.global_step:>5}/{state.max_steps}{self._detail(state)}",
+                highlight=False,
+            )
+
+    def _log_eval(self, state: Any, values: dict[str, Any]) -> None:
+        """An evaluation's line in ``metrics.jsonl``, remembered for the progress line."""
+        if not values:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": state.global_step, **values}) + "\n")
+        self.last_eval = {**getattr(self, "last_eval", {}), **values}
+        self.last_eval["step"] = state.global_step
+        if self.console is not None and getattr(self.console, "live_progress", None) is None:
+            self.console.print(
+                f"  eval  {state.global_step:>5}/{state.max_steps}  {_eval_text(values)}",
                 highlight=False,
             )
 
@@ -100,7 +127,21 @@ class MetricsLog(TrainerCallback):
         if "loss" not in row:
             return self._eta(state)
         lr = row.get("learning_rate", 0.0)
-        return f"  loss {row['loss']:.4f}{_reward_text(row)}  lr {lr:.2e}{self._eta(state)}"
+        held_out = getattr(self, "last_eval", None)
+        valid = f"  val {_eval_text(held_out)}" if held_out else ""
+        return f"  loss {row['loss']:.4f}{_reward_text(row)}{valid}  lr {lr:.2e}{self._eta(state)}"
+
+
+def _eval_text(values: dict[str, Any]) -> str:
+    """``loss 0.4210 exact 0.906 (3.2 s)`` of an evaluation's kept values."""
+    parts = []
+    if "eval_loss" in values:
+        parts.append(f"loss {values['eval_loss']:.4f}")
+    for key, value in values.items():
+        name = key.removeprefix("eval_")
+        if f"{key}_seconds" in values:
+            parts.append(f"{name} {value:.3f} ({values[f'{key}_seconds']:.1f} s)")
+    return " ".join(parts)
 
 
 def _reward_text(row: dict[str, Any]) -> str:

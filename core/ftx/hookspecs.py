@@ -208,9 +208,11 @@ def build_trainer(
     Called once, after ``training_arguments``. ``train_dataset`` is a ``datasets.Dataset`` of
     already tokenised rows (``input_ids``, ``labels``; labels are -100 on every token that must
     not be trained). ``eval_dataset`` holds the run's held-out rows (``data.eval`` or
-    ``data.eval_ratio``), tokenised the same way, or is ``None`` when the run has no held-out
-    split; passing it on lets ``train.eval_strategy`` log a held-out loss during training (the
-    host's before/after scoring with ``data.eval_metric`` runs on its own).
+    ``data.eval_ratio``; its first ``train.eval_loss_rows``), tokenised the same way, or is
+    ``None`` when the run has no held-out split: pass it on, the run evaluates on it during
+    training (``train.eval_steps``; ``run.train_args`` carries the evaluation, best-checkpoint
+    and early-stopping arguments; the host's callbacks score the task metric). The host's
+    before/after scoring with ``data.eval_metric`` runs on its own.
     ``data_collator`` batches rows (padding-free packing or padding, per ``data.packing``).
     ``callbacks`` are the host's (metrics log, progress, NaN guard, interrupt handling): pass
     them all to the trainer. ``run.train_args`` holds the resolved TrainingArguments/SFTConfig

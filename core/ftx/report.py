@@ -18,7 +18,9 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: str) -> bool:
-    """Plot one loss curve per name into ``target`` (PNG); False when there is nothing to plot."""
+    """Plot one training loss curve per name into ``target`` (PNG), and beside each its
+    validation loss (``eval_loss`` rows, dashed, with markers) when it was evaluated during
+    training; False when there is nothing to plot."""
     if not any(curves.values()):
         return False
     import matplotlib
@@ -27,15 +29,22 @@ def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: st
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    validated = False
     for name, rows in curves.items():
         points = [(r["step"], r["loss"]) for r in rows if "loss" in r]
         if points:
-            ax.plot(*zip(*points, strict=True), label=name, linewidth=1.5)
+            (line,) = ax.plot(*zip(*points, strict=True), label=name, linewidth=1.5)
+        valid = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+        if valid:
+            validated = True
+            color = line.get_color() if points else None
+            label = f"{name} (validation)"
+            ax.plot(*zip(*valid, strict=True), "--o", color=color, label=label, markersize=3)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if len(curves) > 1:
+    if len(curves) > 1 or validated:
         ax.legend()
     _save(fig, target)
     return True
@@ -135,6 +144,33 @@ def forgetting_line(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def evaluation_lines(summary: dict[str, Any]) -> list[str]:
+    """``report.md``'s lines about evaluation during training: the validation curve, the
+    exported checkpoint and why, and an early stop."""
+    evaluation = summary.get("evaluation")
+    if not evaluation:
+        return []
+    curve = ", ".join(
+        f"{row['step']}: {row['eval_loss']:.4f}" for row in evaluation["validation_loss"]
+    )
+    lines = [f"- validation loss (step: loss): {curve or '–'}"]
+    best = summary.get("best") or {}
+    if best:
+        values = ", ".join(
+            f"{k} {v:.4g}" for k, v in best.items() if k.startswith("eval_") and v is not None
+        )
+        lines.append(
+            f"- exported model: step {best['step']} (select_best {best['select_best']}: "
+            f"{best['why']}{'; ' + values if values else ''})"
+        )
+    stopped = summary.get("stopped_early")
+    if stopped:
+        lines.append(
+            f"- stopped early at step {stopped['step']} of {stopped['of']}: {stopped['reason']}"
+        )
+    return lines
+
+
 def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
     """Write ``loss.png`` and ``report.md`` for a run (finished or not)."""
     metrics = read_metrics(run_dir)
@@ -163,6 +199,7 @@ def write_reports(run_dir: Path, summary: dict[str, Any]) -> None:
         f"- held-out before: {_score(summary, 'eval_before')}",
         f"- held-out after: {_score(summary, 'eval_after')}",
     ]
+    lines += evaluation_lines(summary)
     if summary.get("forgetting"):
         lines.append(f"- forgetting: {forgetting_line(summary['forgetting'])}")
     if summary.get("error"):

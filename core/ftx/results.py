@@ -20,8 +20,8 @@ from ftx.errors import BadInput
 @dataclass
 class RunResult:
     """A run directory, read: ``status``, ``summary``, ``model_dir``, ``adapter_dir``,
-    ``eval_before``/``eval_after``, ``forgetting``, ``loss_history``; ``generate``, ``chat``,
-    ``eval``, ``export`` use the trained ``model/``."""
+    ``eval_before``/``eval_after``, ``forgetting``, ``loss_history``, ``eval_history``;
+    ``generate``, ``chat``, ``eval``, ``export`` use the trained ``model/``."""
 
     output: Path
     _loaded: Any = field(default=None, repr=False, compare=False)
@@ -73,10 +73,20 @@ class RunResult:
 
     @property
     def loss_history(self) -> list[dict[str, Any]]:
-        """One dict per logged step (``step``, ``loss``, ``learning_rate``, …): metrics.jsonl."""
+        """One dict per logged training step (``step``, ``loss``, ``learning_rate``, …): the
+        training lines of metrics.jsonl."""
         from ftx.report import read_metrics
 
-        return read_metrics(self.output)
+        return [row for row in read_metrics(self.output) if "loss" in row]
+
+    @property
+    def eval_history(self) -> list[dict[str, Any]]:
+        """One dict per evaluation during training (``step``, ``eval_loss``; ``eval_exact``
+        with ``eval_exact_seconds`` … where the task metric was scored): the evaluation lines
+        of metrics.jsonl."""
+        from ftx.report import read_metrics
+
+        return [row for row in read_metrics(self.output) if "loss" not in row]
 
     def loss_frame(self) -> Any:
         """:attr:`loss_history` as a pandas DataFrame indexed by step (needs pandas)."""

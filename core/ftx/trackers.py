@@ -36,9 +36,14 @@ FACTS = (
 
 
 def run_facts(summary: dict[str, Any]) -> dict[str, float]:
-    """The numbers of ``summary`` a tracker shows: :data:`FACTS` and the held-out scores
-    (``eval_before``/``eval_after``, ``task_eval_*``: their ``score``)."""
+    """The numbers of ``summary`` a tracker shows: :data:`FACTS`, the held-out scores
+    (``eval_before``/``eval_after``, ``task_eval_*``: their ``score``), the exported step
+    (``best_step``) and, for a run stopped early, ``stopped_early_step``."""
     facts = {k: summary[k] for k in FACTS if isinstance(summary.get(k), (int, float))}
+    for key, fact in (("best", "best_step"), ("stopped_early", "stopped_early_step")):
+        step = (summary.get(key) or {}).get("step")
+        if isinstance(step, int):
+            facts[fact] = step
     for key in ("eval_before", "eval_after", "task_eval_before", "task_eval_after"):
         score = (summary.get(key) or {}).get("score")
         if isinstance(score, (int, float)):

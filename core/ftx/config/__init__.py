@@ -6,7 +6,8 @@ A config has four sections:
 * ``data``: the data files and how to turn them into tokens (``path``, ``eval``, ``max_length``, …);
 * ``train``: any TrainingArguments/SFTConfig field of the installed TRL, plus the seed's names
   (``model_max_length``, ``max_seq_length``, ``warmup_ratio``, ``evaluation_strategy``, …) mapped
-  onto what the installed version expects;
+  onto what the installed version expects, plus ftx's own evaluation keys (:data:`TRAIN_FIELDS`:
+  ``select_best``, ``early_stopping_patience`` …, resolved by :mod:`ftx.config.evaluation`);
 * ``method``: the selected plugin's own options, validated against what it declares.
 
 Precedence, lowest first: core defaults < plugin ``train_defaults`` < config file < CLI flags
@@ -55,6 +56,7 @@ from ftx.config.tables import (
     SECTIONS,
     TRACKERS,
     TRAIN_ALIASES,
+    TRAIN_FIELDS,
     TRAIN_OWNED,
 )
 
@@ -70,6 +72,7 @@ __all__ = [
     "SET_SYNTAX",
     "TRACKERS",
     "TRAIN_ALIASES",
+    "TRAIN_FIELDS",
     "TRAIN_OWNED",
     "ResolvedConfig",
     "Setting",

@@ -17,6 +17,7 @@ from ftx.config.checks import (
     check_trackers,
     check_training_arguments,
 )
+from ftx.config.evaluation import Evaluation, resolve_evaluation
 from ftx.config.tables import (
     CHOICES,
     CORE_TRAIN_DEFAULTS,
@@ -25,6 +26,7 @@ from ftx.config.tables import (
     MODEL_FIELDS,
     SECTIONS,
     TRAIN_ALIASES,
+    TRAIN_FIELDS,
     TRAIN_OWNED,
 )
 from ftx.errors import BadInput
@@ -41,6 +43,7 @@ class ResolvedConfig:
     options: dict[str, Any]
     train_args: dict[str, Any]
     objective_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evaluation: Evaluation | None = None
 
 
 def _check_fixed(section: str, table: dict[str, tuple[str, Any, str]], given: dict) -> dict:
@@ -169,17 +172,19 @@ def resolve(
     for key in cfg["train"]:
         if key in owned:
             raise BadInput(f"train.{key} is managed by ftx: {owned[key]}")
-        if key not in fields:
+        if key not in fields and key not in TRAIN_FIELDS:
             raise BadInput(
-                f"unknown key train.{key}{did_you_mean(key, [*fields, *TRAIN_ALIASES])}",
+                f"unknown key train.{key}"
+                f"{did_you_mean(key, [*fields, *TRAIN_ALIASES, *TRAIN_FIELDS])}",
                 hint=f"train takes the fields of {getattr(cls, '__name__', 'TrainingArguments')}"
                 + (f", the {objective} objective's arguments class" if objective else ""),
             )
     defaults = {k: v for k, v in CORE_TRAIN_DEFAULTS.items() if k in fields}
     train = {**defaults, **(plugin_train_defaults or {}), **cfg["train"]}
+    evaluation, evaluation_args = resolve_evaluation(train, cfg["train"], data, traits)
     auto = {k for k in ("bf16", "fp16", "activation_checkpointing") if train.get(k) == AUTO}
     train = {
-        k: v if k in auto else coerce_train_value(k, v, fields.get(k, Any))
+        k: v if k in auto or k in TRAIN_FIELDS else coerce_train_value(k, v, fields.get(k, Any))
         for k, v in train.items()
     }
     weights = master_dtype(model["dtype"], device)
@@ -211,8 +216,13 @@ def resolve(
         from ftx.gguf_export import check_model_for_gguf
 
         check_model_for_gguf(model["name"])
+    train_args = {k: v for k, v in train.items() if k not in TRAIN_FIELDS}
     resolved = ResolvedConfig(
-        config=config, options=options, train_args=dict(train), objective_options=chosen
+        config=config,
+        options=options,
+        train_args={**train_args, **evaluation_args},
+        objective_options=chosen,
+        evaluation=evaluation,
     )
     check_training_arguments(resolved, device, arguments)
     return resolved

@@ -69,6 +69,51 @@ EXPORT_FIELDS: dict[str, tuple[str, Any, str]] = {
         "as ftx export --format gguf --quant TYPE; null = none",
     ),
 }
+TRAIN_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "select_best": (
+        "str",
+        AUTO,
+        "which evaluated checkpoint model/ (and adapter/) are exported from: metric (the best "
+        "held-out task metric, data.eval_metric on train.eval_metric_rows rows) | loss (the "
+        "lowest validation loss) | last (the end of training) | auto (= metric with held-out "
+        "data, else last). Measured on the demo (SmolLM2 QLoRA, 3-epoch budget, 2 CPU cores, "
+        "80 held-out rows): see BENCHMARKS.md (evaluation during training)",
+    ),
+    "early_stopping_patience": (
+        "int?",
+        AUTO,
+        "stop after this many evaluations in a row without improving the select_best "
+        "criterion by train.early_stopping_min_delta; null = never; auto = 2 when ftx chooses "
+        "the budget (neither train.max_steps nor train.num_train_epochs set), else null",
+    ),
+    "early_stopping_min_delta": (
+        "float",
+        0.001,
+        "the smallest change of the criterion that counts as an improvement",
+    ),
+    "eval_metric_every": (
+        "int?",
+        AUTO,
+        "score the task metric (data.eval_metric: exact/json by generation, pairwise for "
+        "preference objectives) every N evaluations; auto = 1 when select_best is metric, "
+        "else null (never during training)",
+    ),
+    "eval_metric_rows": (
+        "int",
+        32,
+        "held-out rows the task metric scores during training (the first N)",
+    ),
+    "eval_loss_rows": (
+        "int",
+        256,
+        "held-out rows the validation loss is computed on (the first N)",
+    ),
+}
+"""ftx's own ``train`` keys (evaluation during training, the best checkpoint, early stopping;
+resolved by :mod:`ftx.config.evaluation`): in ``config.yaml``, never passed to the arguments
+class. ``train.eval_steps`` (a TrainingArguments field) also takes ``auto``: every eighth of the
+run (0.125) when the run has held-out data, else no evaluation."""
+
 CHOICES = {
     ("model", "dtype"): (AUTO, "float32", "bfloat16", "float16"),
     ("model", "attn_implementation"): (AUTO, "sdpa", "eager", "flash_attention_2"),
@@ -76,6 +121,7 @@ CHOICES = {
     ("data", "train_on"): ("assistant", "all"),
     ("data", "eval_forgetting"): FORGETTING_SETTINGS,
     ("export", "gguf"): QUANTS,
+    ("train", "select_best"): (AUTO, "metric", "loss", "last"),
 }
 
 # Valid ranges of numeric keys, checked in one loop by `check_ranges` (train keys the installed
@@ -127,6 +173,13 @@ RANGES: dict[tuple[str, str], Range] = {
     ("train", "logging_steps"): Range(min=0, min_exclusive=True, fix=f"log {_STEPS_FIX}"),
     ("train", "save_steps"): Range(min=0, min_exclusive=True, fix=f"save {_STEPS_FIX}"),
     ("train", "eval_steps"): Range(min=0, min_exclusive=True, fix=f"evaluate {_STEPS_FIX}"),
+    ("train", "early_stopping_patience"): Range(
+        min=1, fix="evaluations without improvement before stopping (>= 1); null never stops"
+    ),
+    ("train", "early_stopping_min_delta"): Range(min=0, fix="0.001 is usual; 0 = any improvement"),
+    ("train", "eval_metric_every"): Range(min=1, fix="every N evaluations (N >= 1); null = never"),
+    ("train", "eval_metric_rows"): Range(min=1, fix="held-out rows scored, e.g. 32"),
+    ("train", "eval_loss_rows"): Range(min=1, fix="held-out rows for the validation loss: 256"),
     ("train", "save_total_limit"): Range(
         min=1, fix="keep the N newest checkpoints (N >= 1); null keeps them all"
     ),
@@ -177,10 +230,13 @@ TRAIN_OWNED = {
     "completion_only_loss": "use data.train_on",
     "assistant_only_loss": "use data.train_on",
     "dataset_text_field": "use data.format",
+    "load_best_model_at_end": "use train.select_best",
+    "metric_for_best_model": "use train.select_best",
+    "greater_is_better": "use train.select_best",
 }
 
 CORE_TRAIN_DEFAULTS: dict[str, Any] = {
-    "num_train_epochs": 1.0,
+    "num_train_epochs": AUTO,  # ftx.config.evaluation: 3 with early stopping, else 1
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 8,
     "gradient_accumulation_steps": 1,

@@ -53,7 +53,13 @@ def remove_incomplete_checkpoints(folder: Path) -> list[Path]:
 
 def training_finished_in(checkpoint: Path) -> bool:
     """True when the checkpoint was saved at the run's last step (``global_step`` reached
-    ``max_steps``): resuming from it trains nothing and goes straight to export and scoring."""
+    ``max_steps``) or where early stopping ended training (its patience used up): resuming
+    from it trains nothing and goes straight to export and scoring."""
     state = read_json(checkpoint / "trainer_state.json")
     steps, last = state.get("global_step"), state.get("max_steps")
-    return isinstance(steps, int) and isinstance(last, int) and last > 0 and steps >= last
+    if isinstance(steps, int) and isinstance(last, int) and last > 0 and steps >= last:
+        return True
+    stopper = (state.get("stateful_callbacks") or {}).get("EarlyStoppingCallback") or {}
+    patience = (stopper.get("args") or {}).get("early_stopping_patience")
+    counter = (stopper.get("attributes") or {}).get("early_stopping_patience_counter")
+    return isinstance(patience, int) and isinstance(counter, int) and counter >= patience

@@ -252,7 +252,15 @@ def _walk_hooks(
         f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
     )
     built = build_trainer(
-        run, prep.pm, model, tokenizer, rows, resume_from=prep.resume_from, summary=summary
+        run,
+        prep.pm,
+        model,
+        tokenizer,
+        rows,
+        resume_from=prep.resume_from,
+        summary=summary,
+        evaluation=prep.resolved.evaluation,
+        held_out=prep.eval_rows,
     )
     summary.update(train(built, prep.resume_from))
     if built.guard.bad_step is not None:

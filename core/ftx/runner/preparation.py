@@ -48,6 +48,9 @@ def prepare(req: RunRequest) -> PreparedRun:
     resume_from = None
     if req.resume:
         saved, resume_from, prior = _resume_source(req)
+        older = saved.setdefault("train", {})
+        if "select_best" not in older:  # from before evaluation during training: none
+            older.update(select_best="last", eval_steps=older.get("eval_steps"))
     file_cfg = cfg_mod.load_file(req.config_file)
     req.plugin = req.plugin or file_cfg.get("plugin")
     named = (file_cfg.get("objective") or {}).get("name")
@@ -276,7 +279,15 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any
 
 # Keys a newer ftx resolves that an older run's config.yaml lacks, with the value that run in
 # fact trained with: resuming such a run is not a change.
-ADDED_KEYS = {("train", "fp16"): False, ("train", "activation_checkpointing_kwargs"): None}
+ADDED_KEYS = {
+    ("train", "fp16"): False,
+    ("train", "activation_checkpointing_kwargs"): None,
+    ("train", "early_stopping_patience"): None,
+    ("train", "early_stopping_min_delta"): 0.001,
+    ("train", "eval_metric_every"): None,
+    ("train", "eval_metric_rows"): 32,
+    ("train", "eval_loss_rows"): 256,
+}
 
 
 def _refuse_changes_on_resume(

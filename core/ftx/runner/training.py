@@ -23,6 +23,7 @@ class Trainer:
     trainer: Any
     guard: Any
     stopper: Any
+    evaluation: Any = None
 
 
 def build_trainer(
@@ -34,10 +35,14 @@ def build_trainer(
     *,
     resume_from: Path | None,
     summary: dict[str, Any],
+    evaluation: Any = None,
+    held_out: list[Any] | None = None,
 ) -> Trainer:
     """Collators, callbacks and the three trainer hooks. ``datasets``: (train, eval or None)
-    ``datasets.Dataset`` of tokenised examples. Records packing, attention and who answered in
-    ``summary``."""
+    ``datasets.Dataset`` of tokenised examples; ``evaluation``: the run's
+    :class:`ftx.config.evaluation.Evaluation` (the validation loss on its first ``loss_rows``
+    tokenised rows, the task metric on the first ``metric_rows`` of ``held_out``, the
+    objective's rows). Records packing, attention and who answered in ``summary``."""
     from ftx.attention import suits_run, use_ftx_sdpa
     from ftx.callbacks import (
         CheckpointAtEnd,
@@ -56,7 +61,11 @@ def build_trainer(
         summary["training_attention"] = use_ftx_sdpa(model)
     else:
         summary["training_attention"] = run.attn_implementation
+    from ftx.validation import evaluation_callbacks
+
     train_set, eval_set = datasets
+    if evaluation is not None and evaluation.enabled and eval_set is not None:
+        eval_set = eval_set.select(range(min(evaluation.loss_rows, len(eval_set))))
     resume_step = checkpoint_step(resume_from) if resume_from else 0
     guard, stopper = FiniteGuard(), StopOnSignal()
     callbacks = [
@@ -65,6 +74,7 @@ def build_trainer(
         stopper,
         IntervalsFromArguments(),
         CheckpointAtEnd(),
+        *evaluation_callbacks(pm, run, evaluation, list(held_out or [])),
     ]
 
     answered = call_all(pm, "training_arguments", run=run, model=model)
@@ -89,13 +99,16 @@ def build_trainer(
     answered = call_all(pm, "trainer_ready", run=run, model=model, trainer=trainer)
     summary["hooks"]["trainer_ready"] = [who for _, who in answered]
     guard.read_norm_from(trainer)
+    for callback in callbacks:
+        if hasattr(callback, "attach"):
+            callback.attach(trainer)
     summary.update(run.state.get("summary", {}))
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     # ftx prints its own progress lines (MetricsLog); the Trainer's would print every log twice.
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
-    return Trainer(trainer=trainer, guard=guard, stopper=stopper)
+    return Trainer(trainer=trainer, guard=guard, stopper=stopper, evaluation=evaluation)
 
 
 def whole_warmup_steps(args: dict[str, Any], rows: int) -> int | None:
@@ -131,14 +144,19 @@ def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:
     From a checkpoint saved at the last step (a run interrupted while scoring or exporting)
     nothing is trained: the checkpoint's weights and state are restored and only the step and
     loss facts are returned (the caller keeps the interrupted run's timings)."""
+    from ftx.validation import selection_facts
+
     trainer = built.trainer
     if resume_from is not None and training_finished_in(resume_from):
         trainer._load_from_checkpoint(str(resume_from))
         trainer.state = type(trainer.state).load_from_json(str(resume_from / "trainer_state.json"))
+        if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
+            trainer._load_best_model()  # what train() ends with: export the best checkpoint
         return {
             "steps": trainer.state.global_step,
             "max_steps": trainer.state.max_steps,
             "final_loss": final_loss(trainer),
+            **selection_facts(trainer, built.evaluation),
         }
     started = time.time()
     built.stopper.install()
@@ -156,6 +174,7 @@ def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:
         "tokens_per_s": round(tokens / train_time, 1) if train_time > 0 and tokens else None,
         "final_loss": final_loss(trainer),
         "train_loss": round(float(result.training_loss), 6),
+        **selection_facts(trainer, built.evaluation),
     }
 
 

@@ -23,15 +23,19 @@ def leftovers(run_dir: Path) -> list[str]:
 
 
 def logged_steps(run_dir: Path) -> list[int | str]:
-    """The ``step`` of every line of ``metrics.jsonl``; a line that is not JSON as ``"?"``."""
+    """The ``step`` of every training line of ``metrics.jsonl`` (an evaluation's line, only
+    ``eval_*`` values, is left out); a line that is not JSON as ``"?"``."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
     steps: list[int | str] = []
     for line in path.read_text(errors="replace").splitlines():
         try:
-            steps.append(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):
+            row = json.loads(line)
+            if all(k == "step" or k.startswith("eval_") for k in row) and len(row) > 1:
+                continue
+            steps.append(row["step"])
+        except (ValueError, KeyError, TypeError, AttributeError):
             steps.append("?")
     return steps
 

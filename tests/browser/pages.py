@@ -22,10 +22,14 @@ watch('run-step', 'step');
 
 
 def wait(driver: Any, condition: Any, timeout: float = 30, message: str = "") -> Any:
-    """``WebDriverWait(driver, timeout).until(condition)`` with a readable failure."""
+    """``WebDriverWait(driver, timeout).until(condition)`` with a readable failure; an element
+    that a navigation replaced while ``condition`` read it counts as not yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    waiter = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
+    return waiter.until(condition, message)
 
 
 def by_css(driver: Any, selector: str) -> Any:
@@ -48,7 +52,7 @@ def text(driver: Any, selector: str) -> str:
 
 def choose(driver: Any, selector: str, value: str) -> None:
     """Pick ``value`` in a ``<select>``; when that reloads the page, wait for the new one."""
-    from selenium.common.exceptions import StaleReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select
 
     select = by_css(driver, selector)
@@ -61,7 +65,7 @@ def choose(driver: Any, selector: str, value: str) -> None:
             return by_css(d, selector).get_attribute("value") == value and (
                 d.execute_script("return document.readyState") == "complete"
             )
-        except StaleReferenceException:
+        except StaleElementReferenceException:
             return False
 
     wait(driver, settled, message=f"{selector} did not settle on {value}")
@@ -76,10 +80,14 @@ def fill(driver: Any, fields: dict[str, Any]) -> None:
         box.send_keys(str(value))
 
 
-def open_new_run(driver: Any, url: str, plugin: str) -> None:
-    """From the runs page, follow the nav to the new-run form and choose ``plugin``."""
-    driver.get(url)
-    by_css(driver, "#nav-new").click()
+def open_new_run(driver: Any, url: str, plugin: str, *, via_nav: bool = True) -> None:
+    """Open the new-run form for ``plugin``: as a person does (from the runs page, the nav link,
+    then the method picker) or, with ``via_nav=False``, straight at ``/new?plugin=PLUGIN``."""
+    if via_nav:
+        driver.get(url)
+        by_css(driver, "#nav-new").click()
+    else:
+        driver.get(f"{url}/new?plugin={plugin}")
     wait(driver, lambda d: d.find_elements("css selector", "form#new-run"), message="no form")
     choose(driver, "select#plugin", plugin)
 

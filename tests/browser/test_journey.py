@@ -55,10 +55,12 @@ def live(driver: Any, ui_url: str, cli_run: Any, ftx_tiny_model: Path, ftx_tiny_
     choose(driver, "select#objective", "supervised")
     fill(driver, run_form_fields(ftx_tiny_model, ftx_tiny_data, FORM_RUN))
     fill(driver, {"method-layers": "last:1"})
-    command = text(driver, "pre#command")
+    shown = wait(driver, lambda d: "last:1" in text(d, "pre#command") and text(d, "pre#command"))
+    command = str(shown)
     by_css(driver, "button#submit").click()
     page = f"{ui_url}/runs/{FORM_RUN}"
     wait(driver, lambda d: d.current_url == page, message=f"submit did not open {page}")
+    launched = text(driver, "pre#run-command")
     tabs = [driver.current_window_handle]
     driver.execute_script(RECORD_JS)
     for _ in range(TABS - 1):
@@ -90,7 +92,7 @@ def live(driver: Any, ui_url: str, cli_run: Any, ftx_tiny_model: Path, ftx_tiny_
         driver.switch_to.window(tab)
         driver.close()
     driver.switch_to.window(tabs[0])
-    return {"command": command, "tabs": seen, "page": page}
+    return {"command": command, "launched": launched, "tabs": seen, "page": page}
 
 
 def summary(run: Path) -> dict:
@@ -101,8 +103,9 @@ def test_submit_shows_the_exact_command_and_opens_the_live_page(live, runs_root)
     assert "ftx run" in live["command"] and "--plugin sft" in live["command"]
     assert "method.layers=last:1" in live["command"]
     assert str(runs_root / FORM_RUN) in live["command"]
+    assert live["launched"] == live["command"]
     run = summary(runs_root / FORM_RUN)
-    assert run["status"] == "finished", (runs_root / FORM_RUN / "ui-launch.log").read_text()
+    assert run["status"] == "finished", (runs_root / ".ui" / f"{FORM_RUN}.log").read_text()
     config = (runs_root / FORM_RUN / "config.yaml").read_text()
     assert "last:1" in config
 
@@ -138,8 +141,7 @@ def test_runs_page_lists_both_runs_and_filters_by_method(live, cli_run, browser,
     }
     assert rows == {FORM_RUN: "finished", CLI_RUN: "finished"}
     choose(browser, "select#filter-method", "sft")
-    if not browser.current_url.endswith("method=sft"):
-        by_css(browser, "form#filters").submit()
+    by_css(browser, "button#filter-apply").click()
     wait(browser, lambda d: "method=sft" in d.current_url)
     assert [r.get_attribute("data-run") for r in all_css(browser, "tr.run")] == [FORM_RUN]
     by_css(browser, f'tr.run[data-run="{FORM_RUN}"] a.run-link').click()
@@ -167,6 +169,7 @@ def test_compare_two_runs(live, cli_run, browser, ui_url, runs_root):
 
 def test_chat_streams_the_trained_models_answer(live, browser, ui_url, runs_root):
     from ftx.results import RunResult
+    from ftx.ui.pages_try import MAX_NEW_TOKENS
 
     browser.get(live["page"])
     by_css(browser, "a#chat-link").click()
@@ -177,6 +180,5 @@ def test_chat_streams_the_trained_models_answer(live, browser, ui_url, runs_root
     wait(browser, lambda d: all_css(d, "#chat-log .msg.assistant.done"), 120, "no answer")
     assert [m.text for m in all_css(browser, "#chat-log .msg.user")] == [message]
     answer = all_css(browser, "#chat-log .msg.assistant.done")[-1].text.strip()
-    budget = by_css(browser, "form#chat-form").get_attribute("data-max-new-tokens")
-    expected = RunResult(runs_root / FORM_RUN).chat(message, max_new_tokens=int(budget))
+    expected = RunResult(runs_root / FORM_RUN).chat(message, max_new_tokens=MAX_NEW_TOKENS)
     assert answer and answer == expected

@@ -32,14 +32,15 @@ SECRET = "ftx-secret-outside-the-root"
 
 
 def run_dirs(root: Path) -> set[str]:
-    return {p.name for p in root.iterdir() if p.is_dir()} if root.exists() else set()
+    """The run directories under ``root`` (not the UI's own ``.ui`` folder)."""
+    return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
 
 
 def test_a_typod_option_value_shows_the_field_error(
     browser, ui_url, runs_root, ftx_tiny_model, ftx_tiny_data
 ):
     before = run_dirs(runs_root)
-    open_new_run(browser, ui_url, "sft")
+    open_new_run(browser, ui_url, "sft", via_nav=False)
     fill(browser, run_form_fields(ftx_tiny_model, ftx_tiny_data, "typo"))
     fill(browser, {"method-layers": "lst:1"})
     navigation_status(browser, ui_url)  # forget earlier responses
@@ -56,7 +57,7 @@ def test_a_missing_model_path_is_reported_beside_the_model_field(
     browser, ui_url, runs_root, tmp_path, ftx_tiny_data
 ):
     before = run_dirs(runs_root)
-    open_new_run(browser, ui_url, "sft")
+    open_new_run(browser, ui_url, "sft", via_nav=False)
     missing = tmp_path / "no-such-model"
     fill(browser, run_form_fields(missing, ftx_tiny_data, "missing"))
     by_css(browser, "button#submit").click()
@@ -114,7 +115,7 @@ def test_run_names_outside_the_root_are_refused(
     browser, ui_url, runs_root, ftx_tiny_model, ftx_tiny_data, name
 ):
     before = run_dirs(runs_root)
-    open_new_run(browser, ui_url, "sft")
+    open_new_run(browser, ui_url, "sft", via_nav=False)
     fill(browser, run_form_fields(ftx_tiny_model, ftx_tiny_data, name))
     navigation_status(browser, ui_url)
     by_css(browser, "button#submit").click()

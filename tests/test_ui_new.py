@@ -168,11 +168,12 @@ def test_compare_and_plan_show_the_clis_numbers(finished_run, ftx_tiny_model):
     curves = json.loads(re.search(r'id="compare-data">([^<]*)<', page).group(1))
     assert [p[0] for p in curves["tiny"]] == [1, 2, 3, 4, 5, 6]
     planned = c.get("/plan", params={"model": str(ftx_tiny_model), "gpu_mem": "1GB"}).text
-    bars = {
-        m: k for k, m in re.findall(r'class="plan-bar (under|over)" data-method="(\w+)"', planned)
-    }
+    found = re.findall(r'class="plan-bar (under|over|unknown)" data-method="(\w+)"', planned)
     expected = plan(str(ftx_tiny_model), gpu_mem=2**30)
-    assert bars == {m["name"]: "under" if m["fits"] else "over" for m in expected["methods"]}
+    kinds = {m["name"]: "over" if m["peak_bytes"] else "unknown" for m in expected["methods"]}
+    kinds |= {m["name"]: "under" for m in expected["methods"] if m["fits"]}
+    bars = {method: kind for kind, method in found}
+    assert bars == kinds
     assert "under" in bars.values()
     tiny_gpu = c.get("/plan", params={"model": str(ftx_tiny_model), "gpu_mem": "1KB"}).text
     assert 'class="plan-bar under"' not in tiny_gpu and 'class="plan-bar over"' in tiny_gpu

@@ -109,7 +109,8 @@ def fields(plugin: str, objective: str) -> list[Field]:
     out += [_from_option("objective", o) for o in objective_declared or []]
     for key in DATA_KEYS:
         kind, default, help_text = DATA_FIELDS[key]
-        out.append(Field("data", key, kind.rstrip("?"), default, help_text, CHOICES.get(key)))
+        choices = CHOICES.get(("data", key))
+        out.append(Field("data", key, kind.rstrip("?"), default, help_text, choices))
     train = dict(CORE_TRAIN_DEFAULTS)
     for answer, _ in call_all(pm, "train_defaults", device=device(), objective=objective):
         train.update(answer or {})

@@ -134,6 +134,8 @@ def read_run(root: Path, name: str) -> RunRow:
         row.status = "running"  # training, or still validating, loading, claiming
     elif summary is None and launch is not None:
         row.status, row.problem = "failed", "exited before it wrote summary.json: see the log"
+    elif summary is None and (path / "compare.json").is_file():
+        row.problem = "an ftx compare directory: its runs are inside (ftx ui --runs " + name + ")"
     elif summary is None:
         row.problem = "no summary.json: not an ftx run directory, or one cut short"
     elif not isinstance(summary, dict) or summary.get("status") not in STATUSES[:4]:

@@ -10,8 +10,8 @@ events with JSON data:
 * ``progress`` ``{"step", "max_steps", "eta_s"}``; ``loss`` ``{"points": [[step, loss], …]}``
   (the points not sent yet); ``heldout`` ``{"before", "after"}``; ``log`` ``{"text"}``.
 
-Each connection polls on its own (a ``stat`` of three files per interval), so any number of
-tabs can follow one run.
+Each connection polls on its own; the files are parsed again only when they change
+(:mod:`ftx.ui.runs`' cache), so any number of tabs can follow one run.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ftx.report import read_metrics
 from ftx.ui import launcher
-from ftx.ui.runs import RunRow, progress, read_run
+from ftx.ui.runs import RunRow, metrics, progress, read_run
 
 
 def loss_points(rows: list[dict[str, Any]]) -> list[list[float]]:
@@ -34,7 +33,7 @@ def loss_points(rows: list[dict[str, Any]]) -> list[list[float]]:
 def snapshot(root: Path, name: str, row: RunRow | None = None) -> dict[str, Any]:
     """Everything the run page's live parts show, as JSON-ready values."""
     row = row or read_run(root, name)
-    rows = read_metrics(row.path) if row.path.is_dir() else []
+    rows = metrics(row.path)
     return {
         "status": row.status,
         "problem": row.problem or "",

@@ -12,10 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ftx.errors import BadInput
-from ftx.report import read_metrics
 from ftx.ui.app import render
 from ftx.ui.events import loss_points
-from ftx.ui.runs import list_runs
+from ftx.ui.runs import list_runs, metrics
 from ftx.ui.security import run_path
 
 
@@ -45,7 +44,7 @@ async def compare_page(request: Request) -> Response:
     names = [n for n in dict.fromkeys(wanted) if run_path(root, n) is not None]
     every = await run_in_threadpool(list_runs, root)
     rows = await run_in_threadpool(compare_rows, root, names)
-    curves = {n: loss_points(read_metrics(root / n)) for n in names}
+    curves = {n: loss_points(metrics(root / n)) for n in names}
     context = {
         "every": every,
         "picked": set(names),

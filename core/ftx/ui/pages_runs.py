@@ -128,9 +128,16 @@ async def stop_run(request: Request) -> Response:
     refused = await check_post(request)
     if refused:
         return Response(refused, status_code=403)
-    pid = launcher.stop(root, name)
-    note = "" if pid else "?error=" + "nothing to stop: the run is not running"
-    return RedirectResponse(f"/runs/{name}{note}", status_code=303)
+    if launcher.stop(root, name) is None:
+        return _back(name, "nothing to stop: the run is not running")
+    return RedirectResponse(f"/runs/{name}", status_code=303)
+
+
+def _back(name: str, error: str) -> Response:
+    """Back to the run page, with ``error`` shown in ``#action-error``."""
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/runs/{name}?error={quote(error)}", status_code=303)
 
 
 async def resume_run(request: Request) -> Response:
@@ -145,15 +152,12 @@ async def resume_run(request: Request) -> Response:
         return Response(refused, status_code=403)
     row = read_run(root, name)
     if row.status == "running":
-        return RedirectResponse(f"/runs/{name}?error=already running", status_code=303)
+        return _back(name, "already running")
     output = root / name
     try:
         await run_in_threadpool(prepare, RunRequest(plugin=None, output=str(output), resume=True))
     except BadInput as exc:
-        from urllib.parse import quote
-
-        text = exc.message + (f" — hint: {exc.hint}" if exc.hint else "")
-        return RedirectResponse(f"/runs/{name}?error={quote(text)}", status_code=303)
+        return _back(name, exc.message + (f" — hint: {exc.hint}" if exc.hint else ""))
     launcher.launch(root, name, ["run", "--resume", "--output", str(output)])
     return RedirectResponse(f"/runs/{name}", status_code=303)
 

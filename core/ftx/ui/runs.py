@@ -27,6 +27,7 @@ from ftx.ui import launcher
 
 STATUSES = ("running", "finished", "interrupted", "failed", "stale", "unreadable")
 _cache: dict[Path, tuple[tuple[int, int], Any]] = {}
+"""Parsed files by path: (their (mtime, size) when parsed, the value or the parse error)."""
 
 
 @dataclass
@@ -96,8 +97,8 @@ def _cached(path: Path, parse: Any) -> Any:
     if hit is not None and hit[0] == sig:
         return hit[1]
     try:
-        value = parse(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        value = parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError) as exc:
         value = exc
     except Exception as exc:  # a YAML error: the file is not what ftx writes
         value = ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -164,6 +165,15 @@ def _started(path: Path, launch: dict[str, Any] | None) -> float:
         if sig is not None:
             return sig[0] / 1e9
     return 0.0
+
+
+def metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """``run_dir/metrics.jsonl``'s rows (:func:`ftx.report.metrics_rows`), parsed again only
+    when the file changed: any number of pages following a run share one parse per step."""
+    from ftx.report import metrics_rows
+
+    rows = _cached(run_dir / "metrics.jsonl", metrics_rows)
+    return rows if isinstance(rows, list) else []
 
 
 def run_names(root: Path) -> list[str]:

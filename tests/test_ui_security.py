@@ -130,3 +130,39 @@ def test_without_the_ui_extra_ftx_ui_exits_2_naming_the_install(ftx_cli, monkeyp
     assert result.exit_code == 2
     assert "ftx ui needs the ui extra: pip install 'ftx-core[ui]'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_ftx_ui_off_loopback_prints_a_url_with_a_token_and_requires_it(tmp_path):
+    """The real server (``python -m ftx ui --host 0.0.0.0``): the printed URL carries a
+    generated token; without it every request is refused."""
+    import re
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "ftx", "ui", "--runs", str(tmp_path), "--host", "0.0.0.0"]
+    server = subprocess.Popen([*argv, "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        token = re.search(rf"http://0\.0\.0\.0:{port}/runs\?token=([\w-]+)", line).group(1)
+        assert len(token) >= 24
+        url = f"http://127.0.0.1:{port}/runs"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                break
+            except OSError:
+                assert time.time() < deadline
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"{url}?token={token}") as ok:
+            assert ok.status == 200 and b'id="runs"' in ok.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -195,6 +195,7 @@ def test_stop_saves_a_checkpoint_and_resume_continues(tmp_path, ftx_tiny_model, 
     assert (root / "long" / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").is_file()
     assert 'id="resume"' in c.get("/runs/long").text
     assert post(c, "/runs/long/resume").status_code == 303
+    assert c.get("/runs/long").text.count('id="stop"') == 1  # running while it starts
     wait_until(c, "long", lambda s: read_metrics(root / "long")[-1]["step"] > step + 1)
     assert post(c, "/runs/long/stop").status_code == 303
     assert wait_until(c, "long", lambda s: s != "running") == "interrupted"

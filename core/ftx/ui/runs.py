@@ -10,8 +10,9 @@ Everything comes from the run directory (``summary.json``, ``config.yaml``), the
 * ``unreadable``: ``summary.json`` or ``config.yaml`` is missing or not what ftx writes (a
   corrupt or half-copied directory, a directory that is not a run); the page says which.
 
-A run just launched from the UI is ``running`` before its directory exists. Parsed files are
-cached by (mtime, size), so listing 500 runs again costs little more than a ``stat`` each.
+A run the UI launched (or resumed) is ``running`` while its process lives, before its directory
+exists or its lock is taken. Parsed files are cached by (mtime, size), so listing 500 runs
+again costs little more than a ``stat`` each.
 Importing this module imports nothing heavy.
 """
 
@@ -131,8 +132,8 @@ def read_run(root: Path, name: str) -> RunRow:
     owner = lock_owner(path) if path.is_dir() else None
     starting = launch is not None and launcher.alive(launch)
     row.pid = owner or (launch.get("pid") if starting else None)
-    if owner is not None or (starting and summary is None):
-        row.status = "running"  # training, or still validating, loading, claiming
+    if owner is not None or starting:
+        row.status = "running"  # training, or (a launch or resume) validating, loading
     elif summary is None and launch is not None:
         row.status, row.problem = "failed", "exited before it wrote summary.json: see the log"
     elif summary is None and (path / "compare.json").is_file():

@@ -5,6 +5,7 @@ and eval on the run."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shlex
@@ -39,7 +40,8 @@ def form(model, files, name, /, **values):
 def errors(page: str) -> dict[str, str]:
     found = re.findall(r'<span id="([^"]+)" class="field-error">([^<]+)</span>', page)
     form_error = re.search(r'<p id="form-error" class="error">([^<]+)</p>', page)
-    return dict(found) | ({"form-error": form_error.group(1)} if form_error else {})
+    found += [("form-error", form_error.group(1))] if form_error else []
+    return {slot: html.unescape(text) for slot, text in found}
 
 
 def test_the_form_is_built_from_the_method_and_objective_schemas(tmp_path):
@@ -71,6 +73,8 @@ def test_bad_values_get_the_clis_message_beside_the_field(tmp_path, ftx_tiny_mod
         ({"data.max_length": "2"}, "error-data-max_length", "out of range"),
         ({"data": str(tmp_path / "nope.jsonl")}, "error-data", "not found"),
         ({"model": str(tmp_path / "nomodel")}, "error-model", "nomodel"),
+        ({"extra": "train.weight_decya=0.1"}, "error-extra", "did you mean 'weight_decay'"),
+        ({"extra": "no-equals-sign"}, "error-extra", "--set 'no-equals-sign'"),
     ]
     for values, slot, words in cases:
         response = post(c, "/new", form(ftx_tiny_model, ftx_tiny_data, "bad", **values))
@@ -90,6 +94,8 @@ def test_the_command_shown_is_the_one_launched(tmp_path, ftx_tiny_model, ftx_tin
     assert argv[:4] == ["ftx", "run", "--plugin", "sft"]
     assert argv[argv.index("--output") + 1] == str(root / "shown")
     assert "method.layers=last:1" in argv and "train.max_steps=6" in argv
+    extra = c.get("/new/command", params={**values, "extra": "train.seed=7\n\nmodel.dtype=auto"})
+    assert extra.text.endswith("--set train.seed=7 --set model.dtype=auto")
     page = c.get("/new").text
     assert '<pre id="command">ftx run --plugin qlora --output' in page
     outside = c.get("/new/command", params={**values, "output": "../x"})

@@ -59,14 +59,14 @@ class RunRow:
         return str(name) if name else ("demo" if self.config else "")
 
     def number(self, key: str) -> str:
-        """A summary number for the table (``""`` when missing or not a number): bytes as GiB,
-        seconds with one decimal."""
+        """A summary number for the table (``""`` when missing or not a number): ``*_bytes`` as
+        GiB, ``*time_s`` as seconds with one decimal, others as they are."""
         value = self.summary.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return ""
         if key.endswith("_bytes"):
             return f"{value / 2**30:.2f} GiB"
-        if key.endswith("_s"):
+        if key.endswith("time_s"):
             return f"{value:.1f} s"
         return f"{value:g}"
 

@@ -74,6 +74,9 @@ def test_every_run_page_renders_and_says_what_is_wrong(root, name):
         assert 'class="problem"' in page.text
     assert ('id="resume"' in page.text) == (status in ("interrupted", "failed", "stale"))
     assert ('id="chat-link"' in page.text) == (status == "finished")
+    if name == "finished":  # started outside the UI: the log tail is its metrics.jsonl
+        log = re.search(r'<pre id="log-tail">([^<]*)</pre>', page.text).group(1)
+        assert log.splitlines()[-1].startswith("{&#34;step&#34;: 20, &#34;loss&#34;")
 
 
 def test_a_run_whose_lock_is_held_is_running_and_stale_once_released(root):

@@ -116,8 +116,12 @@ def stop(root: Path, name: str) -> int | None:
 
 
 def log_tail(root: Path, name: str, limit: int = 8000) -> str:
-    """The last ``limit`` characters of the run's launch log ("" when there is none)."""
+    """The last ``limit`` characters of the run's launch log; for a run started elsewhere (no
+    launch log: its console was a terminal), of its ``metrics.jsonl``, one line per logged
+    step; "" when there is neither."""
     path = log_path(root, name)
+    if not path.is_file():
+        path = root / name / "metrics.jsonl"
     try:
         with path.open("rb") as fh:
             fh.seek(max(0, path.stat().st_size - limit))

@@ -38,15 +38,11 @@ class Settings:
 
 
 def templates() -> Jinja2Templates:
+    """The page templates (autoescaped), with the run statuses for the filter."""
+    from ftx.ui.runs import STATUSES
+
     env = Jinja2Templates(directory=str(HERE / "templates"))
-    env.env.globals["statuses"] = (
-        "running",
-        "finished",
-        "interrupted",
-        "failed",
-        "stale",
-        "unreadable",
-    )
+    env.env.globals["statuses"] = STATUSES
     return env
 
 

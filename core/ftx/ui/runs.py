@@ -191,13 +191,9 @@ def run_names(root: Path) -> list[str]:
     return sorted(names)
 
 
-def list_runs(root: Path, *, status: str | None = None, method: str | None = None) -> list[RunRow]:
-    """Every run under ``root``, newest first, filtered by status and method when given."""
+def list_runs(root: Path) -> list[RunRow]:
+    """Every run under ``root``, newest first."""
     rows = [read_run(root, name) for name in run_names(root)]
-    if status:
-        rows = [r for r in rows if r.status == status]
-    if method:
-        rows = [r for r in rows if r.method == method]
     return sorted(rows, key=lambda r: (r.started, r.name), reverse=True)
 
 

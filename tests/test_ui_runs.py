@@ -108,6 +108,22 @@ def test_progress_and_eta_from_the_metrics_rows():
     assert progress(rows) == {"step": 3, "max_steps": 50, "eta_s": 94.0}  # 2 s/step x 47
     assert progress([])["step"] == 0
     assert progress([{"step": 4, "loss": 1.0}]) == {"step": 4, "max_steps": None, "eta_s": None}
+    odd = [*rows, {"step": "7", "loss": float("nan"), "max_steps": "x", "time": "y"}]
+    assert progress(odd) == progress(rows)  # rows not as ftx writes them are skipped
+
+
+def test_a_nan_loss_does_not_reach_the_browser(tmp_path):
+    root = tmp_path / "runs"
+    run = write_run(root, "nan", "failed", steps=3)
+    with (run / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps({"step": 4, "loss": float("nan"), "max_steps": 20}) + "\n")
+    page = client(root).get("/runs/nan").text
+    data = re.search(r'id="run-data">([^<]*)<', page).group(1)
+
+    def refuse(constant):  # what JSON.parse in the browser would do with NaN
+        raise ValueError(constant)
+
+    assert [p[0] for p in json.loads(data, parse_constant=refuse)["points"]] == [1, 2, 3]
 
 
 def test_five_followers_of_one_live_run_all_see_it_progress_and_end(tmp_path):
@@ -146,6 +162,6 @@ def test_five_followers_of_one_live_run_all_see_it_progress_and_end(tmp_path):
     for lines in seen:
         steps = [json.loads(x[6:])["step"] for x in lines if x.startswith('data: {"step"')]
         assert steps[0] == 1 and steps[-1] == 6 and len(steps) >= 2
-        assert 'data: {"before": "exact 0.100", "after": "exact 0.750"}' in lines
+        assert 'data: {"before": "exact 0.100", "after": "exact 0.750"}' in lines, "\n".join(lines)
         final = [x for x in lines if x][-1]
         assert final == 'data: {"status": "finished", "problem": "", "final": true}'

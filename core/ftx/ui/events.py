@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,15 @@ from ftx.ui.runs import RunRow, metrics, progress, read_run
 
 
 def loss_points(rows: list[dict[str, Any]]) -> list[list[float]]:
-    return [[r["step"], r["loss"]] for r in rows if "loss" in r and "step" in r]
+    """``[[step, loss], …]`` of the rows whose step and loss are finite numbers (a NaN loss,
+    which stops a run, is not valid JSON for the browser)."""
+    return [
+        [r["step"], r["loss"]] for r in rows if _finite(r.get("step")) and _finite(r.get("loss"))
+    ]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def snapshot(root: Path, name: str, row: RunRow | None = None) -> dict[str, Any]:

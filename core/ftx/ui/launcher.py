@@ -110,7 +110,7 @@ def stop(root: Path, name: str) -> int | None:
         return None
     try:
         os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's process
         return None
     return pid
 

@@ -122,6 +122,11 @@ def read_run(root: Path, name: str) -> RunRow:
 
     path = root / name
     launch = launcher.read_record(root, name)
+    # Who runs it first, the files after: a run writes its last summary before it lets go of
+    # its lock, so a summary read after the lock was seen free is that last one (read before,
+    # it could still say running, and a run that just finished would look stale).
+    owner = lock_owner(path)
+    starting = launch is not None and launcher.alive(launch)
     summary = _cached(path / "summary.json", json.loads)
     config = _cached(path / "config.yaml", _parse_config)
     row = RunRow(name=name, path=path, status="unreadable", started=_started(path, launch))
@@ -129,8 +134,6 @@ def read_run(root: Path, name: str) -> RunRow:
         row.summary = summary
     if isinstance(config, dict):
         row.config = config
-    owner = lock_owner(path) if path.is_dir() else None
-    starting = launch is not None and launcher.alive(launch)
     row.pid = owner or (launch.get("pid") if starting else None)
     if owner is not None or starting:
         row.status = "running"  # training, or (a launch or resume) validating, loading
@@ -205,14 +208,20 @@ def progress(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"step", "max_steps", "eta_s"}`` from ``metrics.jsonl`` rows: the last logged step, the
     planned total and the time left at the pace of the last :data:`PACE_ROWS` logged steps
     (their ``time``); None where unknown."""
+    rows = [r for r in rows if _whole(r.get("step"))]
     if not rows:
         return {"step": 0, "max_steps": None, "eta_s": None}
-    step, total = rows[-1].get("step"), rows[-1].get("max_steps")
+    step, total = rows[-1]["step"], rows[-1].get("max_steps")
+    total = total if _whole(total) and total > 0 else None
     recent = [r for r in rows[-PACE_ROWS:] if isinstance(r.get("time"), (int, float))]
     eta = None
-    if len(recent) > 1 and isinstance(total, int) and isinstance(step, int) and total > 0:
+    if len(recent) > 1 and total is not None:
         steps = recent[-1]["step"] - recent[0]["step"]
         if steps > 0:
             per_step = (recent[-1]["time"] - recent[0]["time"]) / steps
             eta = round(max(0.0, per_step * (total - step)), 1)
     return {"step": step, "max_steps": total, "eta_s": eta}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -165,3 +165,12 @@ def test_five_followers_of_one_live_run_all_see_it_progress_and_end(tmp_path):
         assert 'data: {"before": "exact 0.100", "after": "exact 0.750"}' in lines, "\n".join(lines)
         final = [x for x in lines if x][-1]
         assert final == 'data: {"status": "finished", "problem": "", "final": true}'
+
+
+def test_the_log_tail_shows_a_progress_bar_as_a_terminal_would(tmp_path):
+    from ftx.ui.launcher import log_path, log_tail
+
+    root = tmp_path / "runs"
+    log_path(root, "bar").parent.mkdir(parents=True)
+    log_path(root, "bar").write_text("start\nload  10%\rload  50%\rload 100%\r\nstep 1/4\n")
+    assert log_tail(root, "bar") == "start\nload 100%\nstep 1/4\n"

@@ -174,3 +174,28 @@ def test_the_log_tail_shows_a_progress_bar_as_a_terminal_would(tmp_path):
     log_path(root, "bar").parent.mkdir(parents=True)
     log_path(root, "bar").write_text("start\nload  10%\rload  50%\rload 100%\r\nstep 1/4\n")
     assert log_tail(root, "bar") == "start\nload 100%\nstep 1/4\n"
+
+
+def test_an_ftx_compare_directory_opens_in_compare(tmp_path):
+    """A compare directory in the root is not a run: its page says so and links to
+    ``/compare?dir=NAME``, which shows its cells' report rows (cells outside the root are not
+    read)."""
+    root = tmp_path / "runs"
+    write_run(root / "cmp", "fft", "finished", plugin="fft")
+    write_run(root / "cmp" / "qlora", "r=8", "finished", plugin="qlora")
+    write_run(tmp_path, "outside", "finished")
+    cells = [
+        {"name": "fft", "plugin": "fft", "group": "fft"},
+        {"name": "qlora/r=8", "plugin": "qlora", "group": "qlora r=8", "grid": {"r": 8}},
+        {"name": "../../outside", "plugin": "sft"},
+    ]
+    spec = {"ftx_compare": 1, "plugins": ["fft", "qlora"], "cells": cells}
+    (root / "cmp" / "compare.json").write_text(json.dumps(spec))
+    c = client(root)
+    page = c.get("/runs/cmp").text
+    assert "an ftx compare directory" in page and 'href="/compare?dir=cmp"' in page
+    shown = c.get("/compare?dir=cmp").text
+    found = re.findall(r'<tr class="compare-row" data-run="([^"]+)">', shown)
+    assert found == ["cmp/fft", "cmp/qlora/r=8"]
+    curves = json.loads(re.search(r'id="compare-data">([^<]*)<', shown).group(1))
+    assert sorted(curves) == found and len(curves["cmp/fft"]) == 20

@@ -43,6 +43,7 @@ class RunRow:
     config: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
     pid: int | None = None
+    compare: bool = False
 
     @property
     def method(self) -> str:
@@ -140,7 +141,8 @@ def read_run(root: Path, name: str) -> RunRow:
     elif summary is None and launch is not None:
         row.status, row.problem = "failed", "exited before it wrote summary.json: see the log"
     elif summary is None and (path / "compare.json").is_file():
-        row.problem = "an ftx compare directory: its runs are inside (ftx ui --runs " + name + ")"
+        row.compare = True
+        row.problem = "an ftx compare directory, not a run: its runs are inside it"
     elif summary is None:
         row.problem = "no summary.json: not an ftx run directory, or one cut short"
     elif not isinstance(summary, dict) or summary.get("status") not in STATUSES[:4]:

@@ -21,8 +21,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def logged_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of a ``metrics.jsonl``, skipping any line that is not a whole JSON object."""
+    return metrics_rows(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def metrics_rows(text: str) -> list[dict[str, Any]]:
+    """:func:`logged_rows` of a ``metrics.jsonl``'s text."""
     rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except ValueError:

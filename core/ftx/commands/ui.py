@@ -60,7 +60,7 @@ def ui_cmd(runs_dir: str, host: str, port: int, token: str | None) -> None:
 
     from ftx.ui.app import create_app
 
-    app = create_app(root, token=token, host=host)
+    app = create_app(root, token=token, host=host, warm=True)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/runs" + (f"?token={token}" if token else "")
     click.echo(f"ftx ui: runs in {root.resolve()}  ->  {url}", err=True)

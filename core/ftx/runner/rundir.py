@@ -74,11 +74,13 @@ def lock_owner(run_path: Path) -> int | None:
         table = Path("/proc/locks").read_text()
     except OSError:
         return pid if pid is not None and pid_alive(pid) else None
-    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    # Lines read "1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF" ("->" marks a waiter). The
+    # device is not compared: on overlay file systems it is not the one stat reports.
     for line in table.splitlines():
         fields = line.split()
-        if "FLOCK" in fields and "->" not in fields and ident in fields:  # holders, not waiters
-            return pid if pid is not None else int(fields[fields.index(ident) - 1])
+        holder = "FLOCK" in fields and "->" not in fields and len(fields) > 5
+        if holder and fields[5].rsplit(":", 1)[-1] == str(st.st_ino):
+            return pid if pid is not None else int(fields[4])
     return None
 
 

@@ -10,6 +10,9 @@ Handlers live in :mod:`ftx.ui.pages_runs` (runs, run page, events, stop, resume)
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,23 +31,18 @@ HERE = Path(__file__).parent
 
 @dataclass
 class Settings:
-    """One server's settings: the runs root, the token (None on loopback without one)."""
+    """One server's settings: the runs root and how often live pages poll it (seconds)."""
 
     root: Path
-    token: str | None = None
     poll_s: float = 0.5
 
 
 def templates() -> Jinja2Templates:
+    """The page templates (autoescaped), with the run statuses for the filter."""
+    from ftx.ui.runs import STATUSES
+
     env = Jinja2Templates(directory=str(HERE / "templates"))
-    env.env.globals["statuses"] = (
-        "running",
-        "finished",
-        "interrupted",
-        "failed",
-        "stale",
-        "unreadable",
-    )
+    env.env.globals["statuses"] = STATUSES
     return env
 
 
@@ -55,8 +53,25 @@ def render(request: Any, name: str, context: dict[str, Any], status_code: int = 
     return tpl.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def create_app(root: str | Path, *, token: str | None = None, host: str = "127.0.0.1") -> Any:
-    """The app serving runs under ``root``. Off loopback a token is required (pass one)."""
+@contextlib.asynccontextmanager
+async def warm_up(app: Any) -> AsyncIterator[None]:
+    """Once the server listens, import what the new-run form needs (torch, to detect the device
+    as ``ftx run`` does; the plugins) in the background, so the first form opens quickly."""
+    from ftx.ui import form
+
+    timer = threading.Timer(1.0, lambda: (form.device(), form.plugin_names()))
+    timer.daemon = True
+    if app.state.warm_up:
+        timer.start()
+    yield
+    timer.cancel()
+
+
+def create_app(
+    root: str | Path, *, token: str | None = None, host: str = "127.0.0.1", warm: bool = False
+) -> Any:
+    """The app serving runs under ``root``. Off loopback a token is required (pass one).
+    ``warm``: import torch and the plugins in the background once serving (:func:`warm_up`)."""
     from ftx.ui import pages_compare, pages_new, pages_runs, pages_try
 
     if token is None and not is_loopback(host):
@@ -71,7 +86,8 @@ def create_app(root: str | Path, *, token: str | None = None, host: str = "127.0
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [Middleware(Guard, token=token, loopback=is_loopback(host))]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=warm_up)
+    app.state.warm_up = warm
     app.state.settings = settings
     app.state.templates = templates()
     return app

@@ -10,31 +10,39 @@ events with JSON data:
 * ``progress`` ``{"step", "max_steps", "eta_s"}``; ``loss`` ``{"points": [[step, loss], …]}``
   (the points not sent yet); ``heldout`` ``{"before", "after"}``; ``log`` ``{"text"}``.
 
-Each connection polls on its own (a ``stat`` of three files per interval), so any number of
-tabs can follow one run.
+Each connection polls on its own; the files are parsed again only when they change
+(:mod:`ftx.ui.runs`' cache), so any number of tabs can follow one run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ftx.report import read_metrics
 from ftx.ui import launcher
-from ftx.ui.runs import RunRow, progress, read_run
+from ftx.ui.runs import RunRow, metrics, progress, read_run
 
 
 def loss_points(rows: list[dict[str, Any]]) -> list[list[float]]:
-    return [[r["step"], r["loss"]] for r in rows if "loss" in r and "step" in r]
+    """``[[step, loss], …]`` of the rows whose step and loss are finite numbers (a NaN loss,
+    which stops a run, is not valid JSON for the browser)."""
+    return [
+        [r["step"], r["loss"]] for r in rows if _finite(r.get("step")) and _finite(r.get("loss"))
+    ]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def snapshot(root: Path, name: str, row: RunRow | None = None) -> dict[str, Any]:
     """Everything the run page's live parts show, as JSON-ready values."""
     row = row or read_run(root, name)
-    rows = read_metrics(row.path) if row.path.is_dir() else []
+    rows = metrics(row.path)
     return {
         "status": row.status,
         "problem": row.problem or "",

@@ -22,13 +22,23 @@ from typing import Any
 from ftx.errors import BadInput
 from ftx.options import Option
 
-DATA_KEYS = ("eval", "eval_ratio", "eval_limit", "max_length", "format", "template", "eval_metric")
+DATA_KEYS = (
+    "eval",
+    "eval_ratio",
+    "eval_limit",
+    "eval_metric",
+    "eval_max_new_tokens",
+    "max_length",
+    "format",
+    "template",
+)
 TRAIN_KEYS: dict[str, tuple[str, str]] = {
     "max_steps": ("int", "stop after N optimizer steps (-1: train num_train_epochs)"),
     "num_train_epochs": ("float", "passes over the training data"),
     "learning_rate": ("float", "optimizer step size"),
     "per_device_train_batch_size": ("int", "rows per step on each device"),
     "gradient_accumulation_steps": ("int", "steps accumulated per optimizer update"),
+    "warmup_steps": ("float", "learning-rate warm-up: steps, or a share of the run below 1"),
     "logging_steps": ("float", "log (and plot) every N steps"),
     "save_steps": ("float", "checkpoint every N steps"),
     "seed": ("int", "random seed"),
@@ -109,7 +119,8 @@ def fields(plugin: str, objective: str) -> list[Field]:
     out += [_from_option("objective", o) for o in objective_declared or []]
     for key in DATA_KEYS:
         kind, default, help_text = DATA_FIELDS[key]
-        out.append(Field("data", key, kind.rstrip("?"), default, help_text, CHOICES.get(key)))
+        choices = CHOICES.get(("data", key))
+        out.append(Field("data", key, kind.rstrip("?"), default, help_text, choices))
     train = dict(CORE_TRAIN_DEFAULTS)
     for answer, _ in call_all(pm, "train_defaults", device=device(), objective=objective):
         train.update(answer or {})
@@ -130,9 +141,13 @@ class Submission:
     output: str = ""
     values: dict[str, str] | None = None
 
+    extra: str = ""
+
     def sets(self) -> list[str]:
-        """``section.key=value`` for every filled option, in form order."""
-        return [f"{name}={value}" for name, value in (self.values or {}).items() if value != ""]
+        """``section.key=value`` for every filled option, in form order, then each line of
+        ``extra`` (any ``--set`` the form has no field for)."""
+        filled = [f"{name}={value}" for name, value in (self.values or {}).items() if value != ""]
+        return filled + [line.strip() for line in self.extra.splitlines() if line.strip()]
 
 
 def read_submission(form: Any, known: list[Field]) -> Submission:
@@ -144,6 +159,7 @@ def read_submission(form: Any, known: list[Field]) -> Submission:
         data=str(form.get("data") or "").strip(),
         output=str(form.get("output") or "").strip(),
         values={f.name: str(form.get(f.name) or "").strip() for f in known},
+        extra=str(form.get("extra") or ""),
     )
 
 
@@ -200,10 +216,16 @@ def validate(sub: Submission, output: Path) -> None:
 
 def field_of(exc: BadInput, known: list[Field], sub: Submission) -> str:
     """The id of the error slot for ``exc``: the field its message names (``method.layers``;
-    ``data.path`` or the data file -> data; ``model.*`` or the model path -> model; the output
-    directory -> output), else ``form-error``."""
+    a key set in the extra ``--set`` lines -> extra; ``data.path`` or the data file -> data;
+    ``model.*`` or the model path -> model; the output directory -> output), else
+    ``form-error``."""
     ids = {f.name: f.error_id for f in known}
+    extra = [line.split("=", 1)[0].strip() for line in sub.extra.splitlines()]
+    if extra and exc.message.startswith("--set"):  # a line that is not SECTION.KEY=VALUE
+        return "error-extra"
     for section, key in NAMED.findall(exc.message):
+        if f"{section}.{key}" in extra:
+            return "error-extra"
         if section == "data" and key == "path":
             return "error-data"
         if section == "model":

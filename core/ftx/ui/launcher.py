@@ -110,17 +110,23 @@ def stop(root: Path, name: str) -> int | None:
         return None
     try:
         os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's process
         return None
     return pid
 
 
 def log_tail(root: Path, name: str, limit: int = 8000) -> str:
-    """The last ``limit`` characters of the run's launch log ("" when there is none)."""
+    """The last ``limit`` characters of the run's launch log, each line as a terminal shows it
+    (after its last carriage return); for a run started elsewhere (no launch log: its console
+    was a terminal), of its ``metrics.jsonl``, one line per logged step; "" when neither."""
     path = log_path(root, name)
+    if not path.is_file():
+        path = root / name / "metrics.jsonl"
     try:
         with path.open("rb") as fh:
             fh.seek(max(0, path.stat().st_size - limit))
-            return fh.read().decode("utf-8", errors="replace")
+            text = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
+    # a progress bar redraws its line with "\r": keep what a terminal would show, the last draw
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))

@@ -4,6 +4,7 @@ reads (:func:`ftx.compare_report.cell_row`) and their loss curves overlaid; plan
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,10 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ftx.errors import BadInput
-from ftx.report import read_metrics
 from ftx.ui.app import render
 from ftx.ui.events import loss_points
-from ftx.ui.runs import list_runs
+from ftx.ui.runs import list_runs, metrics
 from ftx.ui.security import run_path
 
 
@@ -23,13 +23,14 @@ def _gib(n: float | None) -> str:
     return "" if not n else f"{n / 2**30:.2f} GiB"
 
 
-def compare_rows(root: Any, names: list[str]) -> list[dict[str, Any]]:
-    """One ``ftx compare`` report row per run, plus display strings."""
+def compare_rows(base: Path, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``ftx compare`` report row (:func:`ftx.compare_report.cell_row`) per cell (a run
+    directory ``base/NAME``), plus display strings."""
     from ftx.compare_report import cell_row
 
     rows = []
-    for name in names:
-        row = cell_row({"name": name}, root / name)
+    for cell in cells:
+        row = cell_row(cell, base / cell["name"])
         row["memory_text"] = _gib(row["memory"])
         row["wall_text"] = "" if row["wall"] is None else f"{row['wall']:.1f} s"
         for key in ("before", "after"):
@@ -39,18 +40,48 @@ def compare_rows(root: Any, names: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def compare_cells(root: Path, name: str) -> list[dict[str, Any]]:
+    """The cells of the ``ftx compare`` directory ``root/name`` (its ``compare.json``) whose
+    run directories lie inside the runs root; [] for anything else."""
+    from ftx.results import CompareResult
+
+    base = run_path(root, name)
+    if base is None or not (base / "compare.json").is_file():
+        return []
+    inside = root.resolve()
+    cells = CompareResult(base).cells
+    return [
+        c
+        for c in cells
+        if isinstance(c.get("name"), str) and (base / c["name"]).resolve().is_relative_to(inside)
+    ]
+
+
 async def compare_page(request: Request) -> Response:
+    """``/compare?run=A&run=B`` (runs picked from the root) or ``/compare?dir=NAME`` (the runs
+    of an ``ftx compare`` directory in the root)."""
     root = request.app.state.settings.root
     wanted = request.query_params.getlist("run")
     names = [n for n in dict.fromkeys(wanted) if run_path(root, n) is not None]
+    folder = request.query_params.get("dir", "")
     every = await run_in_threadpool(list_runs, root)
-    rows = await run_in_threadpool(compare_rows, root, names)
-    curves = {n: loss_points(read_metrics(root / n)) for n in names}
+    if folder:
+        cells = await run_in_threadpool(compare_cells, root, folder)
+        rows = await run_in_threadpool(compare_rows, root / folder, cells)
+        for row in rows:
+            row["name"] = f"{folder}/{row['name']}"
+        curves = {r["name"]: loss_points(metrics(root / r["name"])) for r in rows}
+    else:
+        cells = [{"name": n} for n in names]
+        rows = await run_in_threadpool(compare_rows, root, cells)
+        curves = {n: loss_points(metrics(root / n)) for n in names}
     context = {
         "every": every,
         "picked": set(names),
         "rows": rows,
         "curves": curves,
+        "folder": folder,
+        "linked": not folder,
         "refused": [n for n in wanted if run_path(root, n) is None],
     }
     return render(request, "compare.html", context)

@@ -103,7 +103,10 @@ async def submit(request: Request) -> Response:
     root = request.app.state.settings.root
     context = await _context(request, plugin, objective, sub)
     path, why = _output(root, sub)
-    if path is None:
+    record = launcher.read_record(root, path.name) if path is not None else None
+    if path is not None and record is not None and launcher.alive(record):
+        why = f"a run named {path.name!r} is already starting: choose another name"
+    if why:
         context["errors"] = {"error-output": why}
         return render(request, "new.html", context, 400)
     try:

@@ -44,10 +44,14 @@ async def chat_page(request: Request) -> Response:
     return render(request, "chat.html", {"name": name})
 
 
-def _messages(body: Any) -> list[dict[str, str]]:
-    """The conversation the page posts: ``{"messages": [{"role", "content"}, …]}`` ending
-    with a user turn; BadInput otherwise."""
+def _messages(body: Any) -> tuple[list[dict[str, str]], int]:
+    """The conversation the page posts, ``{"messages": [{"role", "content"}, …]}`` ending with
+    a user turn, and its ``max_new_tokens`` (1 to :data:`MAX_NEW_TOKENS`, default that);
+    BadInput otherwise."""
     messages = body.get("messages") if isinstance(body, dict) else None
+    limit = body.get("max_new_tokens", MAX_NEW_TOKENS) if isinstance(body, dict) else 0
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_NEW_TOKENS:
+        raise BadInput(f"chat: max_new_tokens must be a whole number in [1, {MAX_NEW_TOKENS}]")
     ok = (
         isinstance(messages, list)
         and messages
@@ -60,15 +64,15 @@ def _messages(body: Any) -> list[dict[str, str]]:
     )
     if not ok or messages[-1]["role"] != "user":
         raise BadInput("chat: post {'messages': [...]} ending with a user message")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    return [{"role": m["role"], "content": m["content"]} for m in messages], limit
 
 
-def _pieces(run_dir: Path, messages: list[dict[str, str]]) -> Iterator[str]:
+def _pieces(run_dir: Path, messages: list[dict[str, str]], limit: int) -> Iterator[str]:
     from ftx.chat import stream_reply
 
     try:
         loaded = loaded_model(run_dir)
-        for piece in stream_reply(loaded, messages, max_new_tokens=MAX_NEW_TOKENS):
+        for piece in stream_reply(loaded, messages, max_new_tokens=limit):
             yield f"data: {json.dumps({'text': piece})}\n\n"
     except BadInput as exc:
         yield f"event: error\ndata: {json.dumps({'message': exc.message})}\n\n"
@@ -82,11 +86,11 @@ async def chat_send(request: Request) -> Response:
     if refused:
         return PlainTextResponse(refused, status_code=403)
     try:
-        messages = _messages(await request.json())
+        messages, limit = _messages(await request.json())
     except (BadInput, ValueError) as exc:
         return PlainTextResponse(getattr(exc, "message", str(exc)), status_code=400)
     return StreamingResponse(
-        _pieces(root / name, messages),
+        _pieces(root / name, messages, limit),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )

@@ -10,8 +10,9 @@ Everything comes from the run directory (``summary.json``, ``config.yaml``), the
 * ``unreadable``: ``summary.json`` or ``config.yaml`` is missing or not what ftx writes (a
   corrupt or half-copied directory, a directory that is not a run); the page says which.
 
-A run just launched from the UI is ``running`` before its directory exists. Parsed files are
-cached by (mtime, size), so listing 500 runs again costs little more than a ``stat`` each.
+A run the UI launched (or resumed) is ``running`` while its process lives, before its directory
+exists or its lock is taken. Parsed files are cached by (mtime, size), so listing 500 runs
+again costs little more than a ``stat`` each.
 Importing this module imports nothing heavy.
 """
 
@@ -27,6 +28,7 @@ from ftx.ui import launcher
 
 STATUSES = ("running", "finished", "interrupted", "failed", "stale", "unreadable")
 _cache: dict[Path, tuple[tuple[int, int], Any]] = {}
+"""Parsed files by path: (their (mtime, size) when parsed, the value or the parse error)."""
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RunRow:
     config: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
     pid: int | None = None
+    compare: bool = False
 
     @property
     def method(self) -> str:
@@ -57,14 +60,14 @@ class RunRow:
         return str(name) if name else ("demo" if self.config else "")
 
     def number(self, key: str) -> str:
-        """A summary number for the table (``""`` when missing or not a number): bytes as GiB,
-        seconds with one decimal."""
+        """A summary number for the table (``""`` when missing or not a number): ``*_bytes`` as
+        GiB, ``*time_s`` as seconds with one decimal, others as they are."""
         value = self.summary.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return ""
         if key.endswith("_bytes"):
             return f"{value / 2**30:.2f} GiB"
-        if key.endswith("_s"):
+        if key.endswith("time_s"):
             return f"{value:.1f} s"
         return f"{value:g}"
 
@@ -96,8 +99,8 @@ def _cached(path: Path, parse: Any) -> Any:
     if hit is not None and hit[0] == sig:
         return hit[1]
     try:
-        value = parse(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        value = parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError) as exc:
         value = exc
     except Exception as exc:  # a YAML error: the file is not what ftx writes
         value = ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -106,9 +109,12 @@ def _cached(path: Path, parse: Any) -> Any:
 
 
 def _parse_config(text: str) -> Any:
-    from ftx.config import load_yaml
+    """``config.yaml`` as ftx wrote it (``yaml.safe_dump``), read with libyaml's safe loader
+    when PyYAML has it (several times faster than the pure-Python one: the index reads every
+    run's). The index only shows names from it; ``ftx run --resume`` reads it properly."""
+    import yaml
 
-    return load_yaml(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def read_run(root: Path, name: str) -> RunRow:
@@ -117,6 +123,11 @@ def read_run(root: Path, name: str) -> RunRow:
 
     path = root / name
     launch = launcher.read_record(root, name)
+    # Who runs it first, the files after: a run writes its last summary before it lets go of
+    # its lock, so a summary read after the lock was seen free is that last one (read before,
+    # it could still say running, and a run that just finished would look stale).
+    owner = lock_owner(path)
+    starting = launch is not None and launcher.alive(launch)
     summary = _cached(path / "summary.json", json.loads)
     config = _cached(path / "config.yaml", _parse_config)
     row = RunRow(name=name, path=path, status="unreadable", started=_started(path, launch))
@@ -124,13 +135,14 @@ def read_run(root: Path, name: str) -> RunRow:
         row.summary = summary
     if isinstance(config, dict):
         row.config = config
-    owner = lock_owner(path) if path.is_dir() else None
-    starting = launch is not None and launcher.alive(launch)
     row.pid = owner or (launch.get("pid") if starting else None)
-    if owner is not None or (starting and summary is None):
-        row.status = "running"  # training, or still validating, loading, claiming
+    if owner is not None or starting:
+        row.status = "running"  # training, or (a launch or resume) validating, loading
     elif summary is None and launch is not None:
         row.status, row.problem = "failed", "exited before it wrote summary.json: see the log"
+    elif summary is None and (path / "compare.json").is_file():
+        row.compare = True
+        row.problem = "an ftx compare directory, not a run: its runs are inside it"
     elif summary is None:
         row.problem = "no summary.json: not an ftx run directory, or one cut short"
     elif not isinstance(summary, dict) or summary.get("status") not in STATUSES[:4]:
@@ -161,6 +173,15 @@ def _started(path: Path, launch: dict[str, Any] | None) -> float:
     return 0.0
 
 
+def metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """``run_dir/metrics.jsonl``'s rows (:func:`ftx.report.metrics_rows`), parsed again only
+    when the file changed: any number of pages following a run share one parse per step."""
+    from ftx.report import metrics_rows
+
+    rows = _cached(run_dir / "metrics.jsonl", metrics_rows)
+    return rows if isinstance(rows, list) else []
+
+
 def run_names(root: Path) -> list[str]:
     """Every run directory name in ``root`` (not hidden) and every run launched from the UI
     whose directory does not exist yet."""
@@ -175,13 +196,9 @@ def run_names(root: Path) -> list[str]:
     return sorted(names)
 
 
-def list_runs(root: Path, *, status: str | None = None, method: str | None = None) -> list[RunRow]:
-    """Every run under ``root``, newest first, filtered by status and method when given."""
+def list_runs(root: Path) -> list[RunRow]:
+    """Every run under ``root``, newest first."""
     rows = [read_run(root, name) for name in run_names(root)]
-    if status:
-        rows = [r for r in rows if r.status == status]
-    if method:
-        rows = [r for r in rows if r.method == method]
     return sorted(rows, key=lambda r: (r.started, r.name), reverse=True)
 
 
@@ -193,14 +210,20 @@ def progress(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"step", "max_steps", "eta_s"}`` from ``metrics.jsonl`` rows: the last logged step, the
     planned total and the time left at the pace of the last :data:`PACE_ROWS` logged steps
     (their ``time``); None where unknown."""
+    rows = [r for r in rows if _whole(r.get("step"))]
     if not rows:
         return {"step": 0, "max_steps": None, "eta_s": None}
-    step, total = rows[-1].get("step"), rows[-1].get("max_steps")
+    step, total = rows[-1]["step"], rows[-1].get("max_steps")
+    total = total if _whole(total) and total > 0 else None
     recent = [r for r in rows[-PACE_ROWS:] if isinstance(r.get("time"), (int, float))]
     eta = None
-    if len(recent) > 1 and isinstance(total, int) and isinstance(step, int) and total > 0:
+    if len(recent) > 1 and total is not None:
         steps = recent[-1]["step"] - recent[0]["step"]
         if steps > 0:
             per_step = (recent[-1]["time"] - recent[0]["time"]) / steps
             eta = round(max(0.0, per_step * (total - step)), 1)
     return {"step": step, "max_steps": total, "eta_s": eta}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

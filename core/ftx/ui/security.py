@@ -6,7 +6,8 @@
   cookie), the cookie, or the header ``X-Ftx-Token``. A token given with ``--token`` on
   loopback is required there too.
 * **Cross-site requests.** Every POST carries a CSRF token equal to the ``ftx_csrf`` cookie
-  (double submit: the hidden form field ``csrf`` or the header ``X-Ftx-Csrf``), and its
+  (double submit: the hidden form field ``csrf`` or the header ``X-Ftx-Csrf``; pages carry it
+  in the form and in ``<meta name="ftx-csrf">``, the cookie is HttpOnly), and its
   ``Origin`` (or ``Referer``), when the browser sends one, must be this server.
 * **Paths.** A run name from the browser is one plain path component that resolves inside the
   runs root (no ``..``, no absolute path, no symlink out); anything else is 404.
@@ -112,7 +113,7 @@ class Guard:
         scope.setdefault("state", {})["csrf"] = csrf
         extra = []
         if CSRF_COOKIE not in cookies:
-            extra.append(f"{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict")
+            extra.append(f"{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict")
         if self.token is not None and from_query:
             extra.append(f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict")
 

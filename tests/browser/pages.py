@@ -103,6 +103,8 @@ def run_form_fields(model: Path, data: dict[str, Path], name: str, **extra: Any)
         "train-learning_rate": "5e-3",
         "train-logging_steps": 1,
         "train-per_device_train_batch_size": 4,
+        "train-warmup_steps": 0,
+        "data-eval_max_new_tokens": 8,
         **extra,
     }
 

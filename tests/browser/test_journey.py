@@ -182,3 +182,21 @@ def test_chat_streams_the_trained_models_answer(live, browser, ui_url, runs_root
     answer = all_css(browser, "#chat-log .msg.assistant.done")[-1].text.strip()
     expected = RunResult(runs_root / FORM_RUN).chat(message, max_new_tokens=MAX_NEW_TOKENS)
     assert answer and answer == expected
+
+
+def test_eval_scores_a_heldout_file_as_ftx_eval_does(live, browser, runs_root, ftx_tiny_data):
+    from selenium.webdriver.support.ui import Select
+
+    from ftx.results import RunResult
+
+    browser.get(live["page"])
+    by_css(browser, "a#eval-link").click()
+    wait(browser, lambda d: d.current_url.endswith(f"/runs/{FORM_RUN}/eval"))
+    fill_box = by_css(browser, "input#eval-data")
+    fill_box.clear()
+    fill_box.send_keys(str(ftx_tiny_data["eval"]))
+    Select(by_css(browser, "select#eval-metric")).select_by_value("exact")
+    by_css(browser, "button#eval-submit").click()
+    shown = json.loads(wait(browser, lambda d: text(d, "pre#eval-result"), 120, "no result"))
+    expected = RunResult(runs_root / FORM_RUN).eval(ftx_tiny_data["eval"], metric="exact")
+    assert (shown["metric"], shown["score"], shown["n"]) == ("exact", expected["score"], 6)

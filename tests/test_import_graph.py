@@ -76,3 +76,13 @@ def test_no_core_module_is_long_without_saying_why():
             if "longer than" not in doc:
                 long.append(f"{path.relative_to(ROOT)} ({len(lines)} lines)")
     assert not long, f"split these, or say in the docstring why they are longer than {MAX_LINES}"
+
+
+def test_only_the_ui_command_imports_the_web_app():
+    """``ftx.ui`` sits on top: it uses the core, nothing in the core (but ``ftx ui``) uses it."""
+    users = sorted(
+        module
+        for module, targets in graph().items()
+        if not under(module, "ftx.ui") and any(under(t, "ftx.ui") for t in targets)
+    )
+    assert users == ["ftx.commands.ui"]

@@ -35,3 +35,16 @@ def test_plugins_listing_imports_no_heavy_library():
     code = "from ftx.plugins import discover\nassert all(p.ok for p in discover())"
     mods = loaded_after(code)
     assert not [h for h in HEAVY if h in mods]
+
+
+def test_ftx_help_and_plugins_import_no_web_stack():
+    """``ftx ui``'s Starlette/uvicorn/Jinja2 and ``ftx.ui`` load only when ``ftx ui`` runs."""
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom ftx.cli import cli\n"
+        "CliRunner().invoke(cli, ['--help'])\nCliRunner().invoke(cli, ['plugins'])\n"
+        "import json\nprint(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    mods = json.loads(out.stdout.strip().splitlines()[-1])
+    web = ("starlette", "uvicorn", "jinja2", "multipart", "ftx.ui")
+    assert not [m for m in mods if m.startswith(web)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ class MetricsLog(TrainerCallback):
         self.last: dict[str, Any] = {}
         if resume_step and path.exists():
             from ftx.artifacts import write_text
+            from ftx.report import logged_rows
 
             # Keep the curve continuous: drop lines logged after the checkpoint we resume from,
             # and a last line cut short (a kill, a full disk). Rewritten atomically: a kill
@@ -61,13 +63,9 @@ class MetricsLog(TrainerCallback):
             write_text(path, "".join(f"{json.dumps(row)}\n" for row in kept))
 
     def on_train_begin(self, args, state, control, **kwargs):
-        import time
-
         self._started, self._first_step = time.time(), state.global_step
 
     def _eta(self, state) -> str:
-        import time
-
         done = state.global_step - getattr(self, "_first_step", 0)
         if done <= 0 or not hasattr(self, "_started"):
             return ""
@@ -81,7 +79,10 @@ class MetricsLog(TrainerCallback):
         if "loss" not in logs:
             self._log_eval(state, kept_eval(logs))
             return
-        row = {"step": state.global_step, **kept(logs)}
+        # max_steps and the wall-clock time let a reader of the file alone (ftx ui) show the
+        # progress and an ETA of a run in progress.
+        row = {"step": state.global_step, **kept(logs), "max_steps": state.max_steps}
+        row["time"] = round(time.time(), 3)
         self.last = row
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -160,19 +161,6 @@ def _reward_text(row: dict[str, Any]) -> str:
     if "kl" in row:
         text += f"  kl {row['kl']:.4f}"
     return text
-
-
-def logged_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.jsonl``, skipping any line that is not a whole JSON object."""
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 class FiniteGuard(TrainerCallback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -18,17 +19,39 @@ def prompt_ids(messages: list[dict[str, str]], tokenizer: Any) -> list[int]:
     return ids
 
 
-def chat_loop(
-    loaded: Any, *, system: str | None, max_new_tokens: int, read=input, write=print
-) -> list[dict[str, str]]:
-    """Read user turns until EOF or ``/exit``; stream each reply. ``/reset`` clears history.
-    Returns the conversation (for tests)."""
+def stream_reply(
+    loaded: Any, history: list[dict[str, str]], *, max_new_tokens: int
+) -> Iterator[str]:
+    """The model's reply to ``history`` (ending with a user turn), greedy, yielded in pieces as
+    they are generated; stops at the end-of-turn token. ``ftx chat`` and ``ftx ui`` use it."""
     import torch
     from transformers import TextIteratorStreamer
 
     from ftx.inference import stop_token_ids
 
     model, tokenizer = loaded.model, loaded.tokenizer
+    ids = torch.tensor([prompt_ids(history, tokenizer)], device=model.device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    kwargs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "streamer": streamer,
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "eos_token_id": stop_token_ids(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    worker = threading.Thread(target=model.generate, kwargs=kwargs, daemon=True)
+    worker.start()
+    yield from streamer
+    worker.join()
+
+
+def chat_loop(
+    loaded: Any, *, system: str | None, max_new_tokens: int, read=input, write=print
+) -> list[dict[str, str]]:
+    """Read user turns until EOF or ``/exit``; stream each reply. ``/reset`` clears history.
+    Returns the conversation (for tests)."""
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     write(f"chatting with {loaded.source} — /reset clears, /exit or Ctrl-D quits")
     while True:
@@ -44,25 +67,11 @@ def chat_loop(
         if not line.strip():
             continue
         history.append({"role": "user", "content": line})
-        ids = torch.tensor([prompt_ids(history, tokenizer)], device=model.device)
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = {
-            "input_ids": ids,
-            "attention_mask": torch.ones_like(ids),
-            "streamer": streamer,
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "eos_token_id": stop_token_ids(tokenizer),
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        worker = threading.Thread(target=model.generate, kwargs=kwargs, daemon=True)
-        worker.start()
         reply = ""
         write("bot> ", end="", flush=True)
-        for piece in streamer:
+        for piece in stream_reply(loaded, history, max_new_tokens=max_new_tokens):
             reply += piece
             write(piece, end="", flush=True)
-        worker.join()
         write("")
         history.append({"role": "assistant", "content": reply.strip()})
     return history

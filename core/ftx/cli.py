@@ -1,8 +1,8 @@
 """The ``ftx`` command line: the group, its error handling, and the command modules it attaches.
 
 Each command group lives in its own module under ``ftx.commands`` (``run``, ``compare``,
-``plugins``, ``use``: generate/eval/chat/export, ``data_check``, ``plan``, ``new_plugin``); each is
-thin: parse, call into the library, print.
+``plugins``, ``use``: generate/eval/chat/export, ``data_check``, ``plan``, ``new_plugin``, ``ui``);
+each is thin: parse, call into the library, print.
 
 Exit codes: 0 success, 2 bad input (one clear message, no traceback, nothing written),
 130 interrupted (checkpoint saved, resume command printed), 1 anything else.
@@ -61,9 +61,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     """Attach one module per command group (each imports nothing heavy at load time)."""
-    from ftx.commands import compare, data_check, launch, new_plugin, plan, plugins, run, use
+    from ftx.commands import compare, data_check, launch, new_plugin, plan, plugins, run, ui, use
 
-    for module in (run, compare, plugins, use, launch):
+    for module in (run, compare, plugins, use, launch, ui):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(data_check.data)

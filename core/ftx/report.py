@@ -11,10 +11,30 @@ from ftx.artifacts import write_text
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``run_dir/metrics.jsonl`` (``[]`` when there is none), as
+    :func:`logged_rows` reads them: a run in progress may have a last line cut short."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return logged_rows(path)
+
+
+def logged_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``, skipping any line that is not a whole JSON object."""
+    return metrics_rows(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def metrics_rows(text: str) -> list[dict[str, Any]]:
+    """:func:`logged_rows` of a ``metrics.jsonl``'s text."""
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: str) -> bool:

@@ -58,6 +58,43 @@ def lock_path_for(path: Path) -> Path:
     return path.parent / f".{path.name}.lock"
 
 
+def lock_owner(run_path: Path) -> int | None:
+    """The pid of the live process holding ``run_path``'s lock, or None when the lock is free
+    (no lock file, or its owner died: the kernel dropped the lock). Only looks: it never takes
+    the lock, so a run starting at that moment is not disturbed. Reads ``/proc/locks`` where
+    there is one; elsewhere the pid in the lock file is taken as the owner if it is alive."""
+    lock = lock_path_for(run_path)
+    try:
+        text = lock.read_text(encoding="ascii").strip()
+        st = os.stat(lock)
+    except (OSError, ValueError):
+        return None
+    pid = int(text) if text.isdigit() else None
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return pid if pid is not None and pid_alive(pid) else None
+    # Lines read "1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF" ("->" marks a waiter). The
+    # device is not compared: on overlay file systems it is not the one stat reports.
+    for line in table.splitlines():
+        fields = line.split()
+        holder = "FLOCK" in fields and "->" not in fields and len(fields) > 5
+        if holder and fields[5].rsplit(":", 1)[-1] == str(st.st_ino):
+            return pid if pid is not None else int(fields[4])
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie not yet reaped counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunLock:
     """An exclusive ``flock`` on a lock file; the file holds the owner's pid."""
 

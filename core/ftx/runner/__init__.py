@@ -5,6 +5,7 @@
 * :mod:`~ftx.runner.execution` — :func:`execute`: the hook sequence and how each ending is recorded;
 * :mod:`~ftx.runner.rundir` — the run directory: one owner (a lock), ``--overwrite`` that never
   loses the earlier run;
+* :mod:`~ftx.runner.tokenizing` — the rows as the trainer's datasets, through the token cache;
 * :mod:`~ftx.runner.training` — the trainer hooks and ``trainer.train()``;
 * :mod:`~ftx.runner.checkpoints`, :mod:`~ftx.runner.scoring`, :mod:`~ftx.runner.provenance`,
   :mod:`~ftx.runner.memory`, :mod:`~ftx.runner.failures` — one job each.

@@ -35,6 +35,7 @@ from ftx.runner.provenance import git_revision, library_versions
 from ftx.runner.request import PreparedRun
 from ftx.runner.rundir import RunDirectory, write_config, write_summary
 from ftx.runner.scoring import score_base_before, score_dir, score_forgetting, score_task
+from ftx.runner.tokenizing import tokenize_for_run
 from ftx.runner.training import build_trainer, count_parameters, train
 from ftx.stop_signals import signals_interrupt
 
@@ -121,7 +122,7 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         f"[bold]ftx[/] {prep.plugin.name} × {prep.objective.name} · model {model_path} · "
         f"device {prep.device.name}"
     )
-    rows, stats = _tokenize(prep, tokenizer, console)
+    rows, stats = tokenize_for_run(prep, tokenizer, console)
 
     main = is_main_process()
     run_dir = prep.run_dir or RunDirectory(
@@ -316,46 +317,6 @@ def write_gguf(output_dir: Path, quant: str, console: Any) -> Path:
     path = export_gguf(check_gguf_export(output_dir, quant, overwrite=True))
     console.print(f"  {path}")
     return path
-
-
-def _tokenize(prep: PreparedRun, tokenizer: Any, console: Any) -> tuple[tuple[Any, Any], dict]:
-    """Training and held-out rows as the trainer's datasets, tokenised by the objective's
-    ``tokenize_rows`` through the token cache (:mod:`ftx.data.token_cache`); raise BadInput if
-    no training row is left."""
-    from ftx.data.token_cache import tokenized_dataset
-
-    dcfg = prep.resolved.config["data"]
-
-    def tokenize(rows: list[Any]) -> Any:
-        tokenized, _ = call_first(
-            prep.pm, "tokenize_rows", rows=rows, tokenizer=tokenizer, data=dcfg
-        )
-        return tokenized
-
-    def dataset(rows: list[Any]) -> tuple[Any, dict[str, Any]]:
-        return tokenized_dataset(
-            rows,
-            tokenizer,
-            dcfg,
-            objective=prep.objective.name,
-            tokenize=tokenize,
-            use_cache=dcfg["token_cache"],
-        )
-
-    train, train_stats = dataset(prep.train_rows)
-    if not len(train):
-        raise BadInput(
-            f"{dcfg['path']}: no trainable rows left after truncation to {dcfg['max_length']}",
-            hint="raise data.max_length",
-        )
-    held_out = dataset(prep.eval_rows)[0] if prep.eval_rows else None
-    stats = {k: v for k, v in train_stats.items() if k != "lengths"}
-    cached = " (tokens from the cache)" if stats.get("token_cache") == "hit" else ""
-    console.print(
-        f"data: {stats.get('kept')} rows, {stats.get('tokens')} tokens "
-        f"({stats.get('truncated', 0)} truncated, {stats.get('dropped', 0)} dropped){cached}"
-    )
-    return (train, held_out), stats
 
 
 def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,10 @@ def until_status(driver: Any, *statuses: str, timeout: float = RUN_TIMEOUT) -> N
 
 
 def shoot(driver: Any, out: Path, name: str) -> None:
-    """Save the whole page (its full height, at the window's width) as ``out/name.png``."""
+    """Save the whole page (its full height, at the window's width) as ``out/name.png``, from
+    its top, with no field focused."""
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    driver.execute_script("window.scrollTo(0, 0)")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     width = driver.get_window_size()["width"]
     driver.set_window_size(width, max(600, min(int(height) + 120, 2400)))
@@ -110,6 +113,8 @@ def make_runs(driver: Any, url: str, runs: Path, work: Path, out: Path, demo: bo
     cli = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     open_new_run(driver, url, "qlora")
     fill(driver, form)
+    preview = f"/{form['output']} "  # the command preview has caught up with the typing
+    wait(driver, lambda d: preview in text(d, "pre#command") + " ", 60, "no command preview")
     shoot(driver, out, "new-run")
     by_css(driver, "button#submit").click()
     wait(driver, lambda d: d.current_url.endswith(f"/runs/{form['output']}"), 120, "no run page")
@@ -186,6 +191,7 @@ def main() -> int:
     mode = "existing" if args.runs else "demo" if args.demo else "tiny"
     work = Path(tempfile.gettempdir()) / "ftx-ui-screenshots"  # a stable path: pages show it
     shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     runs = args.runs.resolve() if args.runs else work / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     try:

@@ -209,13 +209,17 @@ PACE_ROWS = 10
 def progress(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"step", "max_steps", "eta_s"}`` from ``metrics.jsonl`` rows: the last logged step, the
     planned total and the time left at the pace of the last :data:`PACE_ROWS` logged steps
-    (their ``time``); None where unknown."""
+    (their ``time``); None where unknown. Evaluation rows (validation loss, the task metric)
+    share their step with a training row and carry neither total nor time: they count for the
+    step only."""
     rows = [r for r in rows if _whole(r.get("step"))]
     if not rows:
         return {"step": 0, "max_steps": None, "eta_s": None}
-    step, total = rows[-1]["step"], rows[-1].get("max_steps")
+    trained = [r for r in rows if "max_steps" in r or "time" in r]
+    step = rows[-1]["step"]
+    total = trained[-1].get("max_steps") if trained else None
     total = total if _whole(total) and total > 0 else None
-    recent = [r for r in rows[-PACE_ROWS:] if isinstance(r.get("time"), (int, float))]
+    recent = [r for r in trained[-PACE_ROWS:] if isinstance(r.get("time"), (int, float))]
     eta = None
     if len(recent) > 1 and total is not None:
         steps = recent[-1]["step"] - recent[0]["step"]

@@ -47,9 +47,9 @@ NO_HELD_OUT = (
 @dataclass
 class Evaluation:
     """What a run evaluates during training (``train`` keys, as ``config.yaml`` records them,
-    plus the arguments the Trainer gets). ``criterion``: the key the best checkpoint is chosen
-    by (``eval_loss``; ``eval_select``, the task metric with ties broken by the loss), ``None``
-    for ``last``."""
+    plus the arguments the Trainer gets). ``criterion``: what the best checkpoint is chosen by
+    (``eval_loss``; ``eval_select``: the task metric, then the loss), ``None`` for ``last``;
+    :class:`ftx.validation.Selection` compares, with ``min_delta``."""
 
     steps: float | None
     select_best: str
@@ -64,10 +64,6 @@ class Evaluation:
     @property
     def enabled(self) -> bool:
         return self.steps is not None
-
-    @property
-    def greater_is_better(self) -> bool:
-        return self.criterion is not None and self.criterion != "eval_loss"
 
 
 def ftx_train_keys(given: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +145,7 @@ def resolve_evaluation(
     if select == "metric" and metric == "loss":
         criterion = "eval_loss"
     elif select == "metric":
-        criterion = "eval_select"  # the metric, ties broken by the loss (ftx.validation)
+        criterion = "eval_select"  # the metric, then the loss (ftx.validation.Selection)
     else:
         criterion = "eval_loss" if select == "loss" else None
     chosen_budget = any(given.get(k) not in (None, AUTO) for k in ("num_train_epochs", "max_steps"))
@@ -210,11 +206,9 @@ def _trainer_arguments(
         return {}
     if given.get("save_steps") is None:
         train["save_steps"] = evaluation.steps
-    args: dict[str, Any] = {
+    return {  # eval_select: ftx.validation.Selection's count of improvements
         "load_best_model_at_end": True,
-        "metric_for_best_model": evaluation.criterion,
-        "greater_is_better": evaluation.greater_is_better,
+        "metric_for_best_model": "eval_select",
+        "greater_is_better": True,
+        "restore_callback_states_from_checkpoint": True,
     }
-    if evaluation.patience is not None:
-        args["restore_callback_states_from_checkpoint"] = True
-    return args

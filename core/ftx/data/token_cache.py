@@ -158,7 +158,9 @@ def _store(folder: Path, examples: list[dict], stats: dict[str, Any]) -> Any:
     back from there (memory-mapped). A cache that cannot be written (read-only, disk full)
     costs the cache only: the in-memory dataset is returned instead."""
     from datasets import Dataset, load_from_disk
+    from datasets.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # "Saving the dataset" bars: ftx prints its own data line
     dataset = Dataset.from_list(examples)
     staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     try:

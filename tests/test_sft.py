@@ -118,9 +118,7 @@ def test_bf16_checkpoint_trains_with_and_without_autocast(ftx_tiny_model):
     assert all(p.grad is None for n, p in model.named_parameters() if not p.requires_grad)
 
 
-def test_bad_selection_after_load_leaves_disk_untouched(
-    ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path
-):
+def test_bad_selection_leaves_disk_untouched(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path):
     out = tmp_path / "run"
     base = [
         "run",
@@ -136,6 +134,11 @@ def test_bad_selection_after_load_leaves_disk_untouched(
     r = ftx_cli(*base, "--set", "method.layers=5")
     assert r.exit_code == 2 and "method.layers: index 5 is out of range" in r.stderr
     assert "(0-1)" in r.stderr and not out.exists()
+    # Refused by prepare (the plugin's estimate judges its options against the model's
+    # config): nothing loaded, no banner, no base-model scoring.
+    r = ftx_cli(*base, "--set", "method.layers=lats:1")
+    assert r.exit_code == 2 and "method.layers: 'lats:1' is not last:N" in r.stderr
+    assert "ftx sft" not in r.stdout and "scoring" not in r.stdout and not out.exists()
     # An existing run replaced with --overwrite is restored when the new one is bad input.
     assert ftx_cli(*base, "--set", "train.max_steps=2", "--set", "method.layers=1").exit_code == 0
     before = json.loads((out / "summary.json").read_text())

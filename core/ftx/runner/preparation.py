@@ -81,6 +81,7 @@ def prepare(req: RunRequest) -> PreparedRun:
     dtype = choose_dtype(mcfg["dtype"], device)
     model_config, _ = read_model_config(mcfg["name"])
     attn_implementation = choose_attention(mcfg["attn_implementation"], device, model_config)
+    check_options_against_model(pm, model_config, resolved.config, device, dtype, traits)
 
     train_rows, eval_rows, files = _load_data(resolved, pm, traits)
     task_pm, task_rows = _task_eval(resolved, found, files)
@@ -207,6 +208,36 @@ def _name_objective_of_key(exc: BadInput, found: list[Any], current: str) -> Bad
         + ("" if len(owners) > 1 else "es"),
         hint=f"did you mean --objective {owners[0]}? (or drop train.{key})",
     )
+
+
+def check_options_against_model(
+    pm: Any, model_config: Any, config: dict[str, Any], device: Any, dtype: str, traits: Any
+) -> None:
+    """The method's own judgement of its options for this model, before anything loads.
+
+    A method's ``estimate_memory`` raises BadInput for an option value that makes no sense for
+    the model (``method.layers: lats:1``, a block index past the last): asked here, with the
+    config ``prepare`` has already read, such a value fails as bad input instead of in
+    ``select_trainable`` after the base model has loaded. Only BadInput counts: an estimate that
+    cannot be made is ``ftx plan``'s concern, not the run's."""
+    train = config["train"]
+    try:
+        call_first(
+            pm,
+            "estimate_memory",
+            model_config=model_config,
+            seq_len=config["data"]["max_length"],
+            batch_size=train.get("per_device_train_batch_size") or 1,
+            options=config["method"],
+            device=device,
+            dtype=dtype,
+            objective=traits,
+            optim=train.get("optim"),
+        )
+    except BadInput:
+        raise
+    except Exception:  # the estimate's own failure is not the user's
+        return
 
 
 def resolve_config(

@@ -186,32 +186,12 @@ def request(sub: Submission, output: Path) -> Any:
 
 
 def validate(sub: Submission, output: Path) -> None:
-    """Check the run as ``ftx run`` does (:func:`ftx.runner.prepare`), without loading a model
-    or writing anything; BadInput on the first problem.
-
-    Then the method's options against the model's shape, through the planner's call of the
-    method's ``estimate_memory`` (its own parser: ``ftx_sft``'s ``method.layers``), which
-    ``prepare`` leaves to the run: a value that selects no block of this model is refused
-    here, with the plugin's message, instead of after the base model is scored. Only errors
-    naming a ``method.`` key are taken from the planner."""
-    from ftx.planner import plan
-    from ftx.plugins import discover, get_plugin
+    """Check the run as ``ftx run`` does (:func:`ftx.runner.prepare`, which also asks the method
+    to judge its options against the model's config), without loading a model or writing
+    anything; BadInput on the first problem."""
     from ftx.runner import prepare
 
-    prepared = prepare(request(sub, output))
-    method_sets = [s for s in sub.sets() if s.startswith("method.")]
-    if not method_sets:
-        return
-    try:
-        plan(
-            prepared.resolved.config["model"]["name"],
-            settings=method_sets,
-            plugins=[get_plugin(sub.plugin, discover(), kind="method")],
-            objective=prepared.objective.name,
-        )
-    except BadInput as exc:
-        if exc.message.startswith("method."):
-            raise
+    prepare(request(sub, output))
 
 
 def field_of(exc: BadInput, known: list[Field], sub: Submission) -> str:

@@ -24,7 +24,7 @@ EVAL_ROWS = 20
 def test_ia3_demo_run_learns_the_task(tmp_path):
     out = tmp_path / "ia3-demo"
     args = ["run", "--plugin", "ia3", "--output", out, "--set", f"train.max_steps={STEPS}"]
-    args += ["--set", f"data.eval_limit={EVAL_ROWS}"]
+    args += ["--set", f"data.eval_limit={EVAL_ROWS}", "--set", "train.eval_strategy=no"]
     proc = subprocess.run(
         [sys.executable, "-m", "ftx.cli", *map(str, args)],
         capture_output=True,

@@ -30,7 +30,9 @@ def ftx_run(
     args = ["run", "--plugin", plugin, "--objective", objective, "--output", str(out)]
     args += ["--model", str(model)] if model is not None else []
     args += ["--data", str(data)] if data is not None else []
+    # A fixed budget: no evaluation during training (tier time; tested on the demo run).
     settings = [f"train.max_steps={steps}", f"data.eval_limit={EVAL_ROWS}", *sets]
+    settings.append("train.eval_strategy=no")
     args += [arg for setting in settings for arg in ("--set", setting)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output[-3000:]

@@ -16,7 +16,12 @@ STEPS = 6
 
 
 def run_args(out):
-    settings = (f"train.max_steps={STEPS}", "train.logging_steps=1", "train.save_steps=100")
+    settings = (
+        f"train.max_steps={STEPS}",
+        "train.logging_steps=1",
+        "train.save_steps=100",
+        "train.eval_strategy=no",  # the resume is what is tested; evaluation has its own tests
+    )
     settings += ("data.eval_limit=8",)
     return ["run", "--plugin", "qlora", "--output", str(out)] + [
         arg for setting in settings for arg in ("--set", setting)

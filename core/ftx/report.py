@@ -37,6 +37,12 @@ def metrics_rows(text: str) -> list[dict[str, Any]]:
     return rows
 
 
+def is_training_row(row: dict[str, Any]) -> bool:
+    """A ``metrics.jsonl`` row of a logged training step (it has ``loss``); the other rows are
+    evaluations during training (``eval_loss``, the task metric), at the same steps."""
+    return "loss" in row
+
+
 def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: str) -> bool:
     """Plot one training loss curve per name into ``target`` (PNG), and beside each its
     validation loss (``eval_loss`` rows, dashed, with markers) when it was evaluated during
@@ -51,7 +57,7 @@ def plot_losses(curves: dict[str, list[dict[str, Any]]], target: Path, title: st
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     validated = False
     for name, rows in curves.items():
-        points = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        points = [(r["step"], r["loss"]) for r in rows if is_training_row(r)]
         if points:
             (line,) = ax.plot(*zip(*points, strict=True), label=name, linewidth=1.5)
         valid = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]

@@ -75,18 +75,18 @@ class RunResult:
     def loss_history(self) -> list[dict[str, Any]]:
         """One dict per logged training step (``step``, ``loss``, ``learning_rate``, …): the
         training lines of metrics.jsonl."""
-        from ftx.report import read_metrics
+        from ftx.report import is_training_row, read_metrics
 
-        return [row for row in read_metrics(self.output) if "loss" in row]
+        return [row for row in read_metrics(self.output) if is_training_row(row)]
 
     @property
     def eval_history(self) -> list[dict[str, Any]]:
         """One dict per evaluation during training (``step``, ``eval_loss``; ``eval_exact``
         with ``eval_exact_seconds`` … where the task metric was scored): the evaluation lines
         of metrics.jsonl."""
-        from ftx.report import read_metrics
+        from ftx.report import is_training_row, read_metrics
 
-        return [row for row in read_metrics(self.output) if "loss" not in row]
+        return [row for row in read_metrics(self.output) if not is_training_row(row)]
 
     def loss_frame(self) -> Any:
         """:attr:`loss_history` as a pandas DataFrame indexed by step (needs pandas)."""

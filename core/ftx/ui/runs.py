@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftx.report import is_training_row
 from ftx.ui import launcher
 
 STATUSES = ("running", "finished", "interrupted", "failed", "stale", "unreadable")
@@ -215,7 +216,7 @@ def progress(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rows = [r for r in rows if _whole(r.get("step"))]
     if not rows:
         return {"step": 0, "max_steps": None, "eta_s": None}
-    trained = [r for r in rows if "max_steps" in r or "time" in r]
+    trained = [r for r in rows if is_training_row(r)]
     step = rows[-1]["step"]
     total = trained[-1].get("max_steps") if trained else None
     total = total if _whole(total) and total > 0 else None

@@ -283,13 +283,13 @@ def machine() -> dict[str, Any]:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
         for line in lscpu.splitlines():
             key, _, value = line.partition(":")
-            if key.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "Flags"):
+            if key.strip() in ("Model name", "CPU family", "Model", "CPU(s)", "Flags"):
                 info[key.strip()] = value.strip()
     except OSError:
         pass
     flags = info.pop("Flags", "")
-    info["avx512_bf16"] = "avx512_bf16" in flags.split()
-    info["amx_bf16"] = "amx_bf16" in flags.split()
+    for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"):  # "AMD EPYC" alone is 3 CPUs
+        info[flag] = flag in flags.split()
     try:
         meminfo = Path("/proc/meminfo").read_text().splitlines()
         info["mem_total_gib"] = round(int(meminfo[0].split()[1]) / 2**20, 1)
@@ -297,6 +297,18 @@ def machine() -> dict[str, Any]:
         pass
     info["cores"] = os.cpu_count()
     return info
+
+
+def cpu_label(info: dict[str, Any] | None = None) -> str:
+    """The CPU as figures name it: model name, family/model and the matmul-relevant flags
+    (``AMD EPYC`` alone has named three different processors on these machines)."""
+    info = info or machine()
+    flags = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if info.get(f)]
+    flags = flags or ["avx2" if info.get("avx2") else "no AVX2"]
+    return (
+        f"{info.get('Model name', 'unknown CPU')} (family {info.get('CPU family')} model "
+        f"{info.get('Model')}; {', '.join(flags)}), {info.get('cores')} cores"
+    )
 
 
 def save_results(name: str, payload: dict[str, Any]) -> Path:

@@ -6,7 +6,8 @@ multi-turn task of ``scripts/make_multiturn_data.py`` (320 conversations, 40 hel
 code depends on details from several earlier turns) — and each method (fft, sft, qlora, at
 their default learning rates), two ``ftx run``s of SmolLM2-135M-Instruct, one after the other:
 
-* ``1 epoch``: ``train.num_train_epochs=1``, ``train.select_best=last`` (ftx's earlier default);
+* ``1 epoch``: ``train.num_train_epochs=1``, ``train.eval_strategy=no`` (ftx's earlier default:
+  no evaluation during training, ``model/`` from the last step);
 * ``default``: nothing set: up to 3 epochs, evaluation every eighth of the run, ``model/`` from
   the best checkpoint by ``train.select_best`` (its default), early stopping (patience 2).
 
@@ -35,6 +36,7 @@ from common import (
     BENCH,
     FTX,
     bench_parser,
+    cpu_label,
     demo_data,
     loadavg,
     log,
@@ -47,7 +49,7 @@ from common import (
 
 MULTITURN = BENCH / "data" / "multiturn"
 BUDGETS = {
-    "1epoch": ["train.num_train_epochs=1", "train.select_best=last"],
+    "1epoch": ["train.num_train_epochs=1", "train.eval_strategy=no"],
     "default": [],
 }
 
@@ -97,7 +99,7 @@ def main() -> None:
     names = ["multiturn"] if args.quick else args.tasks.split(",")
     methods = ["qlora"] if args.quick else args.methods.split(",")
     info = machine()
-    log(f"CPU: {info.get('Model name')} ({info.get('cores')} cores), load {loadavg()}")
+    log(f"CPU: {cpu_label(info)}, load {loadavg()}")
     rows = [
         one_run(task, method, budget, args.work)
         for task in names
@@ -110,7 +112,7 @@ def main() -> None:
     for r in rows:
         r["planned"] = f"{r['steps']} ({r['max_steps']})"
     table = [[r[c] for c in columns] for r in rows]
-    print(f"CPU: {info.get('Model name')}, {info.get('cores')} cores; load {loadavg()}")
+    print(f"CPU: {cpu_label(info)}; load {loadavg()}")
     print(markdown_table(headers, table))
     save_results("eval_budget", {"machine": info, "runs": rows})
     if any(r["rc"] != 0 for r in rows):

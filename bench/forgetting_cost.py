@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import bench_parser, loadavg, log, machine, markdown_table, save_results
+from common import bench_parser, cpu_label, loadavg, log, markdown_table, save_results
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
     for record in records.values():
         assert record["retention"] == 1.0 and record["drift_nats"] == 0.0, record
     reference = cpu_times["held-out scoring"]
-    cpu = machine().get("Model name", "unknown CPU")
+    cpu = cpu_label()
     print(f"SmolLM2-135M-Instruct on {cpu}, {os.cpu_count()} cores, load {load_before}")
     print(
         f"base answers right: {cold['retention_base_correct']} of {cold['questions']} questions; "

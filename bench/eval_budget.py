@@ -22,6 +22,7 @@ Usage::
 
     python bench/eval_budget.py [--tasks demo,multiturn] [--methods fft,sft,qlora]
         [--budgets 1epoch,default] [--quick]   # --quick: qlora on the multi-turn task only
+        [--results NAME]                       # bench/results/NAME.json (default eval_budget)
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--methods", default="fft,sft,qlora")
     parser.add_argument("--budgets", default="1epoch,default")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ftx-eval-budget"))
+    parser.add_argument("--results", default="eval_budget", help="bench/results/NAME.json")
     args = parser.parse_args()
     names = ["multiturn"] if args.quick else args.tasks.split(",")
     methods = ["qlora"] if args.quick else args.methods.split(",")
@@ -114,7 +116,7 @@ def main() -> None:
     table = [[r[c] for c in columns] for r in rows]
     print(f"CPU: {cpu_label(info)}; load {loadavg()}")
     print(markdown_table(headers, table))
-    save_results("eval_budget", {"machine": info, "runs": rows})
+    save_results(args.results, {"machine": info, "runs": rows})
     if any(r["rc"] != 0 for r in rows):
         sys.exit(json.dumps([r for r in rows if r["rc"] != 0], indent=1))
 

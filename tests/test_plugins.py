@@ -129,3 +129,23 @@ def test_plugins_table_and_show(fake_plugins, ftx_cli):
     as_json = json.loads(ftx_cli("plugins", "show", "sft", "--json").stdout)
     assert {o["name"] for o in as_json["options"]} == {"layers", "modules", "extra"}
     assert ftx_cli("plugins", "show", "nope").exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["fft", "sft", "qlora"])
+def test_plugins_show_states_the_training_defaults_and_their_evidence(name, ftx_cli):
+    """`ftx plugins show METHOD` prints the learning rate the method sets for a supervised run
+    (its train_defaults hook) and the evidence behind it (the hook's docstring)."""
+    import importlib
+
+    shown = json.loads(ftx_cli("plugins", "show", name, "--json").stdout)["train_defaults"]
+    rates = importlib.import_module(f"ftx_{name}").LEARNING_RATES
+    assert shown["objective"] == "supervised"
+    assert shown["on_cpu"]["learning_rate"] == rates["supervised"]
+    assert "multi-turn" in shown["why"] and "demo" in shown["why"]
+    table = ftx_cli("plugins", "show", name).stdout
+    assert "training defaults (supervised" in table and "learning_rate=" in table
+
+
+def test_plugins_show_an_objectives_own_training_defaults(ftx_cli):
+    shown = json.loads(ftx_cli("plugins", "show", "dpo", "--json").stdout)["train_defaults"]
+    assert shown["objective"] == "dpo" and shown["on_cpu"]["learning_rate"] > 0

@@ -48,7 +48,10 @@ def plugins_show_cmd(name: str, as_json: bool) -> None:
 
         get_plugin(name, list(found.values()))  # raises the unknown/failed-to-load message
     hook = "method_options" if info.kind == "method" else "objective_options"
-    options, _ = call_first(manager_for(info, defaults=False), hook)
+    pm = manager_for(info, defaults=False)
+    options, _ = call_first(pm, hook)
+    objective = info.name if info.kind == "objective" else "supervised"
+    defaults, why = training_defaults(pm, objective)
     if as_json:
         click.echo(
             json.dumps(
@@ -65,13 +68,32 @@ def plugins_show_cmd(name: str, as_json: bool) -> None:
                         }
                         for o in options or []
                     ],
+                    "train_defaults": {"objective": objective, "on_cpu": defaults, "why": why},
                 },
                 indent=2,
                 default=str,
             )
         )
         return
-    print_plugin_detail(info, options or [])
+    print_plugin_detail(info, options or [], (objective, defaults, why))
+
+
+def training_defaults(pm: Any, objective: str) -> tuple[dict[str, Any] | None, str | None]:
+    """What the plugin's ``train_defaults`` hook answers for ``objective`` on a CPU, and its
+    docstring (where a plugin states the evidence for its defaults); ``(None, None)`` when it
+    does not implement the hook."""
+    import inspect
+
+    from ftx.context import DeviceInfo
+
+    impls = pm.hook.train_defaults.get_hookimpls()
+    if not impls:
+        return None, None
+    device = DeviceInfo(kind="cpu", bf16=False, count=0, name="CPU")
+    answers = [impl.function(device=device, objective=objective) for impl in impls]
+    merged = {k: v for answer in answers if answer for k, v in answer.items()}
+    docs = [inspect.getdoc(impl.function) for impl in impls]
+    return merged or None, "\n".join(d for d in docs if d) or None
 
 
 def print_plugins(plugins: list[Any]) -> None:
@@ -108,8 +130,9 @@ def print_reward(info: Any, *, as_json: bool) -> None:
     click.echo("use: --set 'objective.rewards=[" + info.name + "]' with --objective grpo")
 
 
-def print_plugin_detail(info: Any, options: list[Any]) -> None:
-    """``ftx plugins show``: the plugin's hooks, then its options with defaults and help."""
+def print_plugin_detail(info: Any, options: list[Any], trained: tuple = ("", None, None)) -> None:
+    """``ftx plugins show``: the plugin's hooks, its options with defaults and help, then
+    ``trained``: ``(objective, the training defaults it sets for it on a CPU, why)``."""
     from rich.console import Console
     from rich.table import Table
 
@@ -137,6 +160,12 @@ def print_plugin_detail(info: Any, options: list[Any]) -> None:
     if not options:
         table.caption = "this plugin declares no options"
     console.print(table)
+    objective, defaults, why = trained
+    if defaults:
+        shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
+        console.print(f"[bold]training defaults[/] ({objective}, CPU; --set wins): {shown}")
+    if why:
+        console.print(why, markup=False)
 
 
 COMMANDS = [plugins_cmd]

@@ -40,6 +40,13 @@ from the base model the larger step pays off (pass it with --set train.learning_
 
 @hookimpl
 def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
+    """Learning rate per objective (:data:`LEARNING_RATES`); supervised: **1e-4**.
+
+    Evidence, SmolLM2-135M-Instruct, batch 8, one epoch, held-out exact match (BENCHMARKS.md
+    §10): the demo (60 steps, 80 rows) 1.000 at 1e-4; the multi-turn task
+    (``bench/eval_budget.py``: 40 steps, 40 rows) 0.050 at 3e-5, 0.375 at 1e-4. The default
+    budget (up to 3 epochs, the best checkpoint, early stopping) takes the multi-turn task at
+    1e-4 to 0.800: it lacked training, not a larger step."""
     rate = LEARNING_RATES.get(objective)
     return None if rate is None else {"learning_rate": rate}
 

@@ -94,7 +94,7 @@ def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
 
     Evidence, SmolLM2-135M-Instruct, batch 8, one epoch, held-out exact match (BENCHMARKS.md
     §10): the demo (60 steps, 80 rows) 1.000 at 1e-3; the multi-turn task
-    (``bench/eval_budget.py``: 40 steps, 40 rows) 0.150 at 1e-3, and more with the default
+    (``bench/eval_budget.py``: 40 steps, 40 rows) 0.150 at 1e-3, and 0.725 with the default
     budget (up to 3 epochs, the best checkpoint, early stopping) at the same rate."""
     rate = LEARNING_RATES.get(objective)
     out: dict[str, Any] = {}

@@ -90,7 +90,10 @@ def training_defaults(pm: Any, objective: str) -> tuple[dict[str, Any] | None, s
     if not impls:
         return None, None
     device = DeviceInfo(kind="cpu", bf16=False, count=0, name="CPU")
-    answers = [impl.function(device=device, objective=objective) for impl in impls]
+    try:  # a third-party hook that fails here must not break `plugins show`
+        answers = [impl.function(device=device, objective=objective) for impl in impls]
+    except Exception as exc:
+        return None, f"train_defaults failed on a CPU: {exc}"
     merged = {k: v for answer in answers if answer for k, v in answer.items()}
     docs = [inspect.getdoc(impl.function) for impl in impls]
     return merged or None, "\n".join(d for d in docs if d) or None

@@ -233,6 +233,15 @@ def call_all(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tu
     return answers
 
 
+def merged_train_defaults(pm: pluggy.PluginManager, device: Any, objective: str) -> dict[str, Any]:
+    """Every ``train_defaults`` answer for ``objective`` on ``device`` (a
+    :class:`ftx.context.DeviceInfo`), merged in :func:`call_all`'s order: later answers win."""
+    merged: dict[str, Any] = {}
+    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective):
+        merged.update(answer or {})
+    return merged
+
+
 def _arguments(impl: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's keyword arguments that ``impl`` declares, with or without a default."""
     return {k: kwargs[k] for k in (*impl.argnames, *impl.kwargnames) if k in kwargs}

@@ -85,16 +85,16 @@ def training_defaults(pm: Any, objective: str) -> tuple[dict[str, Any] | None, s
     import inspect
 
     from ftx.context import DeviceInfo
+    from ftx.plugins import merged_train_defaults
 
     impls = pm.hook.train_defaults.get_hookimpls()
     if not impls:
         return None, None
     device = DeviceInfo(kind="cpu", bf16=False, count=0, name="CPU")
     try:  # a third-party hook that fails here must not break `plugins show`
-        answers = [impl.function(device=device, objective=objective) for impl in impls]
+        merged = merged_train_defaults(pm, device, objective)
     except Exception as exc:
         return None, f"train_defaults failed on a CPU: {exc}"
-    merged = {k: v for answer in answers if answer for k, v in answer.items()}
     docs = [inspect.getdoc(impl.function) for impl in impls]
     return merged or None, "\n".join(d for d in docs if d) or None
 

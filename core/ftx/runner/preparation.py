@@ -15,7 +15,7 @@ from ftx import config as cfg_mod
 from ftx.catalogue import DEFAULT_OBJECTIVE
 from ftx.context import ObjectiveTraits
 from ftx.errors import BadInput
-from ftx.plugins import call_all, call_first, discover, get_plugin, manager_for
+from ftx.plugins import call_first, discover, get_plugin, manager_for, merged_train_defaults
 from ftx.runner.checkpoints import newest_checkpoint, read_json
 from ftx.runner.provenance import file_hash
 from ftx.runner.request import PreparedRun, RunRequest
@@ -250,9 +250,7 @@ def resolve_config(
     declared, _ = call_first(pm, "method_options")
     objective_declared, _ = call_first(pm, "objective_options")
     arguments, _ = call_first(pm, "arguments_class")
-    train_defaults: dict[str, Any] = {}
-    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective):
-        train_defaults.update(answer or {})
+    train_defaults = merged_train_defaults(pm, device, objective)
     traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))
     traits = traits or ObjectiveTraits()
     resolved = cfg_mod.resolve(

@@ -107,7 +107,7 @@ def fields(plugin: str, objective: str) -> list[Field]:
     """Every field of the form for method ``plugin`` under ``objective``; BadInput for a name
     that is not installed."""
     from ftx.config import CHOICES, CORE_TRAIN_DEFAULTS, DATA_FIELDS
-    from ftx.plugins import call_all, call_first, discover, get_plugin, manager_for
+    from ftx.plugins import call_first, discover, get_plugin, manager_for, merged_train_defaults
 
     found = discover()
     method = get_plugin(plugin, found, kind="method")
@@ -121,9 +121,7 @@ def fields(plugin: str, objective: str) -> list[Field]:
         kind, default, help_text = DATA_FIELDS[key]
         choices = CHOICES.get(("data", key))
         out.append(Field("data", key, kind.rstrip("?"), default, help_text, choices))
-    train = dict(CORE_TRAIN_DEFAULTS)
-    for answer, _ in call_all(pm, "train_defaults", device=device(), objective=objective):
-        train.update(answer or {})
+    train = {**CORE_TRAIN_DEFAULTS, **merged_train_defaults(pm, device(), objective)}
     train.setdefault("max_steps", -1)
     for key, (kind, help_text) in TRAIN_KEYS.items():
         out.append(Field("train", key, kind, train.get(key), help_text))

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.bench_scripts import load_bench_script
 from tests.test_precision import H100, resolve_for
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -19,10 +20,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", BENCH / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("gpu")
 
 
 def test_gpu_sh_parses():

@@ -54,32 +54,47 @@ def tiny_arch_model(tmp_path_factory: pytest.TempPathFactory):
     return build
 
 
-DEMO_QLORA_STEPS = os.environ.get("FTX_SLOW_STEPS")
-"""Unset: the demo's default budget (up to 3 epochs, the best checkpoint, early stopping);
-``FTX_SLOW_STEPS=N`` trains N steps instead (a shorter tier)."""
-DEMO_QLORA_HELD_OUT = 40
+SLOW_STEPS = os.environ.get("FTX_SLOW_STEPS")
+"""Unset: the slow tier's budgets (below); ``FTX_SLOW_STEPS=N`` trains every shared demo run N
+steps instead (a shorter tier)."""
+DEMO_COMPARE_STEPS = int(SLOW_STEPS or 60)
+DEMO_HELD_OUT = 40
 
 
 @pytest.fixture(scope="session")
-def demo_qlora_run(tmp_path_factory: pytest.TempPathFactory):
-    """Slow tier: one demo QLoRA run of the real SmolLM2 that several slow tests build on
-    (``ftx run --plugin qlora`` with its default budget, evaluated during training on the
-    ``DEMO_QLORA_HELD_OUT`` held-out rows it also scores before and after, the f16 GGUF written
-    at the end by ``export.gguf``), trained once per session in its own process. Tests read it,
-    export beside it or start runs from it (``--model RUN``); none changes its ``model/``."""
+def demo_compare(tmp_path_factory: pytest.TempPathFactory):
+    """Slow tier: one ``ftx compare --plugins fft,sft,qlora`` of the real SmolLM2 on the demo
+    task that several slow tests build on, run once per session in its own process. fft and
+    sft train a fixed ``DEMO_COMPARE_STEPS`` without evaluation during training; qlora trains at
+    ftx's default budget (up to 3 epochs, evaluated during training, the best checkpoint, early
+    stopping) and writes the f16 GGUF at the end (``export.gguf``): it is also the shared demo
+    run, ``demo_qlora_run``. Every run scores the same ``DEMO_HELD_OUT`` held-out rows before
+    and after and measures forgetting (on by default in compare). Tests read the runs, export
+    beside them or start runs from them (``--model RUN``); none changes a ``model/``."""
     import subprocess
     import sys
 
-    run = tmp_path_factory.mktemp("demo-qlora") / "qlora"
-    sets = [f"data.eval_limit={DEMO_QLORA_HELD_OUT}", "export.gguf=f16"]
-    if DEMO_QLORA_STEPS:
-        sets.append(f"train.max_steps={int(DEMO_QLORA_STEPS)}")
+    out = tmp_path_factory.mktemp("demo") / "compare"
+    sets = [f"data.eval_limit={DEMO_HELD_OUT}", "qlora:export.gguf=f16"]
+    for plugin in ("fft", "sft"):  # a fixed budget; evaluation is tested on the qlora run
+        sets.append(f"{plugin}:train.max_steps={DEMO_COMPARE_STEPS}")
+        sets.append(f"{plugin}:train.eval_strategy=no")
+    if SLOW_STEPS:
+        sets.append(f"qlora:train.max_steps={int(SLOW_STEPS)}")
     done = subprocess.run(
-        [sys.executable, "-m", "ftx.cli", "run", "--plugin", "qlora", "--output", str(run)]
+        [sys.executable, "-m", "ftx.cli", "compare", "--plugins", "fft,sft,qlora", "--output"]
+        + [str(out)]
         + [f"--set={s}" for s in sets],
         capture_output=True,
         text=True,
         timeout=3600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return run
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_qlora_run(demo_compare):
+    """The shared demo QLoRA run: ``demo_compare``'s qlora run (ftx's default budget unless
+    ``FTX_SLOW_STEPS`` is set)."""
+    return demo_compare / "qlora"

@@ -24,6 +24,7 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     for key, value in {
         "FTX_NB_STEPS": steps,
         "FTX_NB_EVAL_ROWS": "2",
+        "FTX_NB_FORGETTING": "0",  # measured in the demo compare (tests/test_slow_demo.py)
         "FTX_NB_INSTALL": "0",
     }.items():
         monkeypatch.setenv(key, value)

@@ -1,51 +1,30 @@
 """Slow tier: the real SmolLM2-135M-Instruct through every built-in method on the demo task.
 
-One `ftx compare` run trains FFT, SFT and QLoRA on the same demo data and budget (each in its
-own process), scores the held-out split before and after, measures forgetting (retention of
-the shipped general questions, drift on general text: on by default in compare) and writes the
-comparison report; the tests below read its run directories. Budgets are small enough for 2
-CPU cores.
+One `ftx compare` run (the session's ``demo_compare``, tests/conftest.py) trains FFT and SFT
+for the same fixed budget and QLoRA at ftx's default budget (each in its own process), scores
+the held-out split before and after, measures forgetting (retention of the shipped general
+questions, drift on general text: on by default in compare) and writes the comparison report;
+the tests below read its run directories. Budgets are small enough for 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.conftest import DEMO_HELD_OUT
+
 pytestmark = pytest.mark.slow
 
-STEPS = int(os.environ.get("FTX_SLOW_STEPS", "60"))
-EVAL_ROWS = 40
-
-
-def ftx(*args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ftx.cli", *args], capture_output=True, text=True, timeout=timeout
-    )
+EVAL_ROWS = DEMO_HELD_OUT
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("slow") / "compare"
-    r = ftx(
-        "compare",
-        "--plugins",
-        "fft,sft,qlora",
-        "--output",
-        str(out),
-        "--set",
-        f"train.max_steps={STEPS}",
-        "--set",
-        f"data.eval_limit={EVAL_ROWS}",
-        "--set",
-        "train.eval_strategy=no",  # a fixed budget compared; evaluation is tested on the demo run
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out
+def compared(demo_compare):
+    """The session's demo compare (tests/conftest.py): fft and sft at a fixed budget, qlora at
+    ftx's default budget."""
+    return demo_compare
 
 
 @pytest.mark.parametrize("plugin", ["fft", "sft", "qlora"])

@@ -72,6 +72,25 @@ def test_the_users_setting_wins(monkeypatch):
     assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
 
 
+def test_a_parent_ftx_processs_choice_is_made_again(monkeypatch):
+    """ftx compare saw a busy machine at its start and chose PASSIVE; the run it starts next
+    finds the machine idle (the parent only waits) and keeps OpenMP's default, instead of
+    inheriting PASSIVE as if the user had set it."""
+    fake_loadavg(monkeypatch, [2, 2, 2, 1, 1, 1])
+    parent: dict[str, str] = {}
+    assert openmp.choose_wait_policy(parent).startswith("PASSIVE (1 other")
+    child = dict(parent)  # what a subprocess inherits
+    assert "OpenMP default" in openmp.choose_wait_policy(child)
+    assert "OMP_WAIT_POLICY" not in child and openmp.CHOSEN_BY_FTX not in child
+
+
+def test_a_users_setting_beside_a_stale_marker_still_wins(monkeypatch):
+    fake_loadavg(monkeypatch, [1, 1, 1])
+    env = {"OMP_WAIT_POLICY": "ACTIVE", openmp.CHOSEN_BY_FTX: "PASSIVE"}
+    assert openmp.choose_wait_policy(env) == "ACTIVE (set by the user)"
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/loadavg is Linux's")
 def test_a_competing_process_is_seen_for_real(busy_neighbour):
     """With a busy process beside it, the ``ftx`` command's process settings choose PASSIVE."""

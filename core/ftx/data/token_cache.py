@@ -65,22 +65,30 @@ def tokenized_dataset(
     """The trainer's dataset for ``rows`` and the tokenisation stats (a dict as the objective's
     ``tokenize_rows`` returns it, plus ``token_cache``: ``hit``, ``stored`` or ``off``).
 
-    ``tokenize(rows)`` returns an object with ``examples`` (list of dicts) and ``stats``; it is
-    called only on a cache miss. Its exceptions (``BadInput`` for a row the template refuses)
-    pass through and nothing is stored.
+    ``tokenize(rows)`` returns an object with ``examples`` (list of dicts) and ``stats``, and
+    optionally ``table``, the same examples as a ``pyarrow.Table`` (then used instead of
+    ``examples``, which is never read); it is called only on a cache miss. Its exceptions
+    (``BadInput`` for a row the template refuses) pass through and nothing is stored.
     """
-    from datasets import Dataset
-
     if not use_cache:
         tokenized = tokenize(rows)
-        return Dataset.from_list(tokenized.examples), {**tokenized.stats, "token_cache": "off"}
+        return as_dataset(tokenized), {**tokenized.stats, "token_cache": "off"}
     folder = cache_folder() / cache_key(rows, tokenizer, data, objective=objective, code=tokenize)
     found = _load(folder)
     if found is not None:
         return found[0], {**found[1], "token_cache": "hit"}
     tokenized = tokenize(rows)
-    dataset = _store(folder, tokenized.examples, tokenized.stats)
+    dataset = _store(folder, as_dataset(tokenized), tokenized.stats)
     return dataset, {**tokenized.stats, "token_cache": "stored"}
+
+
+def as_dataset(tokenized: Any) -> Any:
+    """A ``datasets.Dataset`` in memory of a ``tokenize_rows`` result: from its Arrow ``table``
+    when it has one (no copy), else from its ``examples``."""
+    from datasets import Dataset
+
+    table = getattr(tokenized, "table", None)
+    return Dataset.from_list(tokenized.examples) if table is None else Dataset(table)
 
 
 def cache_folder() -> Path:
@@ -153,15 +161,14 @@ def _load(folder: Path) -> tuple[Any, dict[str, Any]] | None:
     return dataset, stats
 
 
-def _store(folder: Path, examples: list[dict], stats: dict[str, Any]) -> Any:
-    """Write ``examples`` and ``stats`` under ``folder`` atomically; return the dataset read
+def _store(folder: Path, dataset: Any, stats: dict[str, Any]) -> Any:
+    """Write ``dataset`` and ``stats`` under ``folder`` atomically; return the dataset read
     back from there (memory-mapped). A cache that cannot be written (read-only, disk full)
     costs the cache only: the in-memory dataset is returned instead."""
-    from datasets import Dataset, load_from_disk
+    from datasets import load_from_disk
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # "Saving the dataset" bars: ftx prints its own data line
-    dataset = Dataset.from_list(examples)
     staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     try:
         staging.mkdir(parents=True)

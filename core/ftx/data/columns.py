@@ -1,0 +1,80 @@
+"""A data set's token columns, built chunk by chunk: truncation, dropping, counts and Arrow.
+
+`ColumnBuilder` takes the flat ids and labels of consecutive chunks of rows
+(`ftx.data.encoding.FlatTokens`), cuts every row to its first ``max_length`` tokens, leaves out
+the rows with no trained token left, and keeps what is kept as Arrow list columns (``input_ids``
+and ``labels``, ``list<int64>``, the types ``datasets.Dataset.from_list`` gives Python lists of
+ints), one Arrow chunk per chunk of rows: no Python object per token is ever made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ftx.data.encoding import IGNORE_INDEX, FlatTokens
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MAX_LISTED = 20  # dropped rows named in the stats
+COLUMNS = ("input_ids", "labels")
+
+
+class ColumnBuilder:
+    """Accumulates kept rows and the counts `ftx.data.tokens.tokenize_dataset` reports."""
+
+    def __init__(self, max_length: int) -> None:
+        self.max_length = max_length
+        self.rows = self.kept = self.truncated = self.tokens = self.trained = 0
+        self.dropped = 0
+        self.dropped_sources: list[str] = []
+        self.lengths: list[int] = []
+        self._chunks: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+
+    def add(self, flat: FlatTokens, sources: list[str]) -> None:
+        """Add the rows of one chunk (``sources[i]`` names row ``i``, for the dropped list)."""
+        import numpy as np
+        import pyarrow as pa
+
+        lengths = flat.lengths
+        rows = len(lengths)
+        row_of = np.repeat(np.arange(rows), lengths)
+        position = np.arange(len(flat.ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        within = position < self.max_length
+        trained = np.bincount(row_of[within & (flat.labels != IGNORE_INDEX)], minlength=rows)
+        keep_row = trained > 0
+        keep = within & keep_row[row_of]
+        cut = np.minimum(lengths, self.max_length)[keep_row]
+        for i in np.flatnonzero(~keep_row)[: max(0, MAX_LISTED - self.dropped)].tolist():
+            self.dropped_sources.append(sources[i])
+        self.rows += rows
+        self.kept += int(keep_row.sum())
+        self.dropped += rows - int(keep_row.sum())
+        self.truncated += int((lengths > self.max_length).sum())
+        self.tokens += int(cut.sum())
+        self.trained += int(trained.sum())
+        self.lengths += lengths.tolist()
+        offsets = pa.array(np.concatenate([[0], np.cumsum(cut)]).astype(np.int32))
+        for name, values in (("input_ids", flat.ids), ("labels", flat.labels)):
+            self._chunks[name].append(pa.ListArray.from_arrays(offsets, pa.array(values[keep])))
+
+    def stats(self) -> dict[str, Any]:
+        """``rows``, ``kept``, ``truncated``, ``dropped``, ``dropped_sources``, ``tokens``,
+        ``trained_tokens``, ``lengths`` (see `ftx.data.tokens.TokenizedData`)."""
+        return {
+            "rows": self.rows,
+            "kept": self.kept,
+            "truncated": self.truncated,
+            "dropped": self.dropped,
+            "dropped_sources": list(self.dropped_sources),
+            "tokens": self.tokens,
+            "trained_tokens": self.trained,
+            "lengths": list(self.lengths),
+        }
+
+    def table(self) -> pa.Table:
+        """The kept rows, in order, as an Arrow table with one chunk per `add`."""
+        import pyarrow as pa
+
+        kind = pa.list_(pa.int64())
+        return pa.table({name: pa.chunked_array(self._chunks[name], type=kind) for name in COLUMNS})

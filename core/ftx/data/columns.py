@@ -2,9 +2,10 @@
 
 `ColumnBuilder` takes the flat ids and labels of consecutive chunks of rows
 (`ftx.data.encoding.FlatTokens`), cuts every row to its first ``max_length`` tokens, leaves out
-the rows with no trained token left, and keeps what is kept as Arrow list columns (``input_ids``
-and ``labels``, ``list<int64>``, the types ``datasets.Dataset.from_list`` gives Python lists of
-ints), one Arrow chunk per chunk of rows: no Python object per token is ever made.
+the rows with no trained token left, and keeps what is kept as Arrow list columns, one Arrow
+chunk per chunk of rows: no Python object per token is ever made. The types are those
+``datasets.Dataset.from_list`` gives the same examples as Python lists: ``input_ids``
+``list<int32>`` (datasets' optimised type for that name), ``labels`` ``list<int64>``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 MAX_LISTED = 20  # dropped rows named in the stats
-COLUMNS = ("input_ids", "labels")
+COLUMNS = {"input_ids": "int32", "labels": "int64"}  # name -> Arrow value type
 
 
 class ColumnBuilder:
@@ -56,7 +57,8 @@ class ColumnBuilder:
         self.lengths += lengths.tolist()
         offsets = pa.array(np.concatenate([[0], np.cumsum(cut)]).astype(np.int32))
         for name, values in (("input_ids", flat.ids), ("labels", flat.labels)):
-            self._chunks[name].append(pa.ListArray.from_arrays(offsets, pa.array(values[keep])))
+            kept = pa.array(values[keep].astype(COLUMNS[name]))
+            self._chunks[name].append(pa.ListArray.from_arrays(offsets, kept))
 
     def stats(self) -> dict[str, Any]:
         """``rows``, ``kept``, ``truncated``, ``dropped``, ``dropped_sources``, ``tokens``,
@@ -76,5 +78,9 @@ class ColumnBuilder:
         """The kept rows, in order, as an Arrow table with one chunk per `add`."""
         import pyarrow as pa
 
-        kind = pa.list_(pa.int64())
-        return pa.table({name: pa.chunked_array(self._chunks[name], type=kind) for name in COLUMNS})
+        return pa.table(
+            {
+                name: pa.chunked_array(self._chunks[name], type=pa.list_(pa.type_for_alias(kind)))
+                for name, kind in COLUMNS.items()
+            }
+        )

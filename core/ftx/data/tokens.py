@@ -23,9 +23,9 @@ class TokenizedData:
     Attributes:
         examples: ``[{"input_ids": [...], "labels": [...]}, ...]``, one per kept row, in order
             (made from `table` on first access when built from it).
-        table: the same examples as a ``pyarrow.Table`` (``input_ids``, ``labels``:
-            ``list<int64>``), or None when built from `examples`; the token cache stores it as
-            it is, without Python lists of ints.
+        table: the same examples as a ``pyarrow.Table`` (``input_ids``, ``labels``: the types
+            ``datasets.Dataset.from_list`` gives them, see `ftx.data.columns`), or None when
+            built from `examples`; the token cache stores it as it is, with no Python list.
         stats: ``rows`` (conversations in), ``kept`` (examples out), ``truncated`` (rows longer
             than ``max_length``, cut to it), ``dropped`` (rows with no trained token left after
             truncation, left out), ``dropped_sources`` (``file:line`` of the first 20 of them),

@@ -179,3 +179,28 @@ def test_examples_still_build_tokenized_data():
     assert data.table is None and data.examples[0]["input_ids"] == [1]
     with pytest.raises(ValueError):
         TokenizedData(stats={})
+
+
+def test_a_refused_row_in_a_later_chunk_names_its_line(chat_tokenizer, monkeypatch):  # noqa: F811
+    """Rendering runs ahead of encoding (`encode_chunks`): a row the template refuses still
+    stops everything with its ``file:line``, whichever chunk it is in."""
+    import copy
+    import threading
+
+    from ftx.errors import BadInput
+
+    tokenizer = copy.deepcopy(chat_tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['content'] == 'refuse me' %}"
+        "{{ raise_exception('no such order') }}{% endif %}"
+        "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+    convs = [c for c in _rows(120) if not c.is_text]
+    convs[90].messages[-1]["content"] = "refuse me"
+    monkeypatch.setattr("ftx.data.tokens.CHUNK_ROWS", 16)
+    with pytest.raises(BadInput) as info:
+        tokenize_dataset(convs, tokenizer, max_length=MAX_LENGTH)
+    assert f"{convs[90].source}: the model's chat template refused" in str(info.value)
+    assert "no such order" in str(info.value)
+    assert not [t for t in threading.enumerate() if t.name.startswith("ftx-encode")]

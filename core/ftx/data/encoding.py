@@ -10,6 +10,7 @@ trained (label = its id) when its characters overlap a trained span, else its la
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -34,7 +35,7 @@ class FlatTokens(NamedTuple):
 def encode_flat(marked: list[TrainedSpans], tokenizer: Any) -> FlatTokens:
     """Tokenise ``marked`` texts, prefix ids included, and label them (see the module).
 
-    A fast tokenizer encodes up to `CHUNK_TEXTS` texts in one call (its own threads), straight
+    A fast tokenizer encodes up to `CHUNK_TEXTS` texts in one call, straight
     through its Rust backend when transformers would add nothing to that call (no truncation,
     padding or split special tokens set on it), and the labels of the whole call come from one
     vectorised overlap test of token offsets against the trained spans. A tokenizer without
@@ -54,6 +55,31 @@ def encode_flat(marked: list[TrainedSpans], tokenizer: Any) -> FlatTokens:
     if len(parts) == 1:
         return parts[0]
     return FlatTokens(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def encode_chunks(chunks: Iterable[list[TrainedSpans]], tokenizer: Any) -> Iterator[FlatTokens]:
+    """`encode_flat` of each chunk of ``chunks``, in order.
+
+    With a fast tokenizer each chunk is encoded in one worker thread while the caller's
+    iterator produces the next chunk: the Rust encoder releases the GIL, so rendering the next
+    chunk's texts (Jinja, in this thread) and encoding this one run on two cores. One chunk is
+    in flight at a time, so at most two chunks' texts are held; the thread ends with the
+    iteration (or when the caller stops early, or ``chunks`` raises).
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        yield from (encode_flat(chunk, tokenizer) for chunk in chunks)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ftx-encode") as pool:
+        pending = None
+        for chunk in chunks:
+            future = pool.submit(encode_flat, chunk, tokenizer)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
 
 
 def split_rows(flat: FlatTokens) -> list[tuple[list[int], list[int]]]:

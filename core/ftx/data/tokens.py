@@ -7,7 +7,7 @@ from typing import Any
 from ftx.data.columns import MAX_LISTED as MAX_LISTED  # dropped rows named in the stats
 from ftx.data.columns import ColumnBuilder
 from ftx.data.conversation import Conversation
-from ftx.data.encoding import CHUNK_TEXTS, encode_flat
+from ftx.data.encoding import CHUNK_TEXTS, encode_chunks
 from ftx.data.fast_spans import Frame, agrees_on, frame_of
 from ftx.data.masking import mark_trained
 from ftx.data.templates import Template, template_for
@@ -64,9 +64,10 @@ def tokenize_dataset(
     """Render, tokenise and label every conversation (see `ftx.data.masking`), truncating each
     to its first `max_length` tokens and dropping rows left with no trained token.
 
-    Rows go through in chunks of `CHUNK_ROWS` (render, encode, truncate, store as Arrow), so
-    neither every rendered text nor a Python list per row is ever held at once; the result
-    has `TokenizedData.table` and makes `examples` when asked.
+    Rows go through in chunks of `CHUNK_ROWS` (render, encode, truncate, store as Arrow; the
+    next chunk renders while this one encodes, `ftx.data.encoding.encode_chunks`), so neither
+    every rendered text nor a Python list per row is ever held; the result has
+    `TokenizedData.table` and makes `examples` when asked.
 
     Raises `BadInput` for ``max_length < 1``, an unknown template or `train_on`, or a
     conversation the model's chat template refuses (naming its ``file:line``).
@@ -75,11 +76,13 @@ def tokenize_dataset(
         raise BadInput(f"max_length must be a positive number of tokens, got {max_length}")
     tmpl = template if isinstance(template, Template) else template_for(tokenizer, template)
     frame = _checked_frame(convs, tmpl) if train_on == "assistant" else None
+    chunks = [convs[start : start + CHUNK_ROWS] for start in range(0, len(convs), CHUNK_ROWS)]
+    marked = (
+        [mark_trained(c, tokenizer, tmpl, train_on, frame) for c in chunk] for chunk in chunks
+    )
     columns = ColumnBuilder(max_length)
-    for start in range(0, len(convs), CHUNK_ROWS):
-        chunk = convs[start : start + CHUNK_ROWS]
-        marked = [mark_trained(c, tokenizer, tmpl, train_on, frame) for c in chunk]
-        columns.add(encode_flat(marked, tokenizer), [c.source for c in chunk])
+    for chunk, flat in zip(chunks, encode_chunks(marked, tokenizer), strict=True):
+        columns.add(flat, [c.source for c in chunk])
     stats = {**columns.stats(), "max_length": max_length, "template": tmpl.name}
     return TokenizedData(table=columns.table(), stats=stats)
 

@@ -73,22 +73,30 @@ def tokenized_dataset(
     if not use_cache:
         tokenized = tokenize(rows)
         return as_dataset(tokenized), {**tokenized.stats, "token_cache": "off"}
-    folder = cache_folder() / cache_key(rows, tokenizer, data, objective=objective, code=tokenize)
+    key = cache_key(rows, tokenizer, data, objective=objective, code=tokenize)
+    folder = cache_folder() / key
     found = _load(folder)
     if found is not None:
         return found[0], {**found[1], "token_cache": "hit"}
     tokenized = tokenize(rows)
-    dataset = _store(folder, as_dataset(tokenized), tokenized.stats)
+    dataset = _store(folder, as_dataset(tokenized, fingerprint=key), tokenized.stats)
     return dataset, {**tokenized.stats, "token_cache": "stored"}
 
 
-def as_dataset(tokenized: Any) -> Any:
+def as_dataset(tokenized: Any, fingerprint: str | None = None) -> Any:
     """A ``datasets.Dataset`` in memory of a ``tokenize_rows`` result: from its Arrow ``table``
-    when it has one (no copy), else from its ``examples``."""
+    when it has one (no copy), else from its ``examples``.
+
+    A table's dataset takes ``fingerprint`` (the cache key; a random one when None) instead of
+    the hash of all its data that ``datasets`` would compute, which costs a pickled copy of it.
+    """
     from datasets import Dataset
+    from datasets.fingerprint import generate_random_fingerprint
 
     table = getattr(tokenized, "table", None)
-    return Dataset.from_list(tokenized.examples) if table is None else Dataset(table)
+    if table is None:
+        return Dataset.from_list(tokenized.examples)
+    return Dataset(table, fingerprint=fingerprint or generate_random_fingerprint())
 
 
 def cache_folder() -> Path:
@@ -145,11 +153,11 @@ def _code_fingerprint(code: Callable) -> str:
 
 def _load(folder: Path) -> tuple[Any, dict[str, Any]] | None:
     """The stored dataset and stats, or None when absent or unreadable (then it is rebuilt)."""
-    from datasets import load_from_disk
-
     stats_file = folder / "stats.json"
     if not stats_file.is_file():
         return None
+    from datasets import load_from_disk  # only now: a miss tokenises before importing it
+
     try:
         stats = json.loads(stats_file.read_text())
         dataset = load_from_disk(str(folder / "dataset"))

@@ -204,3 +204,18 @@ def test_a_refused_row_in_a_later_chunk_names_its_line(chat_tokenizer, monkeypat
     assert f"{convs[90].source}: the model's chat template refused" in str(info.value)
     assert "no such order" in str(info.value)
     assert not [t for t in threading.enumerate() if t.name.startswith("ftx-encode")]
+
+
+def test_only_the_first_builder_spills(chat_tokenizer, tmp_path):  # noqa: F811
+    from ftx.data.columns import spill_to
+
+    path = tmp_path / "tokens.arrow"
+    with spill_to(path):
+        first = tokenize_dataset(_rows(50), chat_tokenizer, max_length=MAX_LENGTH)
+        second = tokenize_dataset(_rows(20), chat_tokenizer, max_length=MAX_LENGTH)
+    assert first.spilled == path and second.spilled is None
+    assert (
+        first.examples
+        == tokenize_dataset(_rows(50), chat_tokenizer, max_length=MAX_LENGTH).examples
+    )
+    assert tokenize_dataset(_rows(5), chat_tokenizer, max_length=MAX_LENGTH).spilled is None

@@ -6,10 +6,18 @@ the rows with no trained token left, and keeps what is kept as Arrow list column
 chunk per chunk of rows: no Python object per token is ever made. The types are those
 ``datasets.Dataset.from_list`` gives the same examples as Python lists: ``input_ids``
 ``list<int32>`` (datasets' optimised type for that name), ``labels`` ``list<int64>``.
+
+Inside `spill_to(path)` (the token cache's miss), the first builder made writes each chunk to
+``path`` as an Arrow IPC stream as it comes, holds none of them, and its `ColumnBuilder.table`
+is that file memory-mapped: a data set's tokens are then never all in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftx.data.encoding import IGNORE_INDEX, FlatTokens
@@ -19,6 +27,24 @@ if TYPE_CHECKING:
 
 MAX_LISTED = 20  # dropped rows named in the stats
 COLUMNS = {"input_ids": "int32", "labels": "int64"}  # name -> Arrow value type
+_SPILL: ContextVar[list[Path] | None] = ContextVar("ftx_token_spill", default=None)
+
+
+@contextmanager
+def spill_to(path: Path) -> Iterator[None]:
+    """Within this block, the first `ColumnBuilder` made in this context spills to ``path``
+    (see the module); it says so in `ColumnBuilder.spilled`. Later builders hold their rows."""
+    token = _SPILL.set([path])
+    try:
+        yield
+    finally:
+        _SPILL.reset(token)
+
+
+def schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.list_(pa.type_for_alias(kind))) for name, kind in COLUMNS.items()])
 
 
 class ColumnBuilder:
@@ -30,7 +56,10 @@ class ColumnBuilder:
         self.dropped = 0
         self.dropped_sources: list[str] = []
         self.lengths: list[int] = []
-        self._chunks: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        self._batches: list[pa.RecordBatch] = []
+        claim = _SPILL.get()
+        self.spilled: Path | None = claim.pop() if claim else None  # the file rows go to
+        self._writer: Any = None
 
     def add(self, flat: FlatTokens, sources: list[str]) -> None:
         """Add the rows of one chunk (``sources[i]`` names row ``i``, for the dropped list)."""
@@ -56,9 +85,15 @@ class ColumnBuilder:
         self.trained += int(trained.sum())
         self.lengths += lengths.tolist()
         offsets = pa.array(np.concatenate([[0], np.cumsum(cut)]).astype(np.int32))
-        for name, values in (("input_ids", flat.ids), ("labels", flat.labels)):
-            kept = pa.array(values[keep].astype(COLUMNS[name]))
-            self._chunks[name].append(pa.ListArray.from_arrays(offsets, kept))
+        columns = [
+            pa.ListArray.from_arrays(offsets, pa.array(values[keep].astype(kind)))
+            for values, kind in zip((flat.ids, flat.labels), COLUMNS.values(), strict=True)
+        ]
+        batch = pa.record_batch(columns, schema=schema())
+        if self.spilled is None:
+            self._batches.append(batch)
+        else:
+            self._stream().write_batch(batch)
 
     def stats(self) -> dict[str, Any]:
         """``rows``, ``kept``, ``truncated``, ``dropped``, ``dropped_sources``, ``tokens``,
@@ -75,12 +110,18 @@ class ColumnBuilder:
         }
 
     def table(self) -> pa.Table:
-        """The kept rows, in order, as an Arrow table with one chunk per `add`."""
+        """The kept rows, in order, as an Arrow table with one chunk per `add` (memory-mapped
+        from `spilled` when spilling; the file is complete once this returns)."""
         import pyarrow as pa
 
-        return pa.table(
-            {
-                name: pa.chunked_array(self._chunks[name], type=pa.list_(pa.type_for_alias(kind)))
-                for name, kind in COLUMNS.items()
-            }
-        )
+        if self.spilled is None:
+            return pa.Table.from_batches(self._batches, schema=schema())
+        self._stream().close()
+        return pa.ipc.open_stream(pa.memory_map(str(self.spilled))).read_all()
+
+    def _stream(self) -> Any:
+        import pyarrow as pa
+
+        if self._writer is None:
+            self._writer = pa.ipc.new_stream(str(self.spilled), schema())
+        return self._writer

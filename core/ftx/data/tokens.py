@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ftx.data.columns import MAX_LISTED as MAX_LISTED  # dropped rows named in the stats
@@ -26,6 +27,8 @@ class TokenizedData:
         table: the same examples as a ``pyarrow.Table`` (``input_ids``, ``labels``: the types
             ``datasets.Dataset.from_list`` gives them, see `ftx.data.columns`), or None when
             built from `examples`; the token cache stores it as it is, with no Python list.
+        spilled: the Arrow file `table` is memory-mapped from when it was written there as it
+            was built (`ftx.data.columns.spill_to`: the token cache's miss), else None.
         stats: ``rows`` (conversations in), ``kept`` (examples out), ``truncated`` (rows longer
             than ``max_length``, cut to it), ``dropped`` (rows with no trained token left after
             truncation, left out), ``dropped_sources`` (``file:line`` of the first 20 of them),
@@ -39,11 +42,13 @@ class TokenizedData:
         stats: dict[str, Any] | None = None,
         *,
         table: Any = None,
+        spilled: Path | None = None,
     ) -> None:
         if (examples is None) == (table is None):
             raise ValueError("TokenizedData takes examples or table, not both")
         self._examples = examples
         self.table = table
+        self.spilled = spilled
         self.stats = stats if stats is not None else {}
 
     @property
@@ -84,7 +89,7 @@ def tokenize_dataset(
     for chunk, flat in zip(chunks, encode_chunks(marked, tokenizer), strict=True):
         columns.add(flat, [c.source for c in chunk])
     stats = {**columns.stats(), "max_length": max_length, "template": tmpl.name}
-    return TokenizedData(table=columns.table(), stats=stats)
+    return TokenizedData(table=columns.table(), stats=stats, spilled=columns.spilled)
 
 
 def _checked_frame(convs: list[Conversation], template: Template) -> Frame | None:

@@ -57,16 +57,19 @@ def encode_flat(marked: list[TrainedSpans], tokenizer: Any) -> FlatTokens:
     return FlatTokens(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-def encode_chunks(chunks: Iterable[list[TrainedSpans]], tokenizer: Any) -> Iterator[FlatTokens]:
+def encode_chunks(
+    chunks: Iterable[list[TrainedSpans]], tokenizer: Any, *, overlap: bool = True
+) -> Iterator[FlatTokens]:
     """`encode_flat` of each chunk of ``chunks``, in order.
 
-    With a fast tokenizer each chunk is encoded in one worker thread while the caller's
-    iterator produces the next chunk: the Rust encoder releases the GIL, so rendering the next
-    chunk's texts (Jinja, in this thread) and encoding this one run on two cores. One chunk is
-    in flight at a time, so at most two chunks' texts are held; the thread ends with the
-    iteration (or when the caller stops early, or ``chunks`` raises).
+    With ``overlap``, a fast tokenizer and two cores or more, each chunk is encoded in one
+    worker thread while the caller's iterator produces the next chunk: the Rust encoder
+    releases the GIL, so rendering the next chunk's texts (Jinja, in this thread) and encoding
+    this one run on two cores. One chunk is in flight at a time, so at most two chunks' texts
+    are held; the thread ends with the iteration (or when the caller stops early, or
+    ``chunks`` raises). Pass ``overlap=False`` when there is one chunk: nothing to overlap.
     """
-    if not getattr(tokenizer, "is_fast", False):
+    if not (overlap and getattr(tokenizer, "is_fast", False) and _cores() >= 2):
         yield from (encode_flat(chunk, tokenizer) for chunk in chunks)
         return
     from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +83,16 @@ def encode_chunks(chunks: Iterable[list[TrainedSpans]], tokenizer: Any) -> Itera
             pending = future
         if pending is not None:
             yield pending.result()
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def split_rows(flat: FlatTokens) -> list[tuple[list[int], list[int]]]:

@@ -89,9 +89,11 @@ def mark_trained(
     template: Template,
     train_on: str,
     frame: Frame | None = None,
+    rendered: str | None = None,
 ) -> TrainedSpans:
     """Render `conv` with `template` and mark the character spans that are trained. With the
-    template's ``frame`` (`ftx.data.fast_spans`), one render finds the spans when it can."""
+    template's ``frame`` (`ftx.data.fast_spans`), one render finds the spans when it can
+    (``rendered``, when given, is that render, made beforehand)."""
     if train_on not in TRAIN_ON:
         raise BadInput(f"unknown train_on {train_on!r}; expected one of: {', '.join(TRAIN_ON)}")
     if conv.is_text:
@@ -102,7 +104,7 @@ def mark_trained(
         return TrainedSpans(text, [(0, len(text))], template.prefix_ids)
     if frame is not None:
         try:
-            found = spans_by_frame(conv.messages, template, frame)
+            found = spans_by_frame(conv.messages, template, frame, rendered)
         except Exception:  # the prefix method below reports the template's error
             found = None
         if found is not None:

@@ -83,13 +83,33 @@ def tokenize_dataset(
     frame = _checked_frame(convs, tmpl) if train_on == "assistant" else None
     chunks = [convs[start : start + CHUNK_ROWS] for start in range(0, len(convs), CHUNK_ROWS)]
     marked = (
-        [mark_trained(c, tokenizer, tmpl, train_on, frame) for c in chunk] for chunk in chunks
+        [
+            mark_trained(c, tokenizer, tmpl, train_on, frame, text)
+            for c, text in zip(chunk, _rendered(chunk, tmpl, frame), strict=True)
+        ]
+        for chunk in chunks
     )
     columns = ColumnBuilder(max_length)
-    for chunk, flat in zip(chunks, encode_chunks(marked, tokenizer), strict=True):
+    encoded = encode_chunks(marked, tokenizer, overlap=len(chunks) > 1)
+    for chunk, flat in zip(chunks, encoded, strict=True):
         columns.add(flat, [c.source for c in chunk])
     stats = {**columns.stats(), "max_length": max_length, "template": tmpl.name}
     return TokenizedData(table=columns.table(), stats=stats, spilled=columns.spilled)
+
+
+def _rendered(chunk: list[Conversation], template: Template, frame: Frame | None) -> list:
+    """Each conversation's render in one `Template.render_many` call, when the frame shortcut
+    will read spans off it; None for a row to render on its own (a text row, no shortcut, no
+    batch renderer, or a batch the template refuses: then each row's own render names the row
+    it refuses)."""
+    chats = [c.messages for c in chunk if not c.is_text]
+    if frame is None or template.render_many is None or not chats:
+        return [None] * len(chunk)
+    try:
+        texts = iter(template.render_many(chats))
+    except Exception:
+        return [None] * len(chunk)
+    return [None if c.is_text else next(texts) for c in chunk]
 
 
 def _checked_frame(convs: list[Conversation], template: Template) -> Frame | None:

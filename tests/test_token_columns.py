@@ -219,3 +219,23 @@ def test_only_the_first_builder_spills(chat_tokenizer, tmp_path):  # noqa: F811
         == tokenize_dataset(_rows(50), chat_tokenizer, max_length=MAX_LENGTH).examples
     )
     assert tokenize_dataset(_rows(5), chat_tokenizer, max_length=MAX_LENGTH).spilled is None
+
+
+def test_first_special_is_the_leftmost_then_the_first_listed():
+    """One regex search (`ftx.data.templates._first_special`) finds what a find per special
+    token found: the leftmost, and at one position the first listed (the longest)."""
+    from ftx.data.templates import _first_special
+
+    specials = ("<|im_end|>", "<|im_e", "</s>", "<s>", "|")
+    rng = random.Random(1)
+    pieces = [*specials, "a", " ", "<", "im_end|>"]
+    for _ in range(500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        start, limit = sorted(rng.randint(0, len(text)) for _ in range(2))
+        best = None
+        for token in specials:
+            at = text.find(token, start, limit)
+            if at >= 0 and (best is None or at < best[0]):
+                best = (at, at + len(token))
+        assert _first_special(text, start, limit, specials) == best, (text, start, limit)
+    assert _first_special("abc", 0, 3, ()) is None

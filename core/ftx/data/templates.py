@@ -23,6 +23,8 @@ assistant message's content in order, plus the end-of-turn marker that follows i
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,12 +166,17 @@ def turn_end(full: str, content_end: int, limit: int, template: Template) -> int
 
 
 def _first_special(text: str, start: int, limit: int, specials: tuple[str, ...]) -> Span | None:
-    best: Span | None = None
-    for token in specials:
-        at = text.find(token, start, limit)
-        if at >= 0 and (best is None or at < best[0]):
-            best = (at, at + len(token))
-    return best
+    """The first special token wholly inside ``text[start:limit]`` (at one position, the first
+    of ``specials`` there, the longest as they are sorted), as a span; None when there is none."""
+    if not specials:
+        return None
+    hit = _specials_pattern(specials).search(text, start, limit)
+    return None if hit is None else hit.span()
+
+
+@functools.lru_cache(maxsize=16)
+def _specials_pattern(specials: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, specials)))
 
 
 def _searched_spans(full: str, messages: list[dict], template: Template) -> list[Span]:

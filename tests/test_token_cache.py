@@ -81,7 +81,7 @@ def test_whatever_changes_the_tokens_changes_the_key(chat_tokenizer):  # noqa: F
 def test_a_damaged_entry_is_rebuilt(cache, chat_tokenizer):  # noqa: F811
     _dataset(_rows(), chat_tokenizer)
     (entry,) = cache.iterdir()
-    for arrow in (entry / "dataset").glob("*.arrow"):
+    for arrow in entry.glob("*.arrow"):
         arrow.write_bytes(b"not arrow")
     calls: list[int] = []
     dataset, stats = _dataset(_rows(), chat_tokenizer, calls=calls)
@@ -143,3 +143,40 @@ def test_a_second_run_trains_on_the_cached_tokens(
         for r in (first, second)
     ]
     assert len(losses[0]) == 3 and losses[0] == losses[1]
+
+
+def test_ftx_tokens_are_written_as_they_come_other_objectives_once_tokenised(
+    cache,
+    chat_tokenizer,  # noqa: F811
+    monkeypatch,
+):
+    """ftx's tokeniser spills its Arrow file into the entry while it tokenises (nothing written
+    after); an objective returning only ``examples`` gets the same entry layout, and both read
+    back as what ``Dataset.from_list`` gives."""
+    from types import SimpleNamespace
+
+    import ftx.data.token_cache as token_cache
+
+    monkeypatch.setattr(token_cache, "_write_arrow", lambda *a: pytest.fail("not spilled"))
+    dataset, stats = _dataset(_rows(), chat_tokenizer)
+    assert stats["token_cache"] == "stored"
+    assert dataset.to_list() == tokenize_rows(_rows(), chat_tokenizer, SETTINGS).examples
+    monkeypatch.undo()
+    monkeypatch.setenv("FTX_CACHE", str(cache.parent))
+
+    examples = [{"prompt_ids": [1, 2], "label": True}, {"prompt_ids": [3], "label": False}]
+
+    def tokenize(rows):
+        return SimpleNamespace(examples=examples, stats={"kept": 2})
+
+    for expected in ("stored", "hit"):
+        dataset, stats = tokenized_dataset(
+            _rows(), chat_tokenizer, SETTINGS, objective="pairs", tokenize=tokenize
+        )
+        assert stats["token_cache"] == expected and dataset.to_list() == examples
+    assert sorted(p.name for entry in cache.iterdir() for p in entry.iterdir()) == [
+        "stats.json",
+        "stats.json",
+        "tokens.arrow",
+        "tokens.arrow",
+    ]

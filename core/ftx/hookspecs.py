@@ -428,7 +428,10 @@ def tokenize_rows(
     """Turn rows from ``load_rows`` into token ids: return an object with ``examples`` (a list
     of dicts, the columns the objective's trainer consumes, e.g. ``input_ids``/``labels`` or
     ``prompt_ids``/``chosen_ids``/``rejected_ids`` for TRL's DPO trainer) and ``stats`` (a
-    dict of counts for the summary: ``kept``, ``tokens``, ``truncated``, ``dropped`` …).
+    dict of counts for the summary: ``kept``, ``tokens``, ``truncated``, ``dropped`` …). It may
+    also have ``table``, the same examples as a ``pyarrow.Table``, which the run's dataset is
+    then built from without reading ``examples`` (``ftx.data.tokenize_dataset`` returns one,
+    and writes it straight into the token cache: :mod:`ftx.data.token_cache`).
 
     ``data`` is the run's resolved ``data`` section (``max_length``, ``template``,
     ``train_on`` …). Tokenisation is ftx's (chat template or fallback template, ftx's

@@ -10,7 +10,12 @@ Pipeline (each step one module):
   (``vicuna_v1.1``, ``chatml``) and find the assistant's output in the text;
 * `masking`: tokenise with labels = -100 on everything but assistant output (`render`,
   `prompt_for_generation`);
+* `encoding`: marked texts -> flat numpy ids and labels, chunk by chunk, a chunk encoding
+  while the next renders (`encode_flat`, `encode_chunks`);
+* `columns`: truncation, dropping and counts per chunk, kept rows as Arrow columns, written
+  straight into the token cache's file on a miss (`ColumnBuilder`, `spill_to`);
 * `tokens`: a whole data set with truncation and counts (`tokenize_dataset`);
+* `token_cache`: the trainer's dataset of a run's rows, kept across runs (`tokenized_dataset`);
 * `split`: deterministic held-out split (`split_eval`);
 * `collate`: padded or padding-free batches (`PackingCollator`, `resolve_packing`);
 * `stats`: the numbers behind ``ftx data check`` (`data_check_report`);

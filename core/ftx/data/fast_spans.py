@@ -54,11 +54,12 @@ def frame_of(template: Template) -> Frame | None:
 
 
 def spans_by_frame(
-    messages: list[dict], template: Template, frame: Frame
+    messages: list[dict], template: Template, frame: Frame, rendered: str | None = None
 ) -> tuple[str, list[Span]] | None:
-    """The render of ``messages`` and its assistant spans, as `assistant_spans` would return
-    them, or None when this render does not show ``frame`` around every assistant content."""
-    full = template.render(messages, False)
+    """The render of ``messages`` (``rendered`` when given: the template's render of them) and
+    its assistant spans, as `assistant_spans` would return them, or None when this render does
+    not show ``frame`` around every assistant content."""
+    full = template.render(messages, False) if rendered is None else rendered
     spans: list[Span] = []
     cursor = 0
     for message in messages:

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftx.data.conversation import Conversation
+from ftx.data.encoding import IGNORE_INDEX as IGNORE_INDEX  # the labels' "not trained"
+from ftx.data.encoding import encode_flat, split_rows
 from ftx.data.fast_spans import Frame, spans_by_frame
 from ftx.data.templates import Span, Template, assistant_spans, default_prefix_ids, template_for
 from ftx.errors import BadInput
 
-IGNORE_INDEX = -100
 TRAIN_ON = ("assistant", "all")
 
 
@@ -88,9 +89,11 @@ def mark_trained(
     template: Template,
     train_on: str,
     frame: Frame | None = None,
+    rendered: str | None = None,
 ) -> TrainedSpans:
     """Render `conv` with `template` and mark the character spans that are trained. With the
-    template's ``frame`` (`ftx.data.fast_spans`), one render finds the spans when it can."""
+    template's ``frame`` (`ftx.data.fast_spans`), one render finds the spans when it can
+    (``rendered``, when given, is that render, made beforehand)."""
     if train_on not in TRAIN_ON:
         raise BadInput(f"unknown train_on {train_on!r}; expected one of: {', '.join(TRAIN_ON)}")
     if conv.is_text:
@@ -101,7 +104,7 @@ def mark_trained(
         return TrainedSpans(text, [(0, len(text))], template.prefix_ids)
     if frame is not None:
         try:
-            found = spans_by_frame(conv.messages, template, frame)
+            found = spans_by_frame(conv.messages, template, frame, rendered)
         except Exception:  # the prefix method below reports the template's error
             found = None
         if found is not None:
@@ -116,90 +119,9 @@ def mark_trained(
 
 
 def encode(marked: list[TrainedSpans], tokenizer: Any) -> list[tuple[list[int], list[int]]]:
-    """Tokenise marked texts (batched) and label them; returns ``[(input_ids, labels), ...]``.
-
-    A fast tokenizer encodes a chunk of texts in one call (its own threads), straight through
-    its Rust backend when transformers would add nothing to that call (no truncation, padding
-    or split special tokens set on it); the labels of the whole chunk come from one vectorised
-    overlap test of token offsets against the trained spans.
-    """
-    if not marked:
-        return []
-    if not getattr(tokenizer, "is_fast", False):
-        return [_encode_pieces(p, tokenizer) for p in marked]
-    backend = _plain_backend(tokenizer)
-    out = []
-    for start in range(0, len(marked), 1024):
-        chunk = marked[start : start + 1024]
-        texts = [p.text for p in chunk]
-        if backend is not None:
-            encodings = backend.encode_batch(texts, add_special_tokens=False)
-            ids_offsets = [(e.ids, e.offsets) for e in encodings]
-        else:
-            enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-            ids_offsets = list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
-        for p, (ids, labels) in zip(chunk, _label_chunk(ids_offsets, chunk), strict=True):
-            out.append((list(p.prefix_ids) + ids, [IGNORE_INDEX] * len(p.prefix_ids) + labels))
-    return out
-
-
-def _plain_backend(tokenizer: Any) -> Any:
-    """The fast tokenizer's Rust backend when calling it directly gives what ``tokenizer(texts,
-    add_special_tokens=False)`` gives, else None."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or backend.truncation is not None or backend.padding is not None:
-        return None
-    if backend.encode_special_tokens != bool(getattr(tokenizer, "split_special_tokens", False)):
-        return None
-    return backend
-
-
-def _label_chunk(
-    ids_offsets: list[tuple[list[int], list]], marked: list[TrainedSpans]
-) -> list[tuple[list[int], list[int]]]:
-    """``(ids, labels)`` per text: a token is trained when its characters overlap a trained span
-    (a zero-width token counts as one character wide). All texts of the chunk are laid end to
-    end so that one sorted search labels every token."""
-    import numpy as np
-
-    lengths = [len(ids) for ids, _ in ids_offsets]
-    bases = np.cumsum([0] + [len(p.text) + 1 for p in marked[:-1]], dtype=np.int64)
-    offsets = np.fromiter(
-        (c for _, offs in ids_offsets for pair in offs for c in pair),
-        dtype=np.int64,
-        count=2 * sum(lengths),
-    ).reshape(-1, 2)
-    shift = np.repeat(bases, lengths)
-    starts = offsets[:, 0] + shift
-    ends = np.maximum(offsets[:, 1] + shift, starts + 1)
-    span_bounds = [
-        (b + s, b + e) for b, p in zip(bases.tolist(), marked, strict=True) for s, e in p.spans
-    ]
-    spans = np.asarray(span_bounds, dtype=np.int64).reshape(-1, 2)
-    first = np.searchsorted(spans[:, 1], starts, side="right")  # first span ending after start
-    inside = first < len(spans)
-    trained = np.zeros(len(starts), dtype=bool)
-    trained[inside] = spans[first[inside], 0] < ends[inside]
-    flat_ids = np.fromiter((i for ids, _ in ids_offsets for i in ids), np.int64, sum(lengths))
-    labels = np.where(trained, flat_ids, IGNORE_INDEX)
-    cuts = np.cumsum(lengths)[:-1]
-    return [
-        (ids, row.tolist())
-        for (ids, _), row in zip(ids_offsets, np.split(labels, cuts), strict=True)
-    ]
-
-
-def _encode_pieces(p: TrainedSpans, tokenizer: Any) -> tuple[list[int], list[int]]:
-    ids, labels = list(p.prefix_ids), [IGNORE_INDEX] * len(p.prefix_ids)
-    cursor = 0
-    for start, end in [*p.spans, (len(p.text), len(p.text))]:
-        for piece, trained in ((p.text[cursor:start], False), (p.text[start:end], True)):
-            if piece:
-                piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
-                ids += piece_ids
-                labels += piece_ids if trained else [IGNORE_INDEX] * len(piece_ids)
-        cursor = end
-    return ids, labels
+    """Tokenise marked texts (batched) and label them; returns ``[(input_ids, labels), ...]``
+    as Python lists (`ftx.data.encoding.encode_flat` gives them as arrays)."""
+    return split_rows(encode_flat(marked, tokenizer))
 
 
 def _render(conv: Conversation, template: Template, messages: list[dict], gen: bool) -> str:

@@ -23,6 +23,8 @@ assistant message's content in order, plus the end-of-turn marker that follows i
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +53,10 @@ class Template:
             default, as FastChat's training does); empty for tokenizer chat templates, which
             write their own bos if they want one.
         special_tokens: special-token strings of the tokenizer (to find end-of-turn markers).
+        render_many: ``[messages, ...] -> [text, ...]``, what `render` gives each without the
+            generation prompt, in one call (a tokenizer's chat template: one
+            ``apply_chat_template`` call per batch costs less than one per conversation);
+            None when `render` is as cheap.
     """
 
     name: str
@@ -58,6 +64,7 @@ class Template:
     end_of_turn: str | None
     prefix_ids: tuple[int, ...] = ()
     special_tokens: tuple[str, ...] = field(default=(), repr=False)
+    render_many: Callable[[list[list[dict]]], list[str]] | None = field(default=None, repr=False)
 
 
 def template_for(tokenizer: Any, name: str = "auto") -> Template:
@@ -78,7 +85,8 @@ def template_for(tokenizer: Any, name: str = "auto") -> Template:
                 "the tokenizer has no chat template",
                 hint="pass a fallback template: --set data.template=vicuna_v1.1 (or chatml)",
             )
-        return Template("chat_template", _tokenizer_renderer(tokenizer), None, (), specials)
+        render, render_many = _tokenizer_renderers(tokenizer)
+        return Template("chat_template", render, None, (), specials, render_many)
     if name == "vicuna_v1.1":
         return _vicuna("</s>", name, default_prefix_ids(tokenizer), specials)
     if name == "chatml":
@@ -158,12 +166,17 @@ def turn_end(full: str, content_end: int, limit: int, template: Template) -> int
 
 
 def _first_special(text: str, start: int, limit: int, specials: tuple[str, ...]) -> Span | None:
-    best: Span | None = None
-    for token in specials:
-        at = text.find(token, start, limit)
-        if at >= 0 and (best is None or at < best[0]):
-            best = (at, at + len(token))
-    return best
+    """The first special token wholly inside ``text[start:limit]`` (at one position, the first
+    of ``specials`` there, the longest as they are sorted), as a span; None when there is none."""
+    if not specials:
+        return None
+    hit = _specials_pattern(specials).search(text, start, limit)
+    return None if hit is None else hit.span()
+
+
+@functools.lru_cache(maxsize=16)
+def _specials_pattern(specials: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, specials)))
 
 
 def _searched_spans(full: str, messages: list[dict], template: Template) -> list[Span]:
@@ -186,7 +199,9 @@ def _searched_spans(full: str, messages: list[dict], template: Template) -> list
     return spans
 
 
-def _tokenizer_renderer(tokenizer: Any) -> Callable[[list[dict], bool], str]:
+def _tokenizer_renderers(
+    tokenizer: Any,
+) -> tuple[Callable[[list[dict], bool], str], Callable[[list[list[dict]]], list[str]]]:
     def render(messages: list[dict], add_generation_prompt: bool) -> str:
         if not messages and not add_generation_prompt:
             return ""
@@ -194,7 +209,12 @@ def _tokenizer_renderer(tokenizer: Any) -> Callable[[list[dict], bool], str]:
             messages, tokenize=False, add_generation_prompt=add_generation_prompt
         )
 
-    return render
+    def render_many(conversations: list[list[dict]]) -> list[str]:
+        if not all(conversations):  # an empty one: `render`'s case, and transformers refuses it
+            return [render(messages, False) for messages in conversations]
+        return tokenizer.apply_chat_template(conversations, tokenize=False)
+
+    return render, render_many
 
 
 def _vicuna(

@@ -1,14 +1,17 @@
 """Tokenised datasets kept across runs, so a second run on the same rows skips tokenisation.
 
 :func:`tokenized_dataset` is the one way a run turns rows into the trainer's dataset: it asks
-the objective's ``tokenize`` for the examples and their stats, writes them as an Arrow dataset
-under ``$FTX_CACHE/tokens/KEY/`` and returns that dataset memory-mapped from disk (so the
-examples are held once, compactly, instead of as Python lists). A later call with the same key
-loads it in well under a second, whatever the number of rows.
+the objective's ``tokenize`` for the examples and their stats, writes them as one Arrow file
+(``$FTX_CACHE/tokens/KEY/tokens.arrow``, beside ``stats.json``) and returns that dataset
+memory-mapped from disk. ftx's own tokeniser writes that file as it goes
+(`ftx.data.columns.spill_to`), so the tokens are never all in memory; another objective's
+examples are written once tokenised. A later call with the same key loads it in well under a
+second, whatever the number of rows.
 
 The key is a hash of everything the tokens depend on:
 
-* the rows themselves (their pickled content: file, split and format choices are in there);
+* the rows themselves (their pickled content, 1,024 rows at a time: file, split and format
+  choices are in there);
 * the tokenizer (its vocabulary and merges, chat template, special tokens, class);
 * the ``data`` settings that reach tokenisation (``max_length``, ``template``, ``train_on``, an
   objective's own keys …; the keys listed in :data:`NOT_IN_KEY` only choose rows or score them);
@@ -35,7 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1  # bump when the stored layout changes
+from ftx.data.columns import spill_to
+
+FORMAT = 2  # bump when the stored layout changes
+ARROW = "tokens.arrow"  # the dataset: one Arrow IPC stream file
 NOT_IN_KEY = frozenset(
     {
         "path",
@@ -51,6 +57,7 @@ NOT_IN_KEY = frozenset(
     }
 )
 DEFAULT_LIMIT_GB = 4.0
+HASHED_ROWS = 1024  # rows pickled into the key's hash at a time
 
 
 def tokenized_dataset(
@@ -65,22 +72,45 @@ def tokenized_dataset(
     """The trainer's dataset for ``rows`` and the tokenisation stats (a dict as the objective's
     ``tokenize_rows`` returns it, plus ``token_cache``: ``hit``, ``stored`` or ``off``).
 
-    ``tokenize(rows)`` returns an object with ``examples`` (list of dicts) and ``stats``; it is
-    called only on a cache miss. Its exceptions (``BadInput`` for a row the template refuses)
-    pass through and nothing is stored.
+    ``tokenize(rows)`` returns an object with ``examples`` (list of dicts) and ``stats``, and
+    optionally ``table``, the same examples as a ``pyarrow.Table`` (then used instead of
+    ``examples``, which is never read); it is called only on a cache miss. Its exceptions
+    (``BadInput`` for a row the template refuses) pass through and nothing is stored.
     """
-    from datasets import Dataset
-
     if not use_cache:
         tokenized = tokenize(rows)
-        return Dataset.from_list(tokenized.examples), {**tokenized.stats, "token_cache": "off"}
+        return as_dataset(tokenized), {**tokenized.stats, "token_cache": "off"}
     folder = cache_folder() / cache_key(rows, tokenizer, data, objective=objective, code=tokenize)
     found = _load(folder)
     if found is not None:
         return found[0], {**found[1], "token_cache": "hit"}
-    tokenized = tokenize(rows)
-    dataset = _store(folder, tokenized.examples, tokenized.stats)
+    staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        staging.mkdir(parents=True)
+        with spill_to(staging / ARROW):
+            tokenized = tokenize(rows)
+    except OSError:  # a cache that cannot be written (read-only, disk full) costs the cache only
+        shutil.rmtree(staging, ignore_errors=True)
+        tokenized = tokenize(rows)
+        return as_dataset(tokenized), {**tokenized.stats, "token_cache": "stored"}
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    dataset = _store(folder, staging, tokenized)
     return dataset, {**tokenized.stats, "token_cache": "stored"}
+
+
+def as_dataset(tokenized: Any) -> Any:
+    """A ``datasets.Dataset`` in memory of a ``tokenize_rows`` result: from its Arrow ``table``
+    when it has one (no copy), else from its ``examples``."""
+    from datasets import Dataset
+    from datasets.fingerprint import generate_random_fingerprint
+
+    table = getattr(tokenized, "table", None)
+    if table is None:
+        return Dataset.from_list(tokenized.examples)
+    # A fingerprint given, not the hash of all the data datasets would compute (a pickled copy).
+    return Dataset(table, fingerprint=generate_random_fingerprint())
 
 
 def cache_folder() -> Path:
@@ -99,7 +129,8 @@ def cache_key(
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     digest.update(tokenizer_fingerprint(tokenizer).encode())
     digest.update(_code_fingerprint(code).encode())
-    digest.update(pickle.dumps(rows, protocol=5))
+    for start in range(0, len(rows), HASHED_ROWS):  # a chunk at a time: no copy of all rows
+        digest.update(pickle.dumps(rows[start : start + HASHED_ROWS], protocol=5))
     return digest.hexdigest()
 
 
@@ -137,14 +168,14 @@ def _code_fingerprint(code: Callable) -> str:
 
 def _load(folder: Path) -> tuple[Any, dict[str, Any]] | None:
     """The stored dataset and stats, or None when absent or unreadable (then it is rebuilt)."""
-    from datasets import load_from_disk
-
     stats_file = folder / "stats.json"
     if not stats_file.is_file():
         return None
+    from datasets import Dataset  # only now: a miss tokenises before importing it
+
     try:
         stats = json.loads(stats_file.read_text())
-        dataset = load_from_disk(str(folder / "dataset"))
+        dataset = Dataset.from_file(str(folder / ARROW))
     except Exception:  # a damaged entry is rebuilt, never fatal
         shutil.rmtree(folder, ignore_errors=True)
         return None
@@ -153,30 +184,36 @@ def _load(folder: Path) -> tuple[Any, dict[str, Any]] | None:
     return dataset, stats
 
 
-def _store(folder: Path, examples: list[dict], stats: dict[str, Any]) -> Any:
-    """Write ``examples`` and ``stats`` under ``folder`` atomically; return the dataset read
-    back from there (memory-mapped). A cache that cannot be written (read-only, disk full)
-    costs the cache only: the in-memory dataset is returned instead."""
-    from datasets import Dataset, load_from_disk
-    from datasets.utils.logging import disable_progress_bar
+def _store(folder: Path, staging: Path, tokenized: Any) -> Any:
+    """Complete the entry in ``staging`` (the Arrow file, unless the tokeniser spilled its
+    table there, and the stats) and rename it to ``folder``; return the dataset read back from
+    there (memory-mapped). A cache that cannot be written (disk full) costs the cache only: the
+    in-memory dataset is returned instead."""
+    from datasets import Dataset
 
-    disable_progress_bar()  # "Saving the dataset" bars: ftx prints its own data line
-    dataset = Dataset.from_list(examples)
-    staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    arrow = staging / ARROW
     try:
-        staging.mkdir(parents=True)
-        dataset.save_to_disk(str(staging / "dataset"))
-        (staging / "stats.json").write_text(json.dumps(stats, default=str))
+        if getattr(tokenized, "spilled", None) != arrow:
+            arrow.unlink(missing_ok=True)  # a spill that is not the result: mapped, not reused
+            _write_arrow(as_dataset(tokenized).data.table, arrow)
+        (staging / "stats.json").write_text(json.dumps(tokenized.stats, default=str))
         try:
             staging.rename(folder)
         except OSError:  # another run stored the same key first: theirs is as good
             shutil.rmtree(staging, ignore_errors=True)
-        stored = load_from_disk(str(folder / "dataset"))
+        stored = Dataset.from_file(str(folder / ARROW))
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-        return dataset
+        return as_dataset(tokenized)
     _evict(folder.parent, keep=folder)
     return stored
+
+
+def _write_arrow(table: Any, path: Path) -> None:
+    import pyarrow as pa
+
+    with pa.ipc.new_stream(str(path), table.schema) as writer:
+        writer.write_table(table)
 
 
 def _evict(root: Path, *, keep: Path) -> None:

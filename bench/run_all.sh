@@ -21,4 +21,5 @@ run bench/nan_guard.py
 run bench/allocator.py
 run bench/attention_kernels.py
 run bench/profile_plugins.py
+run bench/floor.py
 echo "=== done ($(date +%T))"

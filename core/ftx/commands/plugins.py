@@ -167,8 +167,9 @@ def print_plugin_detail(info: Any, options: list[Any], trained: tuple = ("", Non
     if defaults:
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
         console.print(f"[bold]training defaults[/] ({objective}, CPU; --set wins): {shown}")
-    if why:
-        console.print(why, markup=False)
+    if why:  # a docstring's paragraphs, each reflowed to the terminal's width
+        for paragraph in why.split("\n\n"):
+            console.print(" ".join(paragraph.split()), markup=False)
 
 
 COMMANDS = [plugins_cmd]

@@ -55,8 +55,9 @@ def train_defaults(device: Any, objective: str) -> dict[str, Any] | None:
 
     Evidence, SmolLM2-135M-Instruct, batch 8, one epoch, held-out exact match (BENCHMARKS.md
     §10): the demo (60 steps, 80 rows) 0.888 at 1e-3; the multi-turn task
-    (``bench/eval_budget.py``: 40 steps, 40 rows) 0.175 at 1e-3, and 0.725 with the default
-    budget (up to 3 epochs, the best checkpoint, early stopping) at the same rate."""
+    (``bench/eval_budget.py``: 40 steps, 40 rows) 0.025 at 3e-4, **0.175 at 1e-3**, 0.100 at
+    3e-3 (the best of the three on both tasks), and 0.725 with the default budget (up to 3
+    epochs, the best checkpoint, early stopping) at 1e-3."""
     rate = LEARNING_RATES.get(objective)
     return None if rate is None else {"learning_rate": rate}
 

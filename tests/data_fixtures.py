@@ -12,6 +12,22 @@ import pytest
 
 from ftx.data import IGNORE_INDEX
 
+
+class NoOffsets:
+    """A tokenizer without offset mappings (like a slow tokenizer)."""
+
+    is_fast = False
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, text, add_special_tokens=True):
+        return self.inner(text, add_special_tokens=add_special_tokens)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 # SmolLM2-135M-Instruct's chat template: injects a default system prompt when there is none.
 SMOLLM2_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"

@@ -18,6 +18,7 @@ from ftx.data import (
 )
 from ftx.data.templates import VICUNA_SYSTEM
 from tests.data_fixtures import (  # noqa: F401
+    NoOffsets,
     base_tokenizer,
     chat_tokenizer,
     smol_tokenizer,
@@ -199,20 +200,8 @@ def test_template_that_rewrites_history_falls_back_to_search(chat_tokenizer):  #
 
 
 def test_no_offsets_tokenizer_gives_the_same_labels(chat_tokenizer, tmp_path):  # noqa: F811
-    class Slow:  # a tokenizer without offset mappings (like a slow tokenizer)
-        is_fast = False
-
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __call__(self, text, add_special_tokens=True):
-            return self.inner(text, add_special_tokens=add_special_tokens)
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
     conv = _conv(tmp_path, "vicuna")
-    assert render(conv, Slow(chat_tokenizer)) == render(conv, chat_tokenizer)
+    assert render(conv, NoOffsets(chat_tokenizer)) == render(conv, chat_tokenizer)
 
 
 # -- tokenize_dataset: truncation and dropping ---------------------------------------------------

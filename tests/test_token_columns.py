@@ -12,7 +12,13 @@ import pytest
 
 from ftx.data import IGNORE_INDEX, Conversation, template_for, tokenize_dataset
 from ftx.data.masking import mark_trained
-from tests.data_fixtures import base_tokenizer, chat_tokenizer, smol_tokenizer, tiny_dirs  # noqa: F401
+from tests.data_fixtures import (  # noqa: F401
+    NoOffsets,
+    base_tokenizer,
+    chat_tokenizer,
+    smol_tokenizer,
+    tiny_dirs,
+)
 
 WORDS = (
     "the",
@@ -29,21 +35,6 @@ WORDS = (
     "漢字",
 )
 MAX_LENGTH = 96
-
-
-class NoOffsets:
-    """A tokenizer without offset mappings (like a slow tokenizer)."""
-
-    is_fast = False
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __call__(self, text, add_special_tokens=True):
-        return self.inner(text, add_special_tokens=add_special_tokens)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 def _text(rng: random.Random, low: int, high: int) -> str:

@@ -29,7 +29,21 @@ def wait(driver: Any, condition: Any, timeout: float = 30, message: str = "") ->
 
     ignored = (NoSuchElementException, StaleElementReferenceException)
     waiter = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
-    return waiter.until(condition, message)
+    return waiter.until(lambda d: _unless_replaced(condition, d), message)
+
+
+def _unless_replaced(condition: Any, driver: Any) -> Any:
+    """``condition(driver)``, or ``False`` when Chrome reports the element it read as gone
+    from the document: the form's reply replaced the page between finding the element and
+    reading it (Chrome raises a plain ``WebDriverException`` there, not a stale-element one)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return condition(driver)
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return False
+        raise
 
 
 def by_css(driver: Any, selector: str) -> Any:

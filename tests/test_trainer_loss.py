@@ -166,3 +166,20 @@ def test_the_trainer_keeps_each_steps_grad_norm_for_the_guard(ftx_tiny_model, tm
     norm = trainer._get_grad_norm(model)
     assert trainer.step_grad_norm is norm
     torch.testing.assert_close(torch.as_tensor(norm, dtype=expected.dtype), expected)
+
+
+def test_the_head_on_trained_positions_traces_under_torch_compile():
+    """``train.torch_compile=true`` traces the head with dynamo: the fp32 projection of the
+    selected positions must be one ``with`` block it can follow (a context entered in one hook
+    and left in another failed there), and the head is left as it was."""
+    from ftx.trainer import head_on_positions
+
+    head = torch.nn.Linear(8, 5)
+    hidden = torch.randn(2, 3, 8)
+    mask = torch.tensor([[True, False, True], [False, True, True]])
+    compiled = torch.compile(lambda h: head(h), backend="eager")  # dynamo, without inductor
+    with torch.autocast("cpu", dtype=torch.bfloat16), head_on_positions(head, mask):
+        logits = compiled(hidden)
+    assert logits.dtype == torch.float32 and logits.shape == (4, 5)
+    torch.testing.assert_close(logits, head(hidden[mask]))
+    assert "forward" not in vars(head)

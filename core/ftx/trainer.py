@@ -69,30 +69,23 @@ def head_on_positions(head: Any, mask: Any) -> Iterator[None]:
     """
     import torch
 
-    autocast_off: list[Any] = []
+    had_own_forward = "forward" in vars(head)  # an instance override, e.g. a hook wrapper
+    projection = head.forward
 
-    def select(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        hidden, *rest = args
-        context = torch.autocast(hidden.device.type, enabled=False)
-        context.__enter__()
-        autocast_off.append(context)
-        return (hidden[mask].to(module.weight.dtype), *rest)
+    def on_positions(hidden: Any, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(hidden.device.type, enabled=False):
+            return projection(hidden[mask].to(head.weight.dtype), *args, **kwargs)
 
-    def restore(_module: Any, _args: Any, output: Any) -> Any:
-        autocast_off.pop().__exit__(None, None, None)
-        return output
-
-    handles = [
-        head.register_forward_pre_hook(select),
-        head.register_forward_hook(restore, always_call=True),
-    ]
+    # A forward swapped for the block, not split autocast enter/exit hooks: torch.compile can
+    # trace a ``with`` block, not a context entered in one hook and left in another.
+    head.forward = on_positions
     try:
         yield
     finally:
-        for handle in handles:
-            handle.remove()
-        while autocast_off:
-            autocast_off.pop().__exit__(None, None, None)
+        if had_own_forward:
+            head.forward = projection
+        else:
+            vars(head).pop("forward", None)
 
 
 @functools.cache

@@ -236,6 +236,20 @@ def summarise(plugin: str, data: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def calibration_line(calibration: dict[str, Any] | None) -> str:
+    """What ftx's CPU calibration measured and chose for these runs (``summary.json``)."""
+    if not calibration:
+        return "calibration: none recorded (not a CPU run)"
+    chosen = "bf16 autocast" if calibration["bf16_autocast"] else "fp32 compute"
+    line = (
+        f"calibration ({calibration['source']}): {chosen}; matmul 512x576x1536 fp32 "
+        f"{calibration['fp32_gflops']} GFLOP/s, bf16 {calibration['bf16_gflops']} GFLOP/s"
+    )
+    if calibration["bf16_autocast"]:
+        line += f"; bf16 attention on fp32 copies up to {calibration['attention_fp32_max_length']}"
+    return line
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])
@@ -278,6 +292,7 @@ def main() -> None:
         data = json.loads(out_json.read_text())
         summary = json.loads((work / plugin / "summary.json").read_text())
         data["precision"] = summary.get("precision", {}).get("description")
+        data["calibration"] = summary.get("calibration")
         data["summary"] = summarise(plugin, data)
         results[plugin] = data
         rows.append(data["summary"])
@@ -305,6 +320,7 @@ def main() -> None:
     lines = [
         f"CPU: {common.cpu_label(info)}; peak matmul (square, up to {PEAK_SIZE}, "
         f"{threads} threads): " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in peaks.items()),
+        calibration_line(first.get("calibration")),
         "",
         table,
     ]

@@ -98,3 +98,15 @@ def demo_qlora_run(demo_compare):
     """The shared demo QLoRA run: ``demo_compare``'s qlora run (ftx's default budget unless
     ``FTX_SLOW_STEPS`` is set)."""
     return demo_compare / "qlora"
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make loading a model or tokenizer fail the test: bad input must be refused before."""
+    import ftx.models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the bad value was refused")
+
+    monkeypatch.setattr(ftx.models, "resolve_model", no_model)
+    monkeypatch.setattr(ftx.models, "load_tokenizer", no_model)

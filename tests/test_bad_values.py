@@ -16,18 +16,12 @@ CPU = DeviceInfo(kind="cpu", bf16=True, count=0, name="CPU")
 
 
 @pytest.fixture
-def run_ftx(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, monkeypatch):
+def run_ftx(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path, monkeypatch, no_model_loading):
     """``run_ftx(plugin, *sets, model=…)`` -> (click result, output dir), on a CPU, with model
     loading replaced by a failure: a bad value must be refused before it."""
     import ftx.device
-    import ftx.models
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("a model was loaded before the bad value was refused")
 
     monkeypatch.setattr(ftx.device, "detect", lambda: CPU)
-    monkeypatch.setattr(ftx.models, "resolve_model", no_model)
-    monkeypatch.setattr(ftx.models, "load_tokenizer", no_model)
     out = tmp_path / "run"
 
     def invoke(plugin, *sets, model=ftx_tiny_model):

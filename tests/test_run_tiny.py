@@ -96,6 +96,9 @@ def test_run_directory_contract(runs, plugin):
     precision = summary["precision"]  # recorded: fp32 masters, bf16 autocast where the CPU has it
     assert precision["master_weights"] == "float32" and precision["loss_scaling"] is False
     assert precision["mode"] == ("mixed-bf16" if summary["bf16_autocast"] else "fp32")
+    measured = summary["calibration"]  # the CPU's own measurement decided bf16 autocast
+    assert measured["source"] in {"measured", "cached"} and measured["fp32_gflops"] > 0
+    assert measured["bf16_autocast"] == summary["bf16_autocast"]
     assert {"eval_before", "eval_after"} <= set(summary)
     assert summary["versions"]["torch"] and summary["data_hashes"]["train"]
     assert set(summary["hooks"]) == {

@@ -72,14 +72,23 @@ def computes_in(query: Any) -> Any:
 
 
 def fp32_is_faster(query: Any, key: Any) -> bool:
-    """Rule 2: a CPU SDPA call in bf16 with query and key lengths <= FP32_MAX_LENGTH."""
+    """Rule 2: a CPU SDPA call in bf16 with query and key lengths <= :func:`fp32_max_length`."""
     import torch
 
     return (
         query.device.type == "cpu"
         and computes_in(query) == torch.bfloat16
-        and max(query.shape[2], key.shape[2]) <= FP32_MAX_LENGTH
+        and max(query.shape[2], key.shape[2]) <= fp32_max_length()
     )
+
+
+def fp32_max_length() -> int:
+    """Rule 2's longest length on this CPU: what :mod:`ftx.calibration` measured for the run
+    (0: the bf16 kernel is as fast), :data:`FP32_MAX_LENGTH` where nothing was calibrated."""
+    from ftx import calibration
+
+    applied = calibration.APPLIED
+    return FP32_MAX_LENGTH if applied is None else applied.attention_fp32_max_length
 
 
 def sdpa_forward(

@@ -10,7 +10,8 @@ from ftx.context import DeviceInfo
 
 
 def detect() -> DeviceInfo:
-    """Describe the device a run will use (imports torch)."""
+    """Describe the device a run will use (imports torch). On a CPU, ``bf16`` is whether bf16
+    autocast pays on this processor, as :mod:`ftx.calibration` measured it (once per CPU)."""
     import torch
 
     if torch.cuda.is_available():
@@ -22,12 +23,14 @@ def detect() -> DeviceInfo:
         )
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return DeviceInfo(kind="mps", bf16=False, count=1, name="Apple MPS")
-    return DeviceInfo(kind="cpu", bf16=cpu_supports_bf16(), count=0, name="CPU")
+    from ftx.calibration import for_this_cpu
+
+    return DeviceInfo(kind="cpu", bf16=for_this_cpu().bf16_autocast, count=0, name="CPU")
 
 
 def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 compute (AVX512-BF16 or AMX), where bf16 autocast
-    roughly halves step time; on other CPUs bf16 is emulated and slower than fp32."""
+    """True when the CPU reports native bf16 compute (AVX512-BF16 or AMX) and torch's oneDNN
+    has bf16 kernels for it: the rule ``FTX_CALIBRATION=off`` falls back to."""
     import torch
 
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)

@@ -70,8 +70,10 @@ def resolve_device(device: str, gpu_mem: int | None) -> DeviceInfo:
                 hint="pass --gpu-mem SIZE (e.g. 24GB) to plan for a GPU you do not have here",
             )
         return DeviceInfo(kind="cuda", bf16=True, count=1, name="CUDA GPU (bf16)")
-    from ftx.device import cpu_supports_bf16, detect
+    from ftx.device import detect
 
     if choice == "auto":
         return detect()
-    return DeviceInfo(kind="cpu", bf16=cpu_supports_bf16(), count=0, name="CPU")
+    from ftx.calibration import for_this_cpu
+
+    return DeviceInfo(kind="cpu", bf16=for_this_cpu().bf16_autocast, count=0, name="CPU")

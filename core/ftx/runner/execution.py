@@ -333,6 +333,7 @@ def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[s
         "bf16_autocast": bool(run.train_args.get("bf16")),
         "precision": _precision(run),
         "attn_implementation": run.attn_implementation,
+        "calibration": _calibration(prep),
         "omp_wait_policy": openmp.DECISION,
         "allocator": allocator.DECISION,
         "data": stats,
@@ -353,6 +354,15 @@ def _first_summary(prep: PreparedRun, run: Any, stats: dict[str, Any]) -> dict[s
             if key in prep.prior_summary:
                 summary[key] = prep.prior_summary[key]
     return summary
+
+
+def _calibration(prep: PreparedRun) -> dict[str, Any] | None:
+    """What this CPU measured and chose (:mod:`ftx.calibration`); None off the CPU."""
+    from ftx import calibration
+
+    if prep.device.kind != "cpu" or calibration.APPLIED is None:
+        return None
+    return calibration.APPLIED.as_summary()
 
 
 def _precision(run: Any) -> dict[str, Any]:

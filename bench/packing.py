@@ -35,6 +35,7 @@ Variants alternate batch by batch; median time per variant and the loss each com
 Usage::
 
     python bench/packing.py [--steps 12] [--batch 8] [--plugins qlora,fft] [--rounds 1] [--quick]
+        [--tag T]
 """
 
 from __future__ import annotations
@@ -315,6 +316,7 @@ def main() -> None:
     parser.add_argument("--no-micro", action="store_true", help="skip part B")
     parser.add_argument("--no-e2e", action="store_true", help="skip part A")
     parser.add_argument("--workdir")
+    parser.add_argument("--tag", default="", help="suffix for the results file name")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.micro_batches = 3, 1
@@ -405,7 +407,7 @@ def main() -> None:
     text = "\n\n".join(tables)
     print(text)
     save_results(
-        "packing",
+        f"packing{args.tag}",
         {
             "settings": {**vars(args), "min_len": MIN_LEN, "max_len": MAX_LEN},
             "data": datasets,

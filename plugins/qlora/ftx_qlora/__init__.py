@@ -196,7 +196,12 @@ def select_trainable(run: Any, model: Any) -> Any:
     model = get_peft_model(model, config)
     if sharded:
         _hold_in(model, compute_dtype(opts["compute_dtype"], run.device))
-    run.log(f"LoRA r={opts['r']} alpha={opts['lora_alpha']} on {', '.join(targets)}")
+    lean = ""
+    if run.device.kind == "cpu":  # measured there (bench/floor.py); GPUs keep PEFT's forward
+        from ftx.lora_forward import use_lean_forward
+
+        lean = f" (update added in one addmm in {use_lean_forward(model)} layers)"
+    run.log(f"LoRA r={opts['r']} alpha={opts['lora_alpha']} on {', '.join(targets)}{lean}")
     return model
 
 

@@ -61,11 +61,6 @@ def build_trainer(
         summary["training_attention"] = use_ftx_sdpa(model)
     else:
         summary["training_attention"] = run.attn_implementation
-    if run.device.kind == "cpu":  # measured there (bench/floor.py)
-        from ftx.tied_embedding import use_sparse_grad_for_tied_embedding
-
-        sparse = use_sparse_grad_for_tied_embedding(model)
-        summary["tied_embedding_grad"] = "sparse" if sparse else "unchanged"
     from ftx.validation import evaluation_callbacks
 
     train_set, eval_set = datasets

@@ -9,6 +9,15 @@ from tests.data_fixtures import chat_tokenizer, tiny_dirs  # noqa: F401
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def uncalibrated(monkeypatch):
+    """Rule 2 at its uncalibrated length: a run earlier in this process may have calibrated
+    this CPU to another (``tests/test_calibration.py`` covers the calibrated lengths)."""
+    from ftx import calibration
+
+    monkeypatch.setattr(calibration, "APPLIED", None)
+
+
 def _load(path, attn):
     from transformers import AutoModelForCausalLM
 

@@ -16,6 +16,9 @@ weights and the losses are comparable) per variant and batch, the variants alter
   entropy and token accuracy over the full vocabulary; ftx projects only the trained positions;
 * ``LoRA dropout 0.05`` (qlora): what ftx's default of 0 saves: dropout draws a Bernoulli mask
   for every LoRA input (PEFT's ``nn.Identity`` swapped for ``nn.Dropout(0.05)``);
+* ``PEFT's LoRA forward`` (qlora): PEFT's own LoRA layer forward instead of ftx's
+  (``ftx/lora_forward.py``: the update added by one ``addmm``, no clone of the base output,
+  the scaling on the ``r``-wide intermediate);
 * ``frozen weights in bf16`` (qlora, sft): the frozen weights that are not 4-bit (embeddings,
   norms; for sft the frozen blocks too) stored in bf16 instead of fp32: PEFT's
   ``prepare_model_for_kbit_training`` upcasts them, so the residual stream and the saved
@@ -34,6 +37,7 @@ variants that change no arithmetic must agree to rounding). Results:
 Usage::
 
     python bench/ablations.py [--plugins qlora,sft,fft] [--batches 3] [--batch 8] [--quick]
+        [--variants NAME,NAME] [--tag T]
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ VARIANTS = {
     "fp32 (no bf16 autocast)": {"autocast": False},
     "TRL's loss (LM head on every position)": {"trl_loss": True},
     "LoRA dropout 0.05": {"dropout": 0.05},
+    "PEFT's LoRA forward": {"peft_forward": True},
     "frozen weights in bf16": {"bf16_frozen": True},
     "4-bit weights dequantised to bf16": {"dequant_bf16": True},
     "all proposed": {
@@ -59,7 +64,7 @@ VARIANTS = {
         "dequant_bf16": True,
     },
 }
-QLORA_ONLY = {"LoRA dropout 0.05", "4-bit weights dequantised to bf16"}
+QLORA_ONLY = {"LoRA dropout 0.05", "PEFT's LoRA forward", "4-bit weights dequantised to bf16"}
 NEEDS_FROZEN = {"frozen weights in bf16"}
 
 
@@ -95,9 +100,14 @@ def applied(model: Any, toggles: dict[str, Any]):
                 for key, original in per_adapter.items():
                     dropouts.append((per_adapter, key, original))
                     per_adapter[key] = torch.nn.Dropout(toggles["dropout"])
+    lean = []
+    if toggles.get("peft_forward"):  # ftx.lora_forward's per-layer forward set aside
+        lean = [(m, vars(m).pop("forward")) for m in model.modules() if "forward" in vars(m)]
     try:
         yield
     finally:
+        for module, forward in lean:
+            module.forward = forward
         if toggles.get("checkpointing"):
             base.gradient_checkpointing_disable()
         for per_adapter, key, original in dropouts:
@@ -221,6 +231,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--qlora-fp32", action="store_true", help="add a pure-fp32 qlora run")
     parser.add_argument("--workdir")
+    parser.add_argument(
+        "--variants", help="comma-separated variant names to run (default: all that apply)"
+    )
+    parser.add_argument("--tag", default="", help="suffix for the results file name")
     args = parser.parse_args()
     if args.quick:
         args.batches = 1
@@ -234,6 +248,9 @@ def main() -> None:
         names = [v for v in VARIANTS if plugin == "qlora" or v not in QLORA_ONLY]
         if plugin == "fft":  # nothing is frozen
             names = [v for v in names if v not in NEEDS_FROZEN and v != "all proposed"]
+        if args.variants:  # ftx default always, as the reference
+            wanted = {v.strip() for v in args.variants.split(",")}
+            names = [v for v in names if v == "ftx default" or v in wanted]
         runs.append((plugin, plugin, names, []))
     if args.qlora_fp32:
         runs.append(
@@ -294,7 +311,7 @@ def main() -> None:
     )
     print(text)
     save_results(
-        "ablations",
+        f"ablations{args.tag}",
         {
             "settings": vars(args),
             "results": results,

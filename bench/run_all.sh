@@ -2,7 +2,7 @@
 # Every CPU benchmark behind BENCHMARKS.md, one after another, with the default settings.
 # Each script prints its table and writes bench/results/<name>.json. Run from anywhere:
 #
-#     bash bench/run_all.sh            # about 1.5 hours on 2 cores
+#     bash bench/run_all.sh            # about 2 hours on 2 cores
 #     QUICK=1 bash bench/run_all.sh    # smoke run of every script (a few minutes each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,5 @@ run bench/allocator.py
 run bench/attention_kernels.py
 run bench/profile_plugins.py
 run bench/floor.py
+run bench/compile.py   # about 30 minutes: inductor compiles each method
 echo "=== done ($(date +%T))"

@@ -82,7 +82,8 @@ PAIRS = {"qlora": "qlora", "fft": "full", "sft": "freeze"}
 MODES = {mode: plugin for plugin, mode in PAIRS.items()}
 
 # Run in the main venv: ftx's default learning rate per plugin (its `train_defaults` hook on the
-# CPU) and how many top blocks `sft`'s `layers: auto` trains on the model in argv[1].
+# CPU), how many top blocks `sft`'s `layers: auto` trains on the model in argv[1], and whether
+# ftx computes in bf16 on this CPU (its calibration): LLaMA-Factory gets the same precision.
 FTX_DEFAULTS = """
 import json, sys
 from pathlib import Path
@@ -90,10 +91,11 @@ import ftx_fft, ftx_qlora, ftx_sft
 from ftx.device import detect
 from ftx_sft.selection import parse_layers
 device = detect()
-lrs = {m.__name__[4:]: m.train_defaults(device=device)["learning_rate"]
+lrs = {m.__name__[4:]: m.train_defaults(device=device, objective="supervised")["learning_rate"]
        for m in (ftx_fft, ftx_qlora, ftx_sft)}
 blocks = json.loads((Path(sys.argv[1]) / "config.json").read_text())["num_hidden_layers"]
-print(json.dumps({"learning_rates": lrs, "sft_blocks": len(parse_layers("auto", blocks))}))
+print(json.dumps({"learning_rates": lrs, "sft_blocks": len(parse_layers("auto", blocks)),
+                  "bf16": device.bf16}))
 """
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -180,6 +182,7 @@ def lf_contender(mode: str, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         cutoff_len=args.max_length,
         seed=args.seed,
     )
+    config["bf16"] = bool(ctx["bf16"])  # the precision ftx chose on this CPU: the same work
     if mode == "freeze":
         config["freeze_trainable_layers"] = ctx["sft_blocks"]
     if args.lf_checkpointing == "off":
@@ -197,7 +200,10 @@ def lf_contender(mode: str, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         method=mode,
         artifact=str(out),
         final_loss=_last_loss(state),
-        settings={"gradient_checkpointing": args.lf_checkpointing != "off", "bf16": True},
+        settings={
+            "gradient_checkpointing": args.lf_checkpointing != "off",
+            "bf16": config["bf16"],
+        },
         **stats,
     )
     return result

@@ -53,9 +53,12 @@ def _lean_forward(layer: Any, peft_forward: Any, x: Any, *args: Any, **kwargs: A
     import torch
 
     result = layer.base_layer(x)
-    dtype = torch.get_autocast_dtype(x.device.type) if _autocast(x) else result.dtype
     lora_a, lora_b = layer.lora_A[name], layer.lora_B[name]
-    if result.dtype != dtype or (not _autocast(x) and x.dtype != lora_a.weight.dtype):
+    if torch.is_autocast_enabled(x.device.type):
+        same_dtype = result.dtype == torch.get_autocast_dtype(x.device.type)
+    else:
+        same_dtype = x.dtype == lora_a.weight.dtype
+    if not same_dtype:
         return peft_forward(x, *args, **kwargs)
     low = lora_a(x) * layer.scaling[name]
     width = result.shape[-1]
@@ -82,9 +85,3 @@ def _plain_adapter(layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if getattr(layer.lora_B[name], "bias", None) is not None:
         return None
     return name
-
-
-def _autocast(x: Any) -> bool:
-    import torch
-
-    return torch.is_autocast_enabled(x.device.type)

@@ -278,18 +278,15 @@ MAIN_DISTS = ("ftx-core", "torch", "transformers", "trl", "peft", "accelerate", 
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory, OS, Python: what the figures were measured on."""
+    from ftx.calibration import cpu_identity  # the CPU as ftx's calibration keys it
+
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version()}
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in lscpu.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("Model name", "CPU family", "Model", "CPU(s)", "Flags"):
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
-    flags = info.pop("Flags", "")
+    cpu = cpu_identity()
+    info.update(
+        {"Model name": cpu["model_name"], "CPU family": cpu["family"], "Model": cpu["model"]}
+    )
     for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"):  # "AMD EPYC" alone is 3 CPUs
-        info[flag] = flag in flags.split()
+        info[flag] = flag in cpu["flags"]
     try:
         meminfo = Path("/proc/meminfo").read_text().splitlines()
         info["mem_total_gib"] = round(int(meminfo[0].split()[1]) / 2**20, 1)

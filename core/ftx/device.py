@@ -23,6 +23,12 @@ def detect() -> DeviceInfo:
         )
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return DeviceInfo(kind="mps", bf16=False, count=1, name="Apple MPS")
+    return cpu_device()
+
+
+def cpu_device() -> DeviceInfo:
+    """This machine's CPU as a training device: ``bf16`` from :mod:`ftx.calibration` (whether
+    bf16 autocast pays here; measured once per CPU, cached). Imports torch."""
     from ftx.calibration import for_this_cpu
 
     return DeviceInfo(kind="cpu", bf16=for_this_cpu().bf16_autocast, count=0, name="CPU")

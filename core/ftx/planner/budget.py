@@ -70,10 +70,6 @@ def resolve_device(device: str, gpu_mem: int | None) -> DeviceInfo:
                 hint="pass --gpu-mem SIZE (e.g. 24GB) to plan for a GPU you do not have here",
             )
         return DeviceInfo(kind="cuda", bf16=True, count=1, name="CUDA GPU (bf16)")
-    from ftx.device import detect
+    from ftx.device import cpu_device, detect
 
-    if choice == "auto":
-        return detect()
-    from ftx.calibration import for_this_cpu
-
-    return DeviceInfo(kind="cpu", bf16=for_this_cpu().bf16_autocast, count=0, name="CPU")
+    return detect() if choice == "auto" else cpu_device()

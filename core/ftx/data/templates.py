@@ -214,7 +214,97 @@ def _tokenizer_renderers(
             return [render(messages, False) for messages in conversations]
         return tokenizer.apply_chat_template(conversations, tokenize=False)
 
-    return render, render_many
+    direct = _direct_renderer(tokenizer, render)
+    if direct is None:
+        return render, render_many
+
+    def render_direct(messages: list[dict], add_generation_prompt: bool) -> str:
+        if messages and not all(map(_plain_message, messages)):
+            return render(messages, add_generation_prompt)
+        return direct(messages, add_generation_prompt)
+
+    def render_many_direct(conversations: list[list[dict]]) -> list[str]:
+        return [render_direct(messages, False) for messages in conversations]
+
+    return render_direct, render_many_direct
+
+
+PLAIN_KEYS = frozenset({"role", "content"})
+PROBE = (
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi there"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "Two\nlines"},
+    {"role": "assistant", "content": " spaced "},
+)
+
+
+def _plain_message(message: Any) -> bool:
+    """A message transformers would pass to the template unchanged: a dict of ``role`` and
+    ``content`` strings (ftx's readers make no other kind)."""
+    return (
+        type(message) is dict
+        and message.keys() <= PLAIN_KEYS
+        and type(message.get("content")) is str
+        and type(message.get("role")) is str
+    )
+
+
+def _direct_renderer(
+    tokenizer: Any, reference: Callable[[list[dict], bool], str]
+) -> Callable[[list[dict], bool], str] | None:
+    """The tokenizer's compiled chat template called as ``apply_chat_template`` calls it
+    (``messages``, ``tools=None``, ``documents=None``, ``add_generation_prompt``, the special
+    tokens by name), without its per-call copies and checks of every message, which cost as much
+    as the template itself on short rows (BENCHMARKS.md §11). Only for plain messages
+    (`_plain_message`: then transformers' normalisation changes nothing); None when
+    transformers' compiler is not where it was, or when the renders of `PROBE` (each prefix,
+    with and without the generation prompt, with and without the system message) differ from
+    `reference`'s: then every render goes through ``apply_chat_template``."""
+    try:
+        from transformers.utils import chat_template_utils as jinja
+
+        compiled = jinja._compile_jinja_template(tokenizer.get_chat_template())
+        specials = jinja._plain_template_data(dict(tokenizer.special_tokens_map))
+    except Exception:
+        return None
+
+    def direct(messages: list[dict], add_generation_prompt: bool) -> str:
+        if not messages and not add_generation_prompt:
+            return ""
+        return compiled.render(
+            messages=messages,
+            tools=None,
+            documents=None,
+            add_generation_prompt=add_generation_prompt,
+            **specials,
+        )
+
+    probes = [
+        list(PROBE[start:end]) for start in (0, 1) for end in range(start + 1, len(PROBE) + 1)
+    ]
+    same = [
+        _agrees(direct, reference, messages, prompt) for messages in probes for prompt in (0, 1)
+    ]
+    return direct if False not in same and True in same else None
+
+
+def _agrees(
+    direct: Callable[[list[dict], bool], str],
+    reference: Callable[[list[dict], bool], str],
+    messages: list[dict],
+    prompt: int,
+) -> bool | None:
+    """Whether `direct` renders `messages` as `reference` does; None for a probe the template
+    itself refuses (a template without a system role)."""
+    try:
+        expected = reference([dict(m) for m in messages], bool(prompt))
+    except Exception:
+        return None
+    try:
+        return direct([dict(m) for m in messages], bool(prompt)) == expected
+    except Exception:
+        return False
 
 
 def _vicuna(

@@ -129,8 +129,23 @@ def test_missing_path_unsupported_type_and_empty_directory(tmp_path):
 def test_not_utf8_and_broken_parquet(tmp_path):
     (tmp_path / "b.jsonl").write_bytes(b'{"text": "\xff\xfe"}\n')
     assert "not UTF-8" in bad(tmp_path / "b.jsonl")
+    good = b'{"text": "ok"}\n'
+    (tmp_path / "c.jsonl").write_bytes(good * 2 + b'{"text": "\xc3("}\n')  # read a line at a time
+    message = bad(tmp_path / "c.jsonl")
+    assert f"byte {2 * len(good) + 10}, line 3" in message and "not UTF-8" in message
     (tmp_path / "b.parquet").write_bytes(b"not parquet at all")
     assert "not a readable Parquet file" in bad(tmp_path / "b.parquet")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
+    from ftx.data import load_conversations
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"text": "a"}\n\n{"text": "b"}\n')
+    assert [(c.text, c.source) for c in load_conversations(path)] == [
+        ("a", "bom.jsonl:1"),
+        ("b", "bom.jsonl:3"),
+    ]
 
 
 def test_json_top_level_not_rows(tmp_path):

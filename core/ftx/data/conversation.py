@@ -14,9 +14,9 @@ from ftx.errors import BadInput
 ROLES = ("system", "user", "assistant")
 
 
-@dataclass
+@dataclass(slots=True)
 class Conversation:
-    """One training example.
+    """One training example (slotted: a data set holds one per row, without a dict each).
 
     Attributes:
         messages: ``[{"role": ..., "content": ...}, ...]``; empty for a ``text`` row.

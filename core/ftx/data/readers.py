@@ -17,8 +17,10 @@ Nothing here imports torch, transformers or datasets; Parquet uses pyarrow, impo
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,12 +104,21 @@ def read_rows(path: str | Path) -> list[Row]:
 
 def read_file(file: Path) -> list[Row]:
     """Rows of one file; its suffix picks the reader. Raises `BadInput` on an empty file."""
-    kind = SUFFIXES[_suffix(file)]
-    reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv}.get(kind)
-    rows = _read_parquet(file) if reader is None else reader(file, _read_text(file))
+    rows = list(iter_file(file))
     if not rows:
         raise BadInput(f"{file}: the file has no rows", hint="add rows or remove the file")
     return rows
+
+
+def iter_file(file: Path) -> Iterator[Row]:
+    """`read_file`'s rows one at a time (none for an empty file): a JSONL file is read a line at
+    a time, so neither its text nor all of its parsed rows need be held at once; the other
+    kinds are parsed whole first."""
+    kind = SUFFIXES[_suffix(file)]
+    if kind == "jsonl":
+        return _iter_jsonl(file)
+    reader = {"json": _read_json, "csv": _read_csv}.get(kind)
+    return iter(_read_parquet(file) if reader is None else reader(file, _read_text(file)))
 
 
 def _suffix(path: Path) -> str:
@@ -126,20 +137,35 @@ def _read_text(file: Path) -> str:
         raise BadInput(f"{file}: cannot read the file ({err.strerror or err})") from None
 
 
-def _read_jsonl(file: Path, text: str) -> list[Row]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise BadInput(
-                f"{file}, line {number}: not valid JSON ({err.msg} at column {err.colno})",
-                hint="each line of a .jsonl file must be one complete JSON object",
-            ) from None
-        rows.append(Row(file, f"line {number}", value))
-    return rows
+def _iter_jsonl(file: Path) -> Iterator[Row]:
+    try:
+        handle = file.open("rb")
+    except OSError as err:
+        raise BadInput(f"{file}: cannot read the file ({err.strerror or err})") from None
+    with handle:
+        offset = 0  # bytes before the current line: a decoding error names its byte
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw, offset = raw[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise BadInput(
+                    f"{file}: not UTF-8 text (byte {offset + err.start}, line {number}: "
+                    f"{err.reason})",
+                    hint="save the file as UTF-8",
+                ) from None
+            offset += len(raw)
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise BadInput(
+                    f"{file}, line {number}: not valid JSON ({err.msg} at column {err.colno})",
+                    hint="each line of a .jsonl file must be one complete JSON object",
+                ) from None
+            yield Row(file, f"line {number}", value)
 
 
 def _read_json(file: Path, text: str) -> list[Row]:

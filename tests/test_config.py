@@ -120,6 +120,7 @@ BOUNDED = [
         (["train.adam_beta2=1"], ["train.adam_beta2: 1.0", "in [0, 1)"]),
         (["data.max_length=4"], ["data.max_length: 4", ">= 8"]),
         (["data.eval_limit=0"], ["data.eval_limit: 0", ">= 1"]),
+        (["data.num_proc=0"], ["data.num_proc: 0", ">= 1"]),
         (["data.eval_max_new_tokens=0"], ["data.eval_max_new_tokens: 0", ">= 1"]),
         (["method.r=0"], ["method.r: 0", ">= 1"]),
         (["method.dropout=1"], ["method.dropout: 1.0", "in [0, 1)"]),
@@ -138,6 +139,31 @@ def test_values_outside_their_range_name_key_value_range_and_fix(sets, needles):
     for needle in needles:
         assert needle in err.value.message
     assert "out of range" in err.value.message and err.value.hint
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("3", 3), (1, 1)])
+def test_a_number_key_defaulting_to_auto_takes_auto_or_a_number(value, expected):
+    res = cfg.resolve(
+        cfg.merge({}, {}, [f"data.num_proc={value}"]),
+        declared_options=[],
+        plugin="p",
+        plugin_train_defaults=None,
+        device=CPU,
+    )
+    assert res.config["data"]["num_proc"] == expected
+
+
+def test_a_number_key_defaulting_to_auto_names_both_on_a_bad_value():
+    with pytest.raises(BadInput) as err:
+        cfg.resolve(
+            cfg.merge({}, {}, ["data.num_proc=many"]),
+            declared_options=[],
+            plugin="p",
+            plugin_train_defaults=None,
+            device=CPU,
+        )
+    assert err.value.message == "data.num_proc: expected auto or a number (int), got 'many'"
+    assert err.value.hint == "--set data.num_proc=auto"
 
 
 def test_values_inside_their_range_pass():

@@ -123,8 +123,9 @@ def _per_row(convs, tokenizer, template, train_on) -> tuple[list[dict], dict]:
         ("base_tokenizer", "auto", False, "assistant"),
     ],
 )
+@pytest.mark.parametrize("num_proc", [1, 3])  # in this process; in three forked workers
 def test_columns_equal_the_per_row_method(
-    request, monkeypatch, tok_name, template, offsets, train_on
+    request, monkeypatch, tok_name, template, offsets, train_on, num_proc
 ):
     tokenizer = request.getfixturevalue(tok_name)
     tokenizer = tokenizer if offsets else NoOffsets(tokenizer)
@@ -133,7 +134,12 @@ def test_columns_equal_the_per_row_method(
     monkeypatch.setattr("ftx.data.tokens.CHUNK_ROWS", 37)
     monkeypatch.setattr("ftx.data.encoding.CHUNK_TEXTS", 16)
     data = tokenize_dataset(
-        convs, tokenizer, max_length=MAX_LENGTH, template=template, train_on=train_on
+        convs,
+        tokenizer,
+        max_length=MAX_LENGTH,
+        template=template,
+        train_on=train_on,
+        num_proc=num_proc,
     )
     examples, stats = _per_row(convs, tokenizer, template, train_on)
     assert data.stats == stats
@@ -191,7 +197,7 @@ def test_a_refused_row_in_a_later_chunk_names_its_line(chat_tokenizer, monkeypat
     convs[90].messages[-1]["content"] = "refuse me"
     monkeypatch.setattr("ftx.data.tokens.CHUNK_ROWS", 16)
     with pytest.raises(BadInput) as info:
-        tokenize_dataset(convs, tokenizer, max_length=MAX_LENGTH)
+        tokenize_dataset(convs, tokenizer, max_length=MAX_LENGTH, num_proc=2)
     assert f"{convs[90].source}: the model's chat template refused" in str(info.value)
     assert "no such order" in str(info.value)
     assert not [t for t in threading.enumerate() if t.name.startswith("ftx-encode")]

@@ -54,10 +54,20 @@ def _check_fixed(section: str, table: dict[str, tuple[str, Any, str]], given: di
                 f"unknown key {section}.{key}{did_you_mean(key, table)}; "
                 f"known: {', '.join(sorted(table))}"
             )
-        type_name, _, _ = table[key]
+        type_name, default, _ = table[key]
         where = f"{section}.{key}"
-        if type_name.endswith("?"):
+        if value == AUTO and default == AUTO:  # a number key whose default is auto
+            out[key] = AUTO
+        elif type_name.endswith("?"):
             out[key] = None if value is None else coerce(value, type_name[:-1], where=where)
+        elif default == AUTO and type_name != "str":
+            try:
+                out[key] = coerce(value, type_name, where=where)
+            except BadInput:
+                raise BadInput(
+                    f"{where}: expected auto or a number ({type_name}), got {value!r}",
+                    hint=f"--set {where}=auto",
+                ) from None
         else:
             out[key] = coerce(value, type_name, where=where)
         choices = CHOICES.get((section, key))

@@ -69,7 +69,7 @@ def encode_chunks(
     are held; the thread ends with the iteration (or when the caller stops early, or
     ``chunks`` raises). Pass ``overlap=False`` when there is one chunk: nothing to overlap.
     """
-    if not (overlap and getattr(tokenizer, "is_fast", False) and _cores() >= 2):
+    if not (overlap and getattr(tokenizer, "is_fast", False) and cores() >= 2):
         yield from (encode_flat(chunk, tokenizer) for chunk in chunks)
         return
     from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +85,7 @@ def encode_chunks(
             yield pending.result()
 
 
-def _cores() -> int:
+def cores() -> int:
     """The CPU cores this process may run on."""
     import os
 

@@ -54,6 +54,7 @@ NOT_IN_KEY = frozenset(
         "eval_forgetting",
         "packing",
         "token_cache",
+        "num_proc",
     }
 )
 DEFAULT_LIMIT_GB = 4.0

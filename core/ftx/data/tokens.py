@@ -8,9 +8,10 @@ from typing import Any
 from ftx.data.columns import MAX_LISTED as MAX_LISTED  # dropped rows named in the stats
 from ftx.data.columns import ColumnBuilder
 from ftx.data.conversation import Conversation
-from ftx.data.encoding import CHUNK_TEXTS, encode_chunks
+from ftx.data.encoding import CHUNK_TEXTS, cores, encode_chunks
 from ftx.data.fast_spans import Frame, agrees_on, frame_of
-from ftx.data.masking import mark_trained
+from ftx.data.masking import TrainedSpans, mark_trained
+from ftx.data.render_workers import marked_chunks, worker_count
 from ftx.data.templates import Template, template_for
 from ftx.errors import BadInput
 
@@ -65,6 +66,7 @@ def tokenize_dataset(
     max_length: int,
     template: str | Template = "auto",
     train_on: str = "assistant",
+    num_proc: int | str = "auto",
 ) -> TokenizedData:
     """Render, tokenise and label every conversation (see `ftx.data.masking`), truncating each
     to its first `max_length` tokens and dropping rows left with no trained token.
@@ -72,7 +74,9 @@ def tokenize_dataset(
     Rows go through in chunks of `CHUNK_ROWS` (render, encode, truncate, store as Arrow; the
     next chunk renders while this one encodes, `ftx.data.encoding.encode_chunks`), so neither
     every rendered text nor a Python list per row is ever held; the result has
-    `TokenizedData.table` and makes `examples` when asked.
+    `TokenizedData.table` and makes `examples` when asked. Chunks render in ``num_proc``
+    worker processes (`ftx.data.render_workers.worker_count`: ``"auto"`` = one per core on
+    large data sets; 1 = in this process).
 
     Raises `BadInput` for ``max_length < 1``, an unknown template or `train_on`, or a
     conversation the model's chat template refuses (naming its ``file:line``).
@@ -82,13 +86,16 @@ def tokenize_dataset(
     tmpl = template if isinstance(template, Template) else template_for(tokenizer, template)
     frame = _checked_frame(convs, tmpl) if train_on == "assistant" else None
     chunks = [convs[start : start + CHUNK_ROWS] for start in range(0, len(convs), CHUNK_ROWS)]
-    marked = (
-        [
+
+    def mark(chunk: list[Conversation]) -> list[TrainedSpans]:
+        texts = _rendered(chunk, tmpl, frame)
+        return [
             mark_trained(c, tokenizer, tmpl, train_on, frame, text)
-            for c, text in zip(chunk, _rendered(chunk, tmpl, frame), strict=True)
+            for c, text in zip(chunk, texts, strict=True)
         ]
-        for chunk in chunks
-    )
+
+    workers = worker_count(num_proc, len(chunks), cores())
+    marked = marked_chunks(chunks, mark, workers)
     columns = ColumnBuilder(max_length)
     encoded = encode_chunks(marked, tokenizer, overlap=len(chunks) > 1)
     for chunk, flat in zip(chunks, encoded, strict=True):

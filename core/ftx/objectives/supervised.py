@@ -51,6 +51,7 @@ def tokenize_rows(rows: list[Any], tokenizer: Any, data: dict[str, Any]) -> Any:
         max_length=data["max_length"],
         template=data["template"],
         train_on=data["train_on"],
+        num_proc=data.get("num_proc", "auto"),
     )
 
 

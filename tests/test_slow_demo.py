@@ -14,6 +14,7 @@ import json
 import pytest
 
 from tests.conftest import DEMO_HELD_OUT
+from tests.test_forgetting import SMOLLM2_FLOOR
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,9 @@ def test_compare_measures_what_each_method_forgets(compared):
     measured = {}
     for plugin in ("fft", "sft", "qlora"):
         forgetting = json.loads((compared / plugin / "summary.json").read_text())["forgetting"]
-        assert forgetting["retention_base_correct"] >= 60, forgetting  # enough to mean something
+        # SmolLM2 answers enough of the questions for retention to be a share of something
+        # (the fast tier checks that an untouched model keeps everything and does not drift)
+        assert forgetting["retention_base_correct"] >= SMOLLM2_FLOOR, forgetting
         assert 0.0 <= forgetting["retention"] <= 1.0 and forgetting["drift_nats"] > 0.0
         measured[plugin] = forgetting
         print(

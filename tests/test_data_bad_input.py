@@ -148,6 +148,22 @@ def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_jsonl_lines_end_as_universal_newlines_say(tmp_path, newline):
+    """Windows and old Mac line endings number the lines as a text editor does; a line
+    separator inside a JSON string (U+2028, valid unescaped JSON) does not split its row."""
+    from ftx.data import load_conversations
+
+    rows = [b'{"text": "a"}', b"", '{"text": "b\u2028c"}'.encode(), b'{"text": 1']
+    path = tmp_path / "ends.jsonl"
+    path.write_bytes(newline.join(rows) + newline)
+    message = bad(path)
+    assert "line 4: not valid JSON" in message
+    path.write_bytes(newline.join(rows[:3]))
+    got = [(c.text, c.source) for c in load_conversations(path)]
+    assert got == [("a", "ends.jsonl:1"), ("b\u2028c", "ends.jsonl:3")]
+
+
 def test_json_top_level_not_rows(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('{"a": 1, "b": 2}')

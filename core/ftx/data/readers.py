@@ -137,6 +137,21 @@ def _read_text(file: Path) -> str:
         raise BadInput(f"{file}: cannot read the file ({err.strerror or err})") from None
 
 
+def _lines(handle: Any) -> Iterator[bytes]:
+    """The file's lines as bytes, each with its ending, ended by ``\\n``, ``\\r\\n`` or a lone
+    ``\\r`` (old Mac files), as text mode's universal newlines would split them."""
+    for raw in handle:
+        ending = b"\r\n" if raw.endswith(b"\r\n") else b"\n" if raw.endswith(b"\n") else b""
+        body = raw[: len(raw) - len(ending)]
+        if b"\r" not in body:
+            yield raw
+            continue
+        *pieces, last = body.split(b"\r")
+        yield from (piece + b"\r" for piece in pieces)
+        if last + ending:
+            yield last + ending
+
+
 def _iter_jsonl(file: Path) -> Iterator[Row]:
     try:
         handle = file.open("rb")
@@ -144,7 +159,7 @@ def _iter_jsonl(file: Path) -> Iterator[Row]:
         raise BadInput(f"{file}: cannot read the file ({err.strerror or err})") from None
     with handle:
         offset = 0  # bytes before the current line: a decoding error names its byte
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw, offset = raw[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
             try:

@@ -75,8 +75,8 @@ def tokenize_dataset(
     next chunk renders while this one encodes, `ftx.data.encoding.encode_chunks`), so neither
     every rendered text nor a Python list per row is ever held; the result has
     `TokenizedData.table` and makes `examples` when asked. Chunks render in ``num_proc``
-    worker processes (`ftx.data.render_workers.worker_count`: ``"auto"`` = one per core on
-    large data sets; 1 = in this process).
+    worker processes (`ftx.data.render_workers.worker_count`: ``"auto"`` = none below 4
+    cores, half the cores from 4 up on large data sets; 1 = in this process).
 
     Raises `BadInput` for ``max_length < 1``, an unknown template or `train_on`, or a
     conversation the model's chat template refuses (naming its ``file:line``).

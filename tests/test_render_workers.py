@@ -42,6 +42,18 @@ def test_a_chunk_a_worker_fails_on_is_marked_again_here():
         next(out)
 
 
+def test_a_chunk_whose_worker_died_is_marked_here(monkeypatch):
+    monkeypatch.setattr("ftx.data.render_workers.CHUNK_TIMEOUT_S", 3.0)
+    parent = os.getpid()
+
+    def mark(chunk):
+        if chunk == [2] and os.getpid() != parent:
+            os._exit(1)  # killed mid-chunk: its result never comes back
+        return chunk[0]
+
+    assert list(marked_chunks([[i] for i in range(8)], mark, workers=2)) == list(range(8))
+
+
 def test_stopping_early_ends_the_workers():
     import multiprocessing
 

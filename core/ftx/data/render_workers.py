@@ -1,31 +1,35 @@
 """Render and mark chunks of conversations in worker processes, so tokenisation uses every core.
 
-Rendering a conversation through a Jinja chat template is Python and holds the GIL: on one core
-it is most of a large data set's tokenisation time (BENCHMARKS.md §11). `marked_chunks` hands
+Rendering a conversation through a Jinja chat template is Python and holds the GIL: with many
+cores, one rendering thread can become the slowest part of a large data set's tokenisation while
+the Rust encoder's threads wait (on 2 cores it is not: BENCHMARKS.md §11). `marked_chunks` hands
 whole chunks to forked worker processes, which inherit the marking function (the tokenizer and
 template with it) and receive each chunk pickled, so that they never touch the caller's rows
 (reading them would copy the pages they lie in: reference counts are written); each chunk's
 `ftx.data.masking.TrainedSpans` come back pickled, while the calling process encodes and stores
-the chunks that are done. Results come back in order, with
-at most `IN_FLIGHT_PER_WORKER` chunks per worker outstanding, so memory stays a few chunks'
-worth.
+the chunks that are done. Results come back in order, with at most `IN_FLIGHT_PER_WORKER`
+chunks per worker outstanding, so memory stays a few chunks' worth.
 
 A chunk a worker fails on (a row the template refuses, anything else) is marked again in the
 calling process, which raises its own error naming the row; workers never report errors
-themselves. Where forking is not available (not Linux) or not worth it, chunks are marked in
-the calling process, one after another.
+themselves. So is a chunk whose worker died (killed, out of memory), once `CHUNK_TIMEOUT_S`
+has passed: the pool's replacement worker has no marking function and hands every chunk back.
+Where forking is not available (not Linux) or not worth it, chunks are marked in the calling
+process, one after another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 IN_FLIGHT_PER_WORKER = 2
+CHUNK_TIMEOUT_S = 300.0  # a chunk not back by then (its worker died) is marked here instead
 MIN_CHUNKS_PER_WORKER = 2  # fewer chunks than this per worker: forking costs more than it saves
 MIN_CORES = 4  # below this, `auto` uses no workers (measured: they cost more than they save)
 
@@ -81,7 +85,10 @@ def marked_chunks(chunks: list[Any], mark: Callable[[Any], Any], workers: int) -
             for more in upcoming:
                 pending.append((more, pool.apply_async(_mark_in_worker, (chunks[more],))))
                 break
-            done = result.get()
+            try:
+                done = result.get(timeout=CHUNK_TIMEOUT_S)
+            except multiprocessing.TimeoutError:
+                done = None
             yield mark(chunks[index]) if done is None else done
 
 
@@ -96,8 +103,6 @@ def _mark_in_worker(chunk: Any) -> Any:
 
 
 def _fork_context() -> Any:
-    import multiprocessing
-
     try:
         return multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform

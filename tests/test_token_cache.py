@@ -180,3 +180,42 @@ def test_ftx_tokens_are_written_as_they_come_other_objectives_once_tokenised(
         "tokens.arrow",
         "tokens.arrow",
     ]
+
+
+def test_data_num_proc_reaches_the_tokeniser_and_changes_no_token(
+    tmp_path, monkeypatch, ftx_cli, ftx_tiny_model, ftx_tiny_data
+):
+    """``--set data.num_proc=2`` renders in two workers (small chunks so that there are
+    several) and the run sees the same tokens and losses as with ``num_proc=1``; neither is
+    read from the other's cache (each run stores its own tokens: token_cache off)."""
+    import ftx.data.tokens
+
+    monkeypatch.setattr("ftx.data.tokens.CHUNK_ROWS", 4)
+    asked = []
+    original = ftx.data.tokens.marked_chunks
+
+    def spy(chunks, mark, workers):
+        asked.append(workers)
+        return original(chunks, mark, workers)
+
+    monkeypatch.setattr("ftx.data.tokens.marked_chunks", spy)
+
+    def run(num_proc: str) -> dict:
+        out = tmp_path / f"run-{num_proc}"
+        result = ftx_cli(
+            "run", "--plugin", "fft", "--model", ftx_tiny_model, "--data", ftx_tiny_data["train"],
+            "--output", out, "--set", "train.max_steps=2", "--set", "train.logging_steps=1",
+            "--set", "data.token_cache=false", "--set", f"data.num_proc={num_proc}",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "summary.json").read_text())
+        summary["losses"] = [
+            row["loss"]
+            for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if "loss" in row
+        ]
+        return summary
+
+    one, two = run("1"), run("2")
+    assert asked[0] == 1 and asked[-1] == 2
+    assert one["data"]["tokens"] == two["data"]["tokens"] and one["losses"] == two["losses"]

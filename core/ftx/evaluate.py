@@ -93,12 +93,13 @@ def generations(
     ``cap_to_reference`` stops generation at the longest reference plus ``EXACT_SLACK`` tokens
     (right for exact match, where a longer completion cannot score).
     """
-    from ftx.data import prompt_for_generation
+    from ftx.data import prompt_for_generation, template_for
     from ftx.inference import generate
 
+    tmpl = template_for(tokenizer, template)  # once: resolving it renders probe conversations
     prompts, refs = [], []
     for conv in convs:
-        ids, ref = prompt_for_generation(conv, tokenizer, template=template)
+        ids, ref = prompt_for_generation(conv, tokenizer, template=tmpl)
         prompts.append(ids)
         refs.append(ref)
     if cap_to_reference:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ftx.data.conversation import Conversation, turn_order_problem
 from ftx.data.preference_formats import looks_like_preference, not_conversations
-from ftx.data.readers import Row, iter_file
+from ftx.data.readers import Row, iter_file, no_rows
 from ftx.data.readers import data_files as _data_files
 from ftx.errors import BadInput
 from ftx.options import article
@@ -131,7 +131,7 @@ def load_with_formats(
         rows = iter_file(file)  # a row at a time: the raw rows are never all held
         first = next(rows, None)
         if first is None:
-            raise BadInput(f"{file}: the file has no rows", hint="add rows or remove the file")
+            raise no_rows(file)
         formats[str(file)] = file_fmt = detect_format(first) if fmt == AUTO else fmt
         conversations.append(normalize(first, file_fmt))
         conversations.extend(normalize(row, file_fmt) for row in rows)

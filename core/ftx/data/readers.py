@@ -106,8 +106,13 @@ def read_file(file: Path) -> list[Row]:
     """Rows of one file; its suffix picks the reader. Raises `BadInput` on an empty file."""
     rows = list(iter_file(file))
     if not rows:
-        raise BadInput(f"{file}: the file has no rows", hint="add rows or remove the file")
+        raise no_rows(file)
     return rows
+
+
+def no_rows(file: Path) -> BadInput:
+    """The error for a data file that holds no rows."""
+    return BadInput(f"{file}: the file has no rows", hint="add rows or remove the file")
 
 
 def iter_file(file: Path) -> Iterator[Row]:

@@ -12,11 +12,25 @@ from ftx.data.render_workers import marked_chunks, worker_count
 
 
 def test_chunks_come_back_in_order_from_other_processes():
+    import multiprocessing
+
+    # Each worker's first chunk waits at a two-party barrier, so both workers must take a
+    # chunk: on a busy machine one worker could otherwise mark all of them before the other
+    # starts.
+    barrier = multiprocessing.get_context("fork").Barrier(2)
+    met: set[int] = set()
+
+    def mark(chunk):
+        if os.getpid() not in met:
+            met.add(os.getpid())
+            barrier.wait(timeout=60)
+        return (os.getpid(), sum(chunk))
+
     chunks = [list(range(i, i + 3)) for i in range(0, 60, 3)]
-    out = list(marked_chunks(chunks, lambda chunk: (os.getpid(), sum(chunk)), workers=3))
+    out = list(marked_chunks(chunks, mark, workers=2))
     assert [total for _, total in out] == [sum(chunk) for chunk in chunks]
     pids = {pid for pid, _ in out}
-    assert os.getpid() not in pids and len(pids) >= 2
+    assert os.getpid() not in pids and len(pids) == 2
 
 
 def test_one_worker_marks_here():

@@ -78,9 +78,8 @@ def check_directory(out: Path, spec: dict[str, Any], *, overwrite: bool) -> str:
     """What ``out`` is for this compare: ``"new"`` (absent or empty), ``"replace"`` (anything
     is there and ``overwrite`` is set: start afresh) or ``"continue"`` (it holds this very
     compare).
-    BadInput, naming the difference and the fix, when it holds something else."""
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--output {out} exists and is not a directory")
+    BadInput, naming the difference and the fix, when it holds something else (``out`` is a
+    directory or absent: :func:`ftx.runner.rundir.check_output_path` has checked it)."""
     if not out.exists() or not any(out.iterdir()):
         return "new"
     if overwrite:

@@ -189,9 +189,11 @@ def compare(
     from datetime import datetime
 
     from ftx.runner import prepare
-    from ftx.runner.rundir import free_sibling
+    from ftx.runner.rundir import check_output_path, free_sibling
 
-    out = Path(output or f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}")
+    requested = output if output is not None else f"runs/compare-{datetime.now():%Y%m%d-%H%M%S}"
+    check_output_path(requested)
+    out = Path(requested)
     cells, spec = plan_cells(
         names,
         sets,

@@ -19,7 +19,12 @@ from ftx.plugins import call_first, discover, get_plugin, manager_for, merged_tr
 from ftx.runner.checkpoints import newest_checkpoint, read_json
 from ftx.runner.provenance import file_hash
 from ftx.runner.request import PreparedRun, RunRequest
-from ftx.runner.rundir import RunDirectory, default_output, is_nonempty_dir
+from ftx.runner.rundir import (
+    RunDirectory,
+    check_output_path,
+    default_output,
+    is_nonempty_dir,
+)
 
 # What ``--resume`` may change: settings that only affect logging and saving from now on.
 # Anything else would be recorded in config.yaml without taking effect (the optimizer,
@@ -75,6 +80,9 @@ def prepare(req: RunRequest) -> PreparedRun:
         raise _name_objective_of_key(exc, found, objective.name) from None
     if req.resume:
         _refuse_changes_on_resume(saved, resolved.config, Path(str(req.output)))
+    requested = req.output if req.output is not None else default_output(plugin.name)
+    check_output_path(requested)
+    output = Path(requested)
     mcfg = resolved.config["model"]
     check_model_spec(mcfg["name"])
     check_weights_format(mcfg["name"], allow_pickle=mcfg["allow_pickle"])
@@ -86,11 +94,8 @@ def prepare(req: RunRequest) -> PreparedRun:
     train_rows, eval_rows, files = _load_data(resolved, pm, traits)
     task_pm, task_rows = _task_eval(resolved, found, files)
     hashes = {k: file_hash(v) for k, v in files.items()}
-    output = Path(req.output) if req.output else default_output(plugin.name)
     if req.resume:
         _refuse_changed_data(prior.get("data_hashes") or {}, hashes, output, force=req.force)
-    elif output.exists() and not output.is_dir():
-        raise BadInput(f"--output {output} exists and is not a directory")
     elif is_nonempty_dir(output) and not req.overwrite and not req.follower:
         from ftx.ranks import is_main_process
 

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,37 @@ def default_output(plugin: str) -> Path:
     """``runs/<plugin>-YYYYmmdd-HHMMSS``; a name taken by a concurrent run gets a suffix at
     claim time (:meth:`RunDirectory.claim`), so two default names never collide."""
     return Path("runs") / f"{plugin}-{timestamp()}"
+
+
+def check_output_path(output: str | Path, *, option: str = "--output") -> None:
+    """Raise BadInput unless ``output`` is a directory or can be created as one, with its lock
+    file beside it: the nearest existing ancestor of its parent must be a directory in which a
+    directory can be made (tried, with a hidden probe removed at once: permission bits do not
+    tell root or a read-only file system). Cheap; run before any data or model is read."""
+    if not str(output).strip():
+        raise BadInput(
+            f"{option} is empty",
+            hint=f"pass a directory path, or leave {option} out for the default name",
+        )
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise BadInput(f"{option} {output} exists and is not a directory")
+    ancestor = output.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadInput(
+            f"cannot create {option} {output}: {ancestor} is a file, not a directory",
+            hint=f"choose another {option}",
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ftx-probe-", dir=ancestor))
+    except OSError as exc:
+        raise BadInput(
+            f"cannot create {option} {output}: no new directory can be made in {ancestor} "
+            f"({exc.strerror})",
+            hint=f"choose another {option}, in a directory you can write to",
+        ) from None
 
 
 def is_nonempty_dir(path: Path) -> bool:

@@ -78,3 +78,21 @@ def test_data_modules_import_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_max_length_below_runs_minimum_exits_2(tmp_path):
+    # The same floor as `ftx run`'s data.max_length, checked before any model or row is read.
+    result = CliRunner().invoke(
+        data, ["check", str(tmp_path / "absent.jsonl"), "--max-length", "3"]
+    )
+    assert result.exit_code == 2 and "--max-length 3: must be at least 8" in result.stderr
+
+
+def test_cli_json_reports_an_error_as_json(tmp_path):
+    path = tmp_path / "numbers.json"
+    path.write_text("[1, 2, 3]")
+    result = CliRunner().invoke(data, ["check", str(path), "--json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["error"] == f"{path}, row 1: expected a JSON object (a row), got a number (1)"
+    assert "rows need one of" in report["hint"]

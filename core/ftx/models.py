@@ -65,6 +65,11 @@ def check_model_spec(spec: str | None) -> None:
             raise BadInput(f"model file not found: {spec}")
         _require_gguf_package()
         return
+    if path.is_file():
+        raise BadInput(
+            f"model {spec} is a file, not a model directory (nor a .gguf file)",
+            hint="pass a Hugging Face model directory, a .gguf file, or a run directory",
+        )
     if path.exists():
         if run_model_dir(path) is not None:
             return
@@ -174,15 +179,24 @@ def _read_gguf_config(gguf: Path) -> Any:
 
 
 def check_weights_format(spec: str | None, *, allow_pickle: bool) -> None:
-    """Refuse pickle weights (``*.bin``/``*.pt``: loading them can run arbitrary code) unless
-    ``model.allow_pickle`` is set; safetensors are always fine."""
+    """Refuse a local model directory (or a run's ``model/``) without weight files, and pickle
+    weights (``*.bin``/``*.pt``: loading them can run arbitrary code) unless
+    ``model.allow_pickle`` is set; safetensors are always fine. Reads file names only."""
     if is_demo(spec) or spec is None or spec.endswith(".gguf"):
         return
     path = Path(spec).expanduser()
-    if not path.is_dir() or any(path.glob("*.safetensors")):
+    path = run_model_dir(path) or path
+    if not (path / "config.json").is_file() or any(path.glob("*.safetensors")):
         return
     pickles = sorted(p.name for p in (*path.glob("*.bin"), *path.glob("*.pt")))
-    if pickles and not allow_pickle:
+    if not pickles:
+        raise BadInput(
+            f"model directory {spec} has no weights: config.json but no model.safetensors "
+            "(nor model-00001-of-N.safetensors shards, nor pytorch_model.bin)",
+            hint="copy the weight files beside config.json (in Python: "
+            "model.save_pretrained(DIR) writes both)",
+        )
+    if not allow_pickle:
         raise BadInput(
             f"{spec} has only pickle weights ({pickles[0]}); ftx loads safetensors by default "
             "because unpickling can run arbitrary code",

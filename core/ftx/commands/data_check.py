@@ -32,9 +32,10 @@ def data() -> None:
 @click.option("--model", "-m", default=None, help="Model whose tokenizer to use (default: demo).")
 @click.option(
     "--max-length",
-    type=click.IntRange(min=1),
+    type=int,
     default=None,
-    help="Tokens per example; longer rows are truncated (default: 512).",
+    help="Tokens per example; longer rows are truncated (default: 512, at least 8, as "
+    "data.max_length for ftx run).",
 )
 @click.option(
     "--format",
@@ -64,6 +65,7 @@ def check(
     from ftx.data import check as run_check
 
     try:
+        _check_max_length(max_length)
         report = run_check(
             path,
             model=model,
@@ -72,7 +74,7 @@ def check(
             template=template,
         )
     except BadInput as err:
-        _fail(err)
+        _fail(err, as_json=as_json)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -84,7 +86,19 @@ def check(
                 f"truncation to {report['max_length']} tokens",
                 hint="raise --max-length (data.max_length for ftx run), or check that rows "
                 "have assistant turns",
-            )
+            ),
+            as_json=as_json,
+        )
+
+
+def _check_max_length(max_length: int | None) -> None:
+    """``--max-length`` within ``data.max_length``'s range (the one ``ftx run`` checks)."""
+    from ftx.config.tables import RANGES
+
+    allowed = RANGES[("data", "max_length")]
+    if max_length is not None and allowed.min is not None and max_length < allowed.min:
+        raise BadInput(
+            f"--max-length {max_length}: must be at least {allowed.min:g}", hint=allowed.fix
         )
 
 
@@ -179,9 +193,15 @@ def _preference_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _fail(err: BadInput) -> None:
+def _fail(err: BadInput, *, as_json: bool = False) -> None:
+    """Exit 2 with ``err``: on stderr as ftx prints errors, or with ``--json`` as one JSON
+    object ``{"error": …, "hint": …}`` on stdout, what a script reads."""
     from rich.console import Console
     from rich.markup import escape
+
+    if as_json:
+        click.echo(json.dumps({"error": err.message, "hint": err.hint}, indent=2))
+        raise click.exceptions.Exit(2)
 
     console = Console(stderr=True)
     console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)

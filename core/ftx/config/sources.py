@@ -59,6 +59,11 @@ def load_file(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(
+            f"config file {path} is a directory",
+            hint="pass a YAML file, e.g. a run's config.yaml",
+        )
     if not path.is_file():
         raise BadInput(f"config file not found: {path}")
     try:

@@ -79,7 +79,7 @@ def detect_format(row: Row) -> str:
     """The format a row's keys indicate; raises `BadInput` when they match none."""
     data = row.data
     if not isinstance(data, dict):
-        raise row.error(f"expected a JSON object (a row), got {_kind(data)}")
+        raise row.error(f"expected a JSON object (a row), got {_kind(data)}", hint=_shapes_hint())
     shape = looks_like_preference(data, cells_are_text=row.cells_are_text)
     if shape is not None:
         raise row.error(*not_conversations(shape))
@@ -94,11 +94,15 @@ def detect_format(row: Row) -> str:
     if "text" in data:
         return "text"
     keys = ", ".join(repr(k) for k in list(data)[:8]) or "none"
-    raise row.error(
-        f"cannot tell the data format from the keys ({keys})",
-        hint="rows need one of: "
+    raise row.error(f"cannot tell the data format from the keys ({keys})", hint=_shapes_hint())
+
+
+def _shapes_hint() -> str:
+    """The shapes a supervised row can have, one example each."""
+    return (
+        "rows need one of: "
         + "; ".join(f"{fmt}: {example}" for fmt, example in EXPECTED.items())
-        + " (or pass --format)",
+        + " (or pass --format)"
     )
 
 

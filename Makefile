@@ -38,11 +38,16 @@ llama-cpp: $(LLAMA_STAMP)
 demo: $(STAMP)
 	$(BIN)/ftx run --plugin qlora
 
+# Tests run in TEST_WORKERS pytest-xdist workers (each gets its share of the cores, and tests that
+# share an expensive fixture share a worker: tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP) $(LLAMA_STAMP)
-	$(BIN)/python -m pytest --slow -q -rs --durations=40
+	$(BIN)/python -m pytest --slow -q -rs --durations=40 $(XDIST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

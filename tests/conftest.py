@@ -13,7 +13,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="also run the slow tier (real SmolLM2)")
 
 
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (``make test`` runs two workers), each worker and the ``ftx``
+    processes it starts get their share of the cores as ``OMP_NUM_THREADS``, unless the user
+    set it: two workers with a thread per core each would make OpenMP's threads wait for each
+    other's cores. Runs when this conftest is imported, before the worker imports torch."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (cores or 1) // workers))
+
+
+_share_the_cores_between_workers()
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The pytest-xdist group an item must share a worker with (``--dist loadgroup``), so that
+    an expensive fixture is built once: the slow tier's shared demo compare, the browser
+    session, or the item's module when the module builds a module-scoped fixture it uses.
+    None: the item may run on any worker."""
+    if "demo_compare" in item.fixturenames:
+        return "smollm2_demo"
+    path = item.nodeid.split("::")[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    for definitions in (fixture_info.name2fixturedefs if fixture_info else {}).values():
+        own = definitions[-1]
+        if own.scope == "module" and getattr(own.func, "__module__", "").startswith("tests."):
+            return path
+    return None
+
+
+def _start_order(item: pytest.Item) -> int:
+    if "demo_compare" in item.fixturenames:
+        return 0
+    return 1 if "slow" in item.keywords else 2
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Longest first (the scheduler hands out work in this order, ``--no-loadscope-reorder``):
+        # the demo compare and the tests built on it are the longest chain, then the other
+        # slow tests; the fast tier's short tests fill the end.
+        items.sort(key=_start_order)
     if config.getoption("--slow") or os.environ.get("FTX_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow tier: pass --slow")

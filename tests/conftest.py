@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -52,17 +56,61 @@ def _start_order(item: pytest.Item) -> int:
     return 1 if "slow" in item.keywords else 2
 
 
+def _groups_file(testrunuid: str) -> Path:
+    """Where the workers leave ``{nodeid: group}`` for the controller's scheduler."""
+    return Path(tempfile.gettempdir()) / f"ftx-xdist-groups-{testrunuid}.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The controller names the test run, so that it knows where its workers leave the groups.
+    xdist = config.pluginmanager.hasplugin("xdist")
+    if xdist and getattr(config.option, "numprocesses", None) and not config.option.testrunuid:
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: pytest-xdist may be absent
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadgroup`` with the groups of :func:`xdist_group_of`. pytest-xdist 3.8 marks a
+    group by renaming the item's nodeid, which pytest 9 ignores (a nodeid is no longer a
+    plain attribute): every test would be on its own, and the demo compare built on both
+    workers. So each worker writes its items' groups to a file, and the scheduler reads them."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups_file = _groups_file(config.getoption("testrunuid"))
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if "@" in nodeid:  # a pytest-xdist whose own renaming works again
+                return nodeid.rsplit("@", 1)[-1]
+            if self.groups is None:
+                self.groups = json.loads(groups_file.read_text())
+                groups_file.unlink(missing_ok=True)
+            return self.groups.get(nodeid, nodeid)
+
+    return FileGroupScheduling(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups = {}
     for item in items:
         group = xdist_group_of(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            groups[item.nodeid] = group
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # Longest first (the scheduler hands out work in this order, ``--no-loadscope-reorder``):
         # the demo compare and the tests built on it are the longest chain, then the other
         # slow tests; the fast tier's short tests fill the end.
         items.sort(key=_start_order)
+        target = _groups_file(os.environ["PYTEST_XDIST_TESTRUNUID"])
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(groups))
+        os.replace(partial, target)  # every worker writes the same groups
     if config.getoption("--slow") or os.environ.get("FTX_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow tier: pass --slow")

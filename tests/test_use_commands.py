@@ -158,6 +158,76 @@ def test_bad_inputs(ftx_cli, finished, tmp_path, ftx_tiny_data):
     assert r.exit_code == 2 and "no adapter" in r.stderr
 
 
+def test_generate_samples_when_asked(ftx_cli, finished, ftx_tiny_data, tmp_path):
+    out = tmp_path / "sampled.jsonl"
+    args = ["generate", finished["fft"], "--data", ftx_tiny_data["eval"], "--out", out]
+    r = ftx_cli(*args, "--sample", "--temperature", "0.8", "--top-p", "0.5", "--limit", "2")
+    assert r.exit_code == 0, r.output
+    assert len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "needle"),
+    [
+        ("generate", ["--max-new-tokens", "0"], "--max-new-tokens 0: must be at least 1"),
+        ("eval", ["--max-new-tokens", "-5"], "--max-new-tokens -5: must be at least 1"),
+        ("generate", ["--sample", "--temperature", "0"], "--temperature 0.0: must be above 0"),
+        ("generate", ["--sample", "--top-p", "2"], "--top-p 2.0: must be above 0 and at most 1"),
+        ("generate", ["--limit", "0"], "--limit 0: expected a whole number ≥ 1"),
+        ("eval", ["--limit", "-1"], "--limit -1: expected a whole number ≥ 1"),
+    ],
+)
+def test_generation_settings_are_checked_before_loading(
+    ftx_cli, finished, ftx_tiny_data, no_model_loading, command, options, needle
+):
+    r = ftx_cli(command, finished["fft"], "--data", ftx_tiny_data["eval"], *options)
+    assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output, r.output
+
+
+def test_chat_and_retention_refuse_settings_that_cannot_work(ftx_cli, finished, no_model_loading):
+    r = ftx_cli("chat", finished["fft"], "--max-new-tokens", "0", input="hi\n")
+    assert r.exit_code == 2 and "--max-new-tokens 0" in r.stderr
+    r = ftx_cli("eval", finished["fft"], "--metric", "retention", "--limit", "2")
+    assert r.exit_code == 2 and "--limit does not apply to --metric retention" in r.stderr
+
+
+def test_export_never_writes_over_the_run(ftx_cli, finished, tmp_path):
+    import shutil
+
+    run = tmp_path / "runs" / "q"
+    shutil.copytree(finished["qlora"], run)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for out, needle in [
+        (run, "holds the run"),
+        (run.parent, "holds the run"),
+        (run / "model", "inside the run's own model"),
+        (run / "checkpoints" / "x", "inside the run's own checkpoints"),
+        (run / "summary.json", "inside the run's own summary.json"),
+    ]:
+        r = ftx_cli("export", run, "--format", "full", "--out", out, "--overwrite")
+        assert r.exit_code == 2 and needle in r.stderr, (out, r.output)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_api_export_and_chat_check_their_arguments(finished, tmp_path):
+    from ftx import BadInput, RunResult
+
+    run = RunResult(finished["qlora"])
+    written = run.export("gguf", quant="q8_0", out=tmp_path / "tiny.gguf")
+    assert written == tmp_path / "tiny.gguf" and written.read_bytes()[:4] == b"GGUF"
+    assert (tmp_path / "Modelfile").is_file()
+    with pytest.raises(BadInput, match="format 'bogus': expected one of full, merged, adapter"):
+        run.export("bogus")
+    with pytest.raises(BadInput, match="dtype 'fp8'"):
+        run.export("full", dtype="fp8")
+    with pytest.raises(BadInput, match="quant= applies to format='gguf' only"):
+        run.export("full", quant="q8_0")
+    with pytest.raises(BadInput, match="not NoneType"):
+        run.chat(None)
+    with pytest.raises(BadInput, match="must be at least 1"):
+        run.chat("hi", max_new_tokens=0)
+
+
 def test_compare_reports_every_method(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path):
     out = tmp_path / "cmp"
     r = ftx_cli(

@@ -24,6 +24,10 @@ from pathlib import Path
 from ftx.errors import BadInput
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+FORMATS = ("full", "merged", "adapter")
+"""What :func:`export_run` writes (``gguf`` is :mod:`ftx.gguf_export`'s)."""
+RUN_PARTS = ("model", "adapter", "checkpoints")
+"""A run's own directories, which no export may be written into."""
 
 
 def export_run(
@@ -31,7 +35,17 @@ def export_run(
 ) -> Path:
     """Write the ``fmt`` artifact (``full``, ``merged`` or ``adapter``) of ``run`` to ``target``
     with floats in ``dtype`` (a key of :data:`DTYPES`; None: their own); return ``target``."""
+    if fmt not in FORMATS:
+        raise BadInput(
+            f"format {fmt!r}: expected one of {', '.join(FORMATS)}",
+            hint="a .gguf file: format gguf (ftx export --format gguf)",
+        )
+    if dtype is not None and dtype not in DTYPES:
+        raise BadInput(
+            f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}, or none to keep the run's own"
+        )
     check_run(run)
+    check_target(run, target)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise BadInput(f"{target} already exists", hint="pass --overwrite or choose --out")
     adapter = run / "adapter"
@@ -58,6 +72,32 @@ def export_run(
     from ftx.merging import streaming_merge
 
     return streaming_merge(run / "model", tokenizer, target, dtype=save_dtype)
+
+
+def default_target(run: Path, fmt: str, dtype: str | None) -> Path:
+    """``RUN/export-FMT`` (``RUN/export-FMT-DTYPE`` when a dtype is chosen)."""
+    return run / (f"export-{fmt}-{dtype}" if dtype else f"export-{fmt}")
+
+
+def check_target(run: Path, target: Path) -> None:
+    """BadInput when writing ``target`` (replaced whole with ``--overwrite``) would destroy
+    the run: ``target`` is the run, holds it, is inside its ``model/``, ``adapter/`` or
+    ``checkpoints/``, or is one of its files; or it is a file."""
+    run_path, target_path = run.resolve(), target.resolve()
+    if run_path == target_path or run_path.is_relative_to(target_path):
+        raise BadInput(
+            f"--out {target} holds the run {run}: exporting there would replace the run",
+            hint="choose --out outside it, or leave --out out (RUN/export-FMT)",
+        )
+    if target_path.is_relative_to(run_path):
+        own = run_path / target_path.relative_to(run_path).parts[0]
+        if own.name in RUN_PARTS or own.is_file():
+            raise BadInput(
+                f"--out {target} is inside the run's own {own.name}",
+                hint="choose a new directory, e.g. the default RUN/export-FMT",
+            )
+    if target.exists() and not target.is_dir():
+        raise BadInput(f"--out {target} exists and is not a directory")
 
 
 def check_run(run: Path) -> None:

@@ -20,10 +20,23 @@ from ftx.errors import BadInput
 METRICS = ("exact", "json", "loss")
 
 
+def check_limit(limit: int | None) -> None:
+    """BadInput unless ``limit`` is None (every row) or a whole number ≥ 1."""
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise BadInput(
+            f"--limit {limit}: expected a whole number ≥ 1 (score the first N rows)",
+            hint="leave --limit out to use every row",
+        )
+
+
 def load_eval_rows(data: str, fmt: str, limit: int | None) -> list[Any]:
     """Conversations to complete or score against their last assistant turn (the first
     ``limit``); BadInput for plain text rows, which have no reference."""
     from ftx.data import load_conversations
+
+    check_limit(limit)
 
     convs = load_conversations(data, fmt)
     for conv in convs:
@@ -42,6 +55,7 @@ def evaluation(
     called once the data are read, so bad data fail before any model loads): the metric's dict
     with ``model`` and ``data``. ``pairwise`` reads preference pairs, ``loss`` any
     conversations, ``exact``/``json`` conversations with a reference."""
+    check_limit(limit)
     if metric == "pairwise":
         from ftx.data import load_preference_pairs
         from ftx.evaluate_pairwise import pairwise_scores

@@ -110,6 +110,21 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def check_generation_settings(
+    max_new_tokens: int, *, temperature: float = 1.0, top_p: float = 1.0
+) -> None:
+    """BadInput unless ``max_new_tokens`` ≥ 1, ``temperature`` > 0 and 0 < ``top_p`` ≤ 1 (what
+    ``generate`` accepts); the commands and the Python API check before loading a model."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise BadInput(f"max_new_tokens={max_new_tokens!r}: expected a whole number ≥ 1")
+    if max_new_tokens < 1:
+        raise BadInput(f"--max-new-tokens {max_new_tokens}: must be at least 1", hint="e.g. 64")
+    if not temperature > 0:
+        raise BadInput(f"--temperature {temperature}: must be above 0", hint="e.g. 0.7")
+    if not 0 < top_p <= 1:
+        raise BadInput(f"--top-p {top_p}: must be above 0 and at most 1", hint="e.g. 0.9")
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -132,7 +147,8 @@ def generate(
     stops = stop_token_ids(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {}
+    check_generation_settings(max_new_tokens, temperature=temperature, top_p=top_p)
+    sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = max(len(prompts[i]) for i in idx)

@@ -123,7 +123,9 @@ class RunResult:
         """``ftx generate``: the last assistant turn of every conversation in ``data``
         (rows of ``id``, ``prompt``, ``output``, ``reference``; greedy)."""
         from ftx.evaluate import generations, load_eval_rows
+        from ftx.inference import check_generation_settings
 
+        check_generation_settings(max_new_tokens)
         convs = load_eval_rows(str(data), fmt, limit)
         loaded = self._model()
         return generations(loaded.model, loaded.tokenizer, convs, max_new_tokens=max_new_tokens)
@@ -138,8 +140,15 @@ class RunResult:
         """One reply of the trained model to ``message`` (a user turn, or a whole message list
         ending with a user turn), rendered as in training and as ``ftx chat`` does; greedy."""
         from ftx.chat import prompt_ids
-        from ftx.inference import generate
+        from ftx.inference import check_generation_settings, generate
 
+        if not isinstance(message, (str, list)):
+            raise BadInput(
+                f"chat() takes a message (a string) or a list of messages, not "
+                f"{type(message).__name__}",
+                hint='e.g. run.chat("Hello") or run.chat([{"role": "user", "content": "Hello"}])',
+            )
+        check_generation_settings(max_new_tokens)
         messages = [{"role": "user", "content": message}] if isinstance(message, str) else message
         if system:
             messages = [{"role": "system", "content": system}, *messages]
@@ -180,15 +189,29 @@ class RunResult:
         self,
         format: str = "full",
         *,
-        dtype: str = "fp32",
+        dtype: str | None = None,
+        quant: str | None = None,
         out: str | Path | None = None,
         overwrite: bool = False,
     ) -> Path:
         """``ftx export``: (re)write the run's model as ``full``, ``merged`` or ``adapter``
-        (``dtype`` fp32/bf16/fp16) into ``out`` (default ``RUN/export-FORMAT-DTYPE``)."""
-        from ftx.artifact_formats import export_run
+        (``dtype`` fp32/bf16/fp16; None keeps the run's own) into ``out`` (default
+        ``RUN/export-FORMAT[-DTYPE]``), or as ``gguf`` (``quant``, default f16) into the
+        ``.gguf`` file ``out`` (default ``RUN/export-gguf-QUANT/RUNNAME-QUANT.gguf``), with an
+        Ollama Modelfile beside it. Returns what was written."""
+        if format == "gguf":
+            from ftx.gguf_export import check_gguf_export, export_gguf
 
-        target = Path(out) if out else self.output / f"export-{format}-{dtype}"
+            if dtype is not None:
+                raise BadInput("dtype= does not apply to format='gguf'", hint="use quant=")
+            target = None if out is None else Path(out)
+            plan = check_gguf_export(self.output, quant or "f16", target, overwrite=overwrite)
+            return export_gguf(plan)
+        if quant is not None:
+            raise BadInput("quant= applies to format='gguf' only", hint="use dtype=")
+        from ftx.artifact_formats import default_target, export_run
+
+        target = Path(out) if out else default_target(self.output, format, dtype)
         return export_run(self.output, format, dtype, target, overwrite=overwrite)
 
     def _repr_markdown_(self) -> str:

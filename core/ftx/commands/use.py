@@ -35,12 +35,14 @@ def generate_cmd(
 ):
     """Generate the last assistant turn of every conversation in --data."""
     from ftx.evaluate import generations, load_eval_rows
-    from ftx.inference import load_for_inference, resolve_artifact
+    from ftx.inference import check_generation_settings, load_for_inference, resolve_artifact
 
     if out and Path(out).exists() and not overwrite:
         raise BadInput(
             f"--out {out} already exists", hint="choose another --out, or pass --overwrite"
         )
+    chosen = {"temperature": temperature, "top_p": top_p} if sample else {}
+    check_generation_settings(max_new_tokens, **chosen)
     resolve_artifact(run_or_model)
     convs = load_eval_rows(data, fmt, limit)
     loaded = load_for_inference(run_or_model)
@@ -87,11 +89,19 @@ def generate_cmd(
 def eval_cmd(run_or_model, data, metric, base, max_new_tokens, fmt, limit):
     """Score a run or model on --data, or its forgetting (--metric retention|drift) against
     its base; one JSON object on stdout, a table on stderr."""
-    from ftx.evaluate import evaluation
+    from ftx.evaluate import check_limit, evaluation
     from ftx.forgetting.measure import METRICS as FORGETTING
-    from ftx.inference import load_for_inference, resolve_artifact
+    from ftx.inference import check_generation_settings, load_for_inference, resolve_artifact
 
+    check_generation_settings(max_new_tokens)
+    check_limit(limit)
     if metric in FORGETTING:
+        if limit is not None:
+            raise BadInput(
+                f"--limit does not apply to --metric {metric}: it uses every general question "
+                "and text shipped with ftx",
+                hint="drop --limit",
+            )
         if data is not None:
             raise BadInput(
                 f"--data does not apply to --metric {metric}: it measures against the base "
@@ -163,8 +173,9 @@ def _print_eval_table(result: dict) -> None:
 def chat_cmd(run_or_model, system, max_new_tokens):
     """Chat with a run or model in the terminal (streaming; /reset, /exit)."""
     from ftx.chat import chat_loop
-    from ftx.inference import load_for_inference, resolve_artifact
+    from ftx.inference import check_generation_settings, load_for_inference, resolve_artifact
 
+    check_generation_settings(max_new_tokens)
     resolve_artifact(run_or_model)
     loaded = load_for_inference(run_or_model)
     chat_loop(loaded, system=system, max_new_tokens=max_new_tokens)
@@ -202,7 +213,7 @@ def chat_cmd(run_or_model, system, max_new_tokens):
 @click.option("--overwrite", is_flag=True, help="Replace an existing target.")
 def export_cmd(run, fmt, quant, dtype, out, overwrite):
     """(Re)write a finished run's model artifact, atomically, one tensor at a time."""
-    from ftx.artifact_formats import export_run
+    from ftx.artifact_formats import default_target, export_run
 
     if fmt == "gguf":
         if dtype is not None:
@@ -216,8 +227,7 @@ def export_cmd(run, fmt, quant, dtype, out, overwrite):
         return
     if quant is not None:
         raise BadInput("--quant applies to --format gguf only", hint="use --dtype")
-    default_name = f"export-{fmt}-{dtype}" if dtype else f"export-{fmt}"
-    target = Path(out) if out else Path(run) / default_name
+    target = Path(out) if out else default_target(Path(run), fmt, dtype)
     written = export_run(Path(run), fmt, dtype, target, overwrite=overwrite)
     click.echo(str(written))
 

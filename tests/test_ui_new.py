@@ -9,6 +9,7 @@ import html
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,10 @@ def test_the_command_shown_is_the_one_launched(tmp_path, ftx_tiny_model, ftx_tin
     assert '<pre id="command">ftx run --plugin qlora --output' in page
     outside = c.get("/new/command", params={**values, "output": "../x"})
     assert outside.status_code == 400
+    # Nothing filled in: the page's default method, and a run name made from it.
+    argv = shlex.split(c.get("/new/command").text)
+    assert argv[:4] == ["ftx", "run", "--plugin", "qlora"]
+    assert Path(argv[argv.index("--output") + 1]).name.startswith("qlora-")
 
 
 @pytest.fixture(scope="module")

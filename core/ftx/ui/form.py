@@ -148,11 +148,13 @@ class Submission:
         return filled + [line.strip() for line in self.extra.splitlines() if line.strip()]
 
 
-def read_submission(form: Any, known: list[Field]) -> Submission:
-    """The posted form (a mapping) as a :class:`Submission`; only ``known`` fields are read."""
+def read_submission(form: Any, known: list[Field], *, plugin: str, objective: str) -> Submission:
+    """The posted form (a mapping) as a :class:`Submission` for the method ``plugin`` and
+    ``objective`` (the pair the page resolved, defaults included); only ``known`` fields are
+    read."""
     return Submission(
-        plugin=str(form.get("plugin") or ""),
-        objective=str(form.get("objective") or ""),
+        plugin=plugin,
+        objective=objective,
         model=str(form.get("model") or "").strip(),
         data=str(form.get("data") or "").strip(),
         output=str(form.get("output") or "").strip(),

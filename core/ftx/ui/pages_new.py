@@ -81,7 +81,7 @@ async def command_preview(request: Request) -> Response:
         fields = await run_in_threadpool(form.fields, plugin, objective)
     except BadInput as exc:
         return PlainTextResponse(form.message(exc), status_code=400)
-    sub = form.read_submission(request.query_params, fields)
+    sub = form.read_submission(request.query_params, fields, plugin=plugin, objective=objective)
     root = request.app.state.settings.root
     path, why = _output(root, sub)
     if path is None:
@@ -99,7 +99,7 @@ async def submit(request: Request) -> Response:
         fields = await run_in_threadpool(form.fields, plugin, objective)
     except BadInput as exc:
         return render(request, "error.html", {"message": form.message(exc)}, 400)
-    sub = form.read_submission(posted, fields)
+    sub = form.read_submission(posted, fields, plugin=plugin, objective=objective)
     root = request.app.state.settings.root
     context = await _context(request, plugin, objective, sub)
     path, why = _output(root, sub)

@@ -284,3 +284,14 @@ def test_a_key_given_twice_is_an_error_naming_its_line(tmp_path):
     )
     path.write_text("train:\n  max_steps: 2\nmethod:\n  max_steps: 3\n")  # other mappings: fine
     assert cfg.load_file(path)["method"] == {"max_steps": 3}
+
+
+def test_an_unknown_section_in_set_gets_the_hint_that_fits():
+    from ftx.config.sources import parse_set
+
+    with pytest.raises(BadInput) as plugin_as_section:
+        parse_set("qlora.method.r=8")
+    assert plugin_as_section.value.hint.endswith("e.g. qlora:method.r")
+    with pytest.raises(BadInput) as typo:
+        parse_set("bogus.key=1")
+    assert typo.value.hint == "the sections are model, data, train, method, objective, export"

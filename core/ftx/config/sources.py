@@ -126,9 +126,9 @@ def parse_set(expr: str) -> Setting:
     if not sep or not dot or not section or not key.strip() or (colon and not plugin):
         raise BadInput(f"--set {expr!r}: expected {SET_SYNTAX}")
     if section not in SECTIONS:
-        hint = None
-        if plugin is None and "." in path:
-            hint = f"a plugin's option is set as PLUGIN:method.KEY, e.g. {section}:method.{key}"
+        hint = f"the sections are {', '.join(SECTIONS)}"
+        if plugin is None and "." in key:  # e.g. qlora.method.r: a plugin's name as section
+            hint = f"a plugin's option is set as PLUGIN:method.KEY, e.g. {section}:{key}"
         raise BadInput(
             f"--set {expr!r}: unknown section '{section}'{did_you_mean(section, SECTIONS)}",
             hint=hint,

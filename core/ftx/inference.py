@@ -147,8 +147,8 @@ def generate(
     stops = stop_token_ids(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
-    check_generation_settings(max_new_tokens, temperature=temperature, top_p=top_p)
     sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+    check_generation_settings(max_new_tokens, **sampling)  # greedy ignores the other two
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = max(len(prompts[i]) for i in idx)

@@ -68,6 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.testrunuid = uuid.uuid4().hex
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # The controller removes the groups file, also when the scheduler never read it.
+    if not os.environ.get("PYTEST_XDIST_WORKER") and getattr(
+        session.config.option, "testrunuid", None
+    ):
+        _groups_file(session.config.option.testrunuid).unlink(missing_ok=True)
+
+
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: pytest-xdist may be absent
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadgroup`` with the groups of :func:`xdist_group_of`. pytest-xdist 3.8 marks a

@@ -85,7 +85,9 @@ def test_cli_max_length_below_runs_minimum_exits_2(tmp_path):
     result = CliRunner().invoke(
         data, ["check", str(tmp_path / "absent.jsonl"), "--max-length", "3"]
     )
-    assert result.exit_code == 2 and "--max-length 3: must be at least 8" in result.stderr
+    assert (
+        result.exit_code == 2 and "--max-length: 3 is out of range (valid: >= 8)" in result.stderr
+    )
 
 
 def test_cli_json_reports_an_error_as_json(tmp_path):

@@ -95,11 +95,7 @@ def _check_max_length(max_length: int | None) -> None:
     """``--max-length`` within ``data.max_length``'s range (the one ``ftx run`` checks)."""
     from ftx.config.tables import RANGES
 
-    allowed = RANGES[("data", "max_length")]
-    if max_length is not None and allowed.min is not None and max_length < allowed.min:
-        raise BadInput(
-            f"--max-length {max_length}: must be at least {allowed.min:g}", hint=allowed.fix
-        )
+    RANGES[("data", "max_length")].check(max_length, where="--max-length")
 
 
 def print_report(report: dict[str, Any]) -> None:

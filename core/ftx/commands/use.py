@@ -41,14 +41,18 @@ def generate_cmd(
         raise BadInput(
             f"--out {out} already exists", hint="choose another --out, or pass --overwrite"
         )
-    chosen = {"temperature": temperature, "top_p": top_p} if sample else {}
-    check_generation_settings(max_new_tokens, **chosen)
+    sampling = {"temperature": temperature, "top_p": top_p} if sample else {}
+    check_generation_settings(max_new_tokens, **sampling)
     resolve_artifact(run_or_model)
     convs = load_eval_rows(data, fmt, limit)
     loaded = load_for_inference(run_or_model)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sample else {}
     rows = generations(
-        loaded.model, loaded.tokenizer, convs, max_new_tokens=max_new_tokens, **sampling
+        loaded.model,
+        loaded.tokenizer,
+        convs,
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        **sampling,
     )
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if out:

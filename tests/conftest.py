@@ -32,13 +32,17 @@ def _share_the_cores_between_workers() -> None:
 _share_the_cores_between_workers()
 
 
+DEMO_GROUP = "smollm2_demo"
+"""The group of the slow tier's demo compare and the tests built on it: the longest chain."""
+
+
 def xdist_group_of(item: pytest.Item) -> str | None:
     """The pytest-xdist group an item must share a worker with (``--dist loadgroup``), so that
     an expensive fixture is built once: the slow tier's shared demo compare, the browser
     session, or the item's module when the module builds a module-scoped fixture it uses.
     None: the item may run on any worker."""
     if "demo_compare" in item.fixturenames:
-        return "smollm2_demo"
+        return DEMO_GROUP
     path = item.nodeid.split("::")[0]
     if path.startswith("tests/browser/"):
         return "browser"
@@ -48,12 +52,6 @@ def xdist_group_of(item: pytest.Item) -> str | None:
         if own.scope == "module" and getattr(own.func, "__module__", "").startswith("tests."):
             return path
     return None
-
-
-def _start_order(item: pytest.Item) -> int:
-    if "demo_compare" in item.fixturenames:
-        return 0
-    return 1 if "slow" in item.keywords else 2
 
 
 def _groups_file(testrunuid: str) -> Path:
@@ -114,7 +112,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # Longest first (the scheduler hands out work in this order, ``--no-loadscope-reorder``):
         # the demo compare and the tests built on it are the longest chain, then the other
         # slow tests; the fast tier's short tests fill the end.
-        items.sort(key=_start_order)
+        items.sort(
+            key=lambda item: (
+                0
+                if groups.get(item.nodeid) == DEMO_GROUP
+                else (1 if "slow" in item.keywords else 2)
+            )
+        )
         target = _groups_file(os.environ["PYTEST_XDIST_TESTRUNUID"])
         partial = target.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps(groups))

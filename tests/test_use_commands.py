@@ -220,7 +220,7 @@ def test_api_export_and_chat_check_their_arguments(finished, tmp_path):
         run.export("bogus")
     with pytest.raises(BadInput, match="dtype 'fp8'"):
         run.export("full", dtype="fp8")
-    with pytest.raises(BadInput, match="quant= applies to format='gguf' only"):
+    with pytest.raises(BadInput, match="--quant applies to --format gguf only"):
         run.export("full", quant="q8_0")
     with pytest.raises(BadInput, match="not NoneType"):
         run.chat(None)

@@ -30,6 +30,33 @@ RUN_PARTS = ("model", "adapter", "checkpoints")
 """A run's own directories, which no export may be written into."""
 
 
+def export_artifact(
+    run: Path,
+    fmt: str,
+    *,
+    dtype: str | None = None,
+    quant: str | None = None,
+    out: Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """``ftx export`` and ``RunResult.export``: ``fmt`` ``gguf`` (``quant``, default f16) into
+    the ``.gguf`` file ``out`` (default ``RUN/export-gguf-QUANT/RUNNAME-QUANT.gguf``) with an
+    Ollama Modelfile beside it, else :func:`export_run` into ``out`` (default
+    :func:`default_target`). Returns what was written."""
+    if fmt == "gguf":
+        if dtype is not None:
+            raise BadInput(
+                "--dtype does not apply to --format gguf", hint="choose the type with --quant"
+            )
+        from ftx.gguf_export import check_gguf_export, export_gguf
+
+        return export_gguf(check_gguf_export(run, quant or "f16", out, overwrite=overwrite))
+    if quant is not None:
+        raise BadInput("--quant applies to --format gguf only", hint="use --dtype")
+    target = out if out is not None else default_target(run, fmt, dtype)
+    return export_run(run, fmt, dtype, target, overwrite=overwrite)
+
+
 def export_run(
     run: Path, fmt: str, dtype: str | None, target: Path, *, overwrite: bool = False
 ) -> Path:

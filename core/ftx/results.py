@@ -199,20 +199,12 @@ class RunResult:
         ``RUN/export-FORMAT[-DTYPE]``), or as ``gguf`` (``quant``, default f16) into the
         ``.gguf`` file ``out`` (default ``RUN/export-gguf-QUANT/RUNNAME-QUANT.gguf``), with an
         Ollama Modelfile beside it. Returns what was written."""
-        if format == "gguf":
-            from ftx.gguf_export import check_gguf_export, export_gguf
+        from ftx.artifact_formats import export_artifact
 
-            if dtype is not None:
-                raise BadInput("dtype= does not apply to format='gguf'", hint="use quant=")
-            target = None if out is None else Path(out)
-            plan = check_gguf_export(self.output, quant or "f16", target, overwrite=overwrite)
-            return export_gguf(plan)
-        if quant is not None:
-            raise BadInput("quant= applies to format='gguf' only", hint="use dtype=")
-        from ftx.artifact_formats import default_target, export_run
-
-        target = Path(out) if out else default_target(self.output, format, dtype)
-        return export_run(self.output, format, dtype, target, overwrite=overwrite)
+        target = Path(out) if out else None
+        return export_artifact(
+            self.output, format, dtype=dtype, quant=quant, out=target, overwrite=overwrite
+        )
 
     def _repr_markdown_(self) -> str:
         """Jupyter shows a finished run as its ``report.md``."""

@@ -217,22 +217,16 @@ def chat_cmd(run_or_model, system, max_new_tokens):
 @click.option("--overwrite", is_flag=True, help="Replace an existing target.")
 def export_cmd(run, fmt, quant, dtype, out, overwrite):
     """(Re)write a finished run's model artifact, atomically, one tensor at a time."""
-    from ftx.artifact_formats import default_target, export_run
+    from ftx.artifact_formats import export_artifact
 
-    if fmt == "gguf":
-        if dtype is not None:
-            raise BadInput(
-                "--dtype does not apply to --format gguf", hint="choose the type with --quant"
-            )
-        from ftx.gguf_export import check_gguf_export, export_gguf
-
-        plan = check_gguf_export(Path(run), quant or "f16", out and Path(out), overwrite=overwrite)
-        click.echo(str(export_gguf(plan)))
-        return
-    if quant is not None:
-        raise BadInput("--quant applies to --format gguf only", hint="use --dtype")
-    target = Path(out) if out else default_target(Path(run), fmt, dtype)
-    written = export_run(Path(run), fmt, dtype, target, overwrite=overwrite)
+    written = export_artifact(
+        Path(run),
+        fmt,
+        dtype=dtype,
+        quant=quant,
+        out=Path(out) if out else None,
+        overwrite=overwrite,
+    )
     click.echo(str(written))
 
 

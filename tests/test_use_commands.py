@@ -117,6 +117,35 @@ def test_chat_streams_replies(ftx_cli, finished):
     assert r.stdout.count("bot> ") == 2
 
 
+def test_a_failure_in_generation_ends_the_reply_and_is_raised(finished):
+    """Generation runs in a thread: its error must reach the caller (ftx chat, the UI's
+    stream) instead of leaving it waiting for pieces that never come."""
+    import threading
+
+    from ftx.chat import stream_reply
+    from ftx.inference import load_for_inference
+
+    loaded = load_for_inference(finished["fft"])
+
+    def broken_generate(**kwargs):
+        raise RuntimeError("out of memory, say")
+
+    loaded.model.generate = broken_generate
+    outcome = []
+
+    def consume():
+        try:
+            list(stream_reply(loaded, [{"role": "user", "content": "hi"}], max_new_tokens=3))
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the reply waited for a generation that had failed"
+    assert outcome == ["out of memory, say"]
+
+
 @pytest.mark.parametrize(
     ("fmt", "dtype"), [("full", "bf16"), ("merged", "fp32"), ("adapter", "fp16")]
 )

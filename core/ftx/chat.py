@@ -23,7 +23,9 @@ def stream_reply(
     loaded: Any, history: list[dict[str, str]], *, max_new_tokens: int
 ) -> Iterator[str]:
     """The model's reply to ``history`` (ending with a user turn), greedy, yielded in pieces as
-    they are generated; stops at the end-of-turn token. ``ftx chat`` and ``ftx ui`` use it."""
+    they are generated; stops at the end-of-turn token. An error in generation (which runs in
+    a thread) ends the pieces and is raised here, in the caller's thread. ``ftx chat`` and
+    ``ftx ui`` use it."""
     import torch
     from transformers import TextIteratorStreamer
 
@@ -41,10 +43,21 @@ def stream_reply(
         "eos_token_id": stop_token_ids(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
     }
-    worker = threading.Thread(target=model.generate, kwargs=kwargs, daemon=True)
+    failed: list[BaseException] = []
+
+    def generate() -> None:
+        try:
+            model.generate(**kwargs)
+        except BaseException as exc:  # raised again below, in the caller's thread
+            failed.append(exc)
+            streamer.end()  # else the caller waits for pieces that never come
+
+    worker = threading.Thread(target=generate, daemon=True)
     worker.start()
     yield from streamer
     worker.join()
+    if failed:
+        raise failed[0]
 
 
 def chat_loop(

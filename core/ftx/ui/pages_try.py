@@ -77,6 +77,10 @@ def _pieces(run_dir: Path, messages: list[dict[str, str]], limit: int) -> Iterat
     except BadInput as exc:
         yield f"event: error\ndata: {json.dumps({'message': exc.message})}\n\n"
         return
+    except Exception as exc:  # the stream has started: the page shows it, the server goes on
+        message = f"generation failed: {type(exc).__name__}: {exc}"
+        yield f"event: error\ndata: {json.dumps({'message': message})}\n\n"
+        return
     yield "event: done\ndata: {}\n\n"
 
 

@@ -194,7 +194,7 @@
             const kind = (block.match(/^event: (.*)$/m) || [])[1] || "message";
             const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "{}");
             if (kind === "message") { reply += data.text; answer.textContent = reply; }
-            if (kind === "error") { answer.classList.add("error"); answer.textContent = data.message; }
+            if (kind === "error") { throw new Error(data.message); }
           }
         }
         history.push({ role: "assistant", content: reply.trim() });

@@ -29,6 +29,15 @@ def test_set_values_are_coerced_to_the_field_type():
     assert res.train_args["max_steps"] == 7 and res.options["r"] == 8
 
 
+def test_choice_values_match_whatever_their_case():
+    """A GGUF type as llama.cpp writes it (Q8_0) is ftx's q8_0; an unknown one is still refused."""
+    res = resolve(cfg.merge({}, {}, ["export.gguf=Q8_0", "model.dtype=Float32"]))
+    assert res.config["export"]["gguf"] == "q8_0"
+    assert res.config["model"]["dtype"] == "float32"
+    with pytest.raises(BadInput, match=r"export\.gguf: 'Q4_K_M' is not one of"):
+        resolve(cfg.merge({}, {}, ["export.gguf=Q4_K_M"]))
+
+
 def test_precedence_core_plugin_file_set(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  per_device_train_batch_size: 2\n  learning_rate: 3e-4\n")

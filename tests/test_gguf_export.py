@@ -220,7 +220,8 @@ def test_quant_rules(ftx_cli, tmp_path):
 
     model = make_tiny_model(tmp_path / "m", hidden_size=48, intermediate_size=64)
     run = _as_run(model, tmp_path)
-    path = _export(ftx_cli, run, "--quant", "q8_0")
+    path = _export(ftx_cli, run, "--quant", "Q8_0")  # as llama.cpp names it: any case
+    assert path.name.endswith("-q8_0.gguf"), path
     types = gguf.GGMLQuantizationType
     seen = {}
     for tensor in _reader(path).tensors:

@@ -67,6 +67,7 @@ def check_gguf_export(
     from ftx.gguf_vocab import check_tokenizer
 
     check_run(run)
+    quant = quant.lower() if isinstance(quant, str) else quant  # Q8_0, as llama.cpp writes it
     if quant not in QUANTS:
         raise BadInput(
             f"--quant {quant!r} is not a GGUF type ftx writes",

@@ -39,7 +39,9 @@ class RunResult:
 
     @property
     def status(self) -> str | None:
-        """``finished``, ``interrupted``, ``failed`` or ``running``."""
+        """``finished``, ``interrupted``, ``failed`` or ``running``; None where the directory
+        holds no ``summary.json`` (a compare cell not started yet, or no run at all: building a
+        result checks nothing, so that a comparison can list the runs it has still to do)."""
         return self.summary.get("status")
 
     @property

@@ -197,7 +197,7 @@ def chat_cmd(run_or_model, system, max_new_tokens):
 )
 @click.option(
     "--quant",
-    type=click.Choice(QUANTS),
+    type=click.Choice(QUANTS, case_sensitive=False),
     default=None,
     help="GGUF tensor type (--format gguf; default f16). 1-D tensors stay f32, tensors whose "
     "rows do not divide into 32 stay f16.",

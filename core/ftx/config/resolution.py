@@ -72,8 +72,8 @@ def _check_fixed(section: str, table: dict[str, tuple[str, Any, str]], given: di
             out[key] = coerce(value, type_name, where=where)
         choices = CHOICES.get((section, key))
         if choices is not None and out[key] is not None:
-            if isinstance(out[key], bool):
-                out[key] = str(out[key]).lower()
+            if isinstance(out[key], (bool, str)) and str(out[key]).lower() in choices:
+                out[key] = str(out[key]).lower()  # YAML's true/false; Q8_0 as llama.cpp writes it
             if out[key] not in choices:
                 raise BadInput(f"{where}: {value!r} is not one of: {', '.join(choices)}")
     return {**{k: v[1] for k, v in table.items()}, **out}

@@ -198,9 +198,9 @@ REWARD_FILES = {
         ("unknown", "unknown reward 'exactt' (did you mean 'exact'?)"),
         ("module", "reward 'no_such_module:f': cannot import no_such_module"),
         ("signature", "has the wrong signature"),
-        ("count", "returned 1 values for 2 completions"),
+        ("count", "returned 1 values for 8 completions for rows train.jsonl:1 to train.jsonl:8"),
         ("number", "returned str 'high' (completion 1), not a number"),
-        ("raises", "failed on rows train.jsonl:1, train.jsonl:2"),
+        ("raises", "failed on row train.jsonl:1 (called with an empty completion)"),
         ("syntax", "failed to import"),
         ("weights", "reward_weights has 2 weights for 1 rewards"),
         ("reference", "compares against a 'answer' column"),
@@ -258,6 +258,30 @@ def test_user_code_is_announced_once(tmp_path, ftx_tiny_model, prompts, capfd):
     for _ in range(2):
         check_rewards(load_rewards([str(path)]), rows, {})
     assert capfd.readouterr().err.count("runs your code") == 1
+
+
+@pytest.mark.parametrize("gap", ["missing", "null"])
+def test_a_row_without_its_reference_exits_2_naming_the_row(gap, tmp_path, ftx_tiny_model, prompts):
+    """The exact reward must not read a row with no answer as the answer "" (which rewards an
+    empty completion): every row is checked before any model loads, not only the first."""
+    from ftx_grpo.rewards import exact
+
+    with pytest.raises(ValueError, match="missing or null"):
+        exact(["p", "q"], ["", "4"], [[], [1]], reference=[None, "4"])
+    rows = [json.loads(line) for line in prompts["train"].read_text().splitlines()]
+    if gap == "missing":
+        del rows[4]["reference"]
+    else:
+        rows[4]["reference"] = None
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "run"
+    result = grpo_run("fft", ftx_tiny_model, data, out, "objective.rewards=[exact]")
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "reward 'exact' failed on row train.jsonl:5" in text, text
+    assert "'reference' column, which is missing or null in this row" in text
+    assert not out.exists()
 
 
 FAILS_LATER = """

@@ -20,10 +20,11 @@ Three ways to name one in ``objective.rewards``:
 * ``path/to/file.py`` (its function ``reward``) or ``path/to/file.py:function``.
 
 The last two run the user's code: ftx says so once per reward, as transformers does for remote
-code. :func:`check_rewards` calls every reward once, before any model loads, on the first two
-rows with an empty completion, so a reward that cannot be imported, takes the wrong arguments,
-fails, or returns the wrong count or something other than numbers is a :class:`BadInput` naming
-it (and the row). During training each reward runs through :class:`RewardCall`, which turns a
+code. :func:`check_rewards` calls every reward, before any model loads, on the rows with an
+empty completion (all of them, unless that takes over two seconds), so a reward that cannot be
+imported, takes the wrong arguments, fails (on a row without the column it reads, say), or
+returns the wrong count or something other than numbers is a :class:`BadInput` naming it and
+the row. During training each reward runs through :class:`RewardCall`, which turns a
 failure into :class:`RewardFailed` naming the reward and the row. Nothing here imports torch.
 """
 
@@ -34,6 +35,7 @@ import importlib.util
 import inspect
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -56,7 +58,11 @@ TRAINER_ARGUMENTS = (
 """Keyword arguments the trainer (and ftx) pass every reward: no data column may be named so."""
 HIDDEN_COLUMNS = ("prompt_ids", "ftx_row")
 """Columns ftx adds to every example for itself; rewards do not see them."""
-CHECK_ROWS = 2
+CHECK_CHUNK = 64
+"""Rows per call when :func:`check_rewards` checks the rewards before training."""
+CHECK_SECONDS = 2.0
+"""How long :func:`check_rewards` goes on through the rows, per reward (the first call is
+always made)."""
 _warned: set[str] = set()
 
 
@@ -200,14 +206,27 @@ def completion_text(completion: Any) -> str:
 
 
 def check_rewards(rewards: list[Reward], examples: list[dict], options: dict[str, Any]) -> None:
-    """Call every reward once on the first :data:`CHECK_ROWS` examples with an empty completion
-    (as the trainer calls it, ``trainer_state=None``). BadInput naming the reward (and the row)
-    for the wrong signature, an exception, the wrong count or a value that is not a number."""
-    batch = examples[:CHECK_ROWS]
-    rows = ", ".join(str(e.get("ftx_row", "?")) for e in batch)
+    """Call every reward on the rows, each with an empty completion (as the trainer calls it,
+    ``trainer_state=None``), :data:`CHECK_CHUNK` rows a call, before any model loads: the first
+    call always, then on through the rows for up to :data:`CHECK_SECONDS` per reward (a
+    reward that reads a column is then checked on every row of a file of tens of thousands;
+    rows past the budget are checked in training, where :class:`RewardCall` names a failing
+    row). BadInput naming the reward and the first failing row for the wrong signature, an
+    exception, the wrong count or a value that is not a number."""
     for reward in rewards:
         call = RewardCall(reward, options)
-        kwargs = call.arguments(batch)
+        started = time.monotonic()
+        for start in range(0, len(examples), CHECK_CHUNK):
+            _check_chunk(call, examples[start : start + CHECK_CHUNK], first=start == 0)
+            if time.monotonic() - started > CHECK_SECONDS:
+                break
+
+
+def _check_chunk(call: RewardCall, batch: list[dict], *, first: bool) -> None:
+    reward = call.reward
+    kwargs = call.arguments(batch)
+    rows = [e.get("ftx_row", "?") for e in batch]
+    if first:
         try:
             inspect.signature(reward.function).bind(**kwargs)
         except TypeError as exc:
@@ -218,21 +237,23 @@ def check_rewards(rewards: list[Reward], examples: list[dict], options: dict[str
             ) from None
         except ValueError:
             pass  # a builtin or C function without a signature: calling it tells
-        try:
-            values = reward.function(**kwargs)
-        except Exception as exc:
-            raise BadInput(
-                f"objective.rewards: reward '{reward.name}' failed on rows {rows} (called with "
-                f"an empty completion): {type(exc).__name__}: {exc}",
-                hint="fix the reward or the data it reads",
-            ) from None
-        problem = result_problem(values, len(batch))
-        if problem is not None:
-            raise BadInput(
-                f"objective.rewards: reward '{reward.name}' {problem} for rows {rows} (called "
-                "with an empty completion)",
-                hint="return one float (or None) per completion",
-            )
+    try:
+        values = reward.function(**kwargs)
+    except Exception as exc:
+        raise BadInput(
+            f"objective.rewards: reward '{reward.name}' failed on row "
+            f"{call.failing_row(kwargs, rows)} (called with an empty completion): "
+            f"{type(exc).__name__}: {exc}",
+            hint="fix the reward or the data it reads",
+        ) from None
+    problem = result_problem(values, len(batch))
+    if problem is not None:
+        span = f"{rows[0]}" if len(rows) == 1 else f"{rows[0]} to {rows[-1]}"
+        raise BadInput(
+            f"objective.rewards: reward '{reward.name}' {problem} for rows {span} (called "
+            "with an empty completion)",
+            hint="return one float (or None) per completion",
+        )
 
 
 def result_problem(values: Any, expected: int) -> str | None:
@@ -291,14 +312,14 @@ class RewardCall:
         try:
             values = self.reward.function(**args)
         except Exception as exc:
-            row = self._failing_row(args, rows)
+            row = self.failing_row(args, rows)
             raise self._failed(row, f"{type(exc).__name__}: {exc}") from None
         problem = result_problem(values, expected)
         if problem is not None:
             raise self._failed(", ".join(dict.fromkeys(map(str, rows))) or "?", problem)
         return list(values)
 
-    def _failing_row(self, args: dict[str, Any], rows: list[Any]) -> str:
+    def failing_row(self, args: dict[str, Any], rows: list[Any]) -> str:
         """The first row whose completion alone makes the reward fail (the batch's rows when
         none does alone)."""
         count = len(args.get("completions") or [])

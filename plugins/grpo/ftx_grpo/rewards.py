@@ -16,8 +16,9 @@ float per completion) and reads its settings from the run's ``objective:`` optio
 * ``length``: 0.0 up to ``objective.length_limit`` tokens, falling linearly to -1.0 at twice
   that (a length penalty).
 
-A row without what a reward needs raises ValueError naming the column: ftx reports it before
-any model loads (the rewards are called once on the first rows then). Importing this module
+A row without what a reward needs (a ``reference`` that is missing or null) raises ValueError
+naming the column: ftx reports it, with the row, before any model loads (the rewards are called
+on the rows then). Importing this module
 imports no torch.
 """
 
@@ -54,7 +55,12 @@ def _references(kwargs: dict[str, Any], count: int, reward: str) -> list[str]:
             f"the {reward} reward compares against a {column!r} column, which the data rows do "
             "not have (set objective.reference_column to the column holding the answers)"
         )
-    return ["" if v is None else str(v) for v in values][:count]
+    if any(value is None for value in values[:count]):
+        raise ValueError(
+            f"the {reward} reward compares against the {column!r} column, which is missing or "
+            "null in this row (give every row its answer, or leave the row out)"
+        )
+    return [str(value) for value in values][:count]
 
 
 def exact(prompts: list, completions: list, completion_ids: list, **kwargs: Any) -> list[float]:

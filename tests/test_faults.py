@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -222,7 +223,14 @@ def test_kill_9_while_a_checkpoint_is_written(
         r = ftx_cli("run", "--resume", "--output", str(out))
         assert r.exit_code == 2, r.output
         assert "no complete checkpoint" in r.stderr
-        assert f"start it again with: ftx run --overwrite --output {out}" in r.stderr
+        # The hint's command starts the same run again (it once lacked --config, and with
+        # --plugin added ran the demo data instead).
+        hinted = " ".join(r.stderr.split()).split("with: ftx ", 1)[1]
+        assert hinted == f"run --config {out / 'config.yaml'} --overwrite --output {out}"
+        r = ftx_cli(*shlex.split(hinted))
+        assert r.exit_code == 0, r.output
+        assert run_problems(out, steps=STEPS) == []
+        assert str(ftx_tiny_data["train"]) in (out / "config.yaml").read_text()
         return
     r = ftx_cli("run", "--resume", "--output", str(out), "--set", f"train.save_steps={STEPS}")
     assert r.exit_code == 0, r.output

@@ -72,6 +72,8 @@ def test_resume_refusals(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path):
     empty.mkdir()
     r = ftx_cli("run", "--resume", "--output", str(empty))
     assert r.exit_code == 2 and "not an ftx run directory" in r.stderr
+    r = ftx_cli("run", "--resume", "--output", str(tmp_path / "nope"))
+    assert r.exit_code == 2 and "nope does not exist" in r.stderr
 
 
 def test_resume_refuses_changed_data(

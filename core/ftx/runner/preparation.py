@@ -8,6 +8,7 @@ directory — and has no side effects: a :class:`BadInput` from it leaves the di
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,11 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any
         raise BadInput("--resume needs --output RUN_DIR (the run to continue)")
     run_dir = Path(req.output)
     saved_file = run_dir / "config.yaml"
+    if not run_dir.exists():
+        raise BadInput(
+            f"--resume: {run_dir} does not exist",
+            hint="give --output the directory of the run to continue",
+        )
     if not saved_file.is_file():
         raise BadInput(f"--resume: {run_dir} is not an ftx run directory (no config.yaml)")
     saved = cfg_mod.load_yaml(saved_file.read_text())
@@ -306,7 +312,8 @@ def _resume_source(req: RunRequest) -> tuple[dict[str, Any], Path, dict[str, Any
     if checkpoint is None:
         raise BadInput(
             f"--resume: run {run_dir} has no complete checkpoint to continue from",
-            hint=f"start it again with: ftx run --overwrite --output {run_dir}",
+            hint="start it again, with the same settings, with: ftx run --config "
+            f"{shlex.quote(str(saved_file))} --overwrite --output {shlex.quote(str(run_dir))}",
         )
     return saved, checkpoint, summary
 

@@ -109,6 +109,33 @@ def test_broken_plugin_selected_is_bad_input(fake_plugins):
         get_plugin("broken")
 
 
+def test_a_name_two_distributions_claim_is_chosen_by_neither(tmp_path, monkeypatch, ftx_cli):
+    """An impostor named like a built-in method (or an objective) must not silently stand in
+    for it, whichever entry point the installation happens to list first."""
+    root = tmp_path / "site"
+    make_dist(root, "ftx-impostor", "sft", "ftx_impostor_mod", GOOD)
+    make_dist(root, "ftx-cross", "dpo", "ftx_cross_mod", GOOD)  # a method named like an objective
+    monkeypatch.syspath_prepend(str(root))
+    found = by_name(discover())
+    for name, claimants in (
+        ("sft", ("ftx-impostor", "ftx-sft")),
+        ("dpo", ("ftx-cross", "ftx-preference")),
+    ):
+        assert not found[name].ok
+        assert found[name].status.startswith(f"duplicate plugin name '{name}'")
+        assert all(f"from {dist} (" in found[name].status for dist in claimants), found[name]
+    with pytest.raises(BadInput, match="cannot be chosen") as err:
+        get_plugin("sft")
+    assert "pip uninstall" in err.value.hint
+    with pytest.raises(BadInput, match="cannot be chosen"):
+        get_plugin("dpo", kind="objective")
+    r = ftx_cli("run", "--plugin", "sft", "--set", "train.max_steps=1")
+    assert r.exit_code == 2 and "ftx-impostor" in r.stderr and "ftx-sft" in r.stderr
+    rows = {row["name"]: row for row in json.loads(ftx_cli("plugins", "--json").stdout)}
+    assert rows["sft"]["status"].startswith("duplicate plugin name 'sft'")
+    assert rows["fft"]["status"] == "ok"
+
+
 def test_plugins_json_cli(fake_plugins, ftx_cli):
     result = ftx_cli("plugins", "--json")
     assert result.exit_code == 0

@@ -117,8 +117,12 @@ def info_for(ep: metadata.EntryPoint, kind: str) -> PluginInfo:
 def discover(kind: str | None = None) -> list[PluginInfo]:
     """Load every method and objective entry point, each in isolation, sorted by name; only
     those of ``kind`` (``"method"``/``"objective"``) when given. A name used twice, within a
-    kind or across kinds, marks the later one as a duplicate."""
+    kind or across kinds, is listed once, as a duplicate naming every distribution that
+    installs it, and can be selected by none of them: which one entry-point order would pick
+    is an accident of installation, and a third party's plugin must not silently stand in for
+    another (or a built-in)."""
     found: dict[str, PluginInfo] = {}
+    claimants: dict[str, list[PluginInfo]] = {}
     for group_kind, group in ENTRY_POINT_GROUPS.items():
         for ep in metadata.entry_points(group=group):
             info = info_for(ep, group_kind)
@@ -130,15 +134,22 @@ def discover(kind: str | None = None) -> list[PluginInfo]:
                     raise
                 info.obj = None
                 info.status = _describe(exc)
-            if ep.name in found:
-                first = found[ep.name]
-                info.status = (
-                    f"duplicate plugin name '{ep.name}' (also the {first.kind} from "
-                    f"{first.distribution})"
-                )
-                continue
-            found[ep.name] = info
+            claimants.setdefault(ep.name, []).append(info)
+            found.setdefault(ep.name, info)
+    for name, infos in claimants.items():
+        if len(infos) > 1:
+            found[name].status = duplicate_status(name, infos)
+            found[name].obj = None
     return [found[k] for k in sorted(found) if kind is None or found[k].kind == kind]
+
+
+DUPLICATE = "duplicate plugin name"
+
+
+def duplicate_status(name: str, infos: list[PluginInfo]) -> str:
+    """The error of a name that several entry points claim, naming each claimant."""
+    who = " and ".join(f"the {i.kind} from {i.distribution} ({i.module})" for i in infos)
+    return f"{DUPLICATE} '{name}': {who} {'both' if len(infos) == 2 else 'all'} use it"
 
 
 def _describe(exc: BaseException) -> str:
@@ -152,12 +163,19 @@ def _describe(exc: BaseException) -> str:
 def get_plugin(
     name: str, plugins: list[PluginInfo] | None = None, *, kind: str = "method"
 ) -> PluginInfo:
-    """Return the loaded plugin ``name`` of ``kind`` or raise BadInput: a plugin of the other
-    kind says which flag takes it; an unknown name lists what is installed of ``kind`` and the
-    ``pip install`` that would bring it."""
+    """Return the loaded plugin ``name`` of ``kind`` or raise BadInput: a name several
+    distributions claim names them all; a plugin of the other kind says which flag takes it;
+    an unknown name lists what is installed of ``kind`` and the ``pip install`` that would
+    bring it."""
     plugins = discover() if plugins is None else plugins
     by_name = {p.name: p for p in plugins}
     found = by_name.get(name)
+    if found is not None and found.status.startswith(DUPLICATE):
+        raise BadInput(
+            f"plugin '{name}' cannot be chosen: {found.status}",
+            hint="pip uninstall the one you did not mean to install (`ftx plugins` lists "
+            "what each distribution provides)",
+        )
     if found is not None and found.kind != kind:
         raise BadInput(
             f"{name} is {article(found.kind)} {found.kind}, not {article(kind)} {kind}: "

@@ -4,7 +4,14 @@ base model is scored once per compare (tiny random models, a few steps, in this 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from ftx import comparison
 from ftx.artifacts import write_json
@@ -80,3 +87,50 @@ def test_rerun_resumes_the_interrupted_cell_and_skips_finished_ones(
     assert "2 of 2 cells already finished" in r.stderr
     assert {p: p.stat().st_mtime_ns for p in out.glob("fft/*/summary.json")} == before
     assert (out / "compare.md").read_text() == report
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids of the live processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and text in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_to_the_compare_checkpoints_its_running_cell(
+    stop, ftx_tiny_model, ftx_tiny_data, tmp_path
+):
+    """SIGTERM (a scheduler, ``timeout``) or a SIGINT sent to the compare's pid alone: the
+    running cell is checkpointed and marked interrupted, the compare exits 130, and no
+    ``ftx run`` is left training on its own (SIGTERM once killed the compare at once and
+    orphaned its child; a SIGINT to the pid alone never reached the child)."""
+    out = tmp_path / "cmp"
+    argv = [
+        sys.executable, "-m", "ftx.cli", "compare", "--plugins", "fft,sft", "--no-forgetting",
+        "--model", str(ftx_tiny_model), "--data", str(ftx_tiny_data["train"]),
+        "--output", str(out), "--set", "train.max_steps=2000", "--set", "train.logging_steps=1",
+        "--set", "train.save_steps=100000",
+    ]  # fmt: skip
+    log = tmp_path / "compare.log"
+    with log.open("w") as sink:
+        compare = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+    metrics = out / "fft" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and '"loss"' in metrics.read_text()):
+        assert compare.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    compare.send_signal(stop)
+    assert compare.wait(timeout=240) == 130, log.read_text()
+    assert _processes_naming(str(out)) == [], "a cell's ftx run outlived the compare"
+    summary = json.loads((out / "fft" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 2000, summary
+    assert (out / "fft" / "checkpoints" / f"checkpoint-{summary['steps']}").is_dir()
+    assert not (out / "sft").exists()  # the compare stopped; it did not go on to the next cell
+    assert "run the same command again to resume it" in " ".join(log.read_text().split())

@@ -25,6 +25,7 @@ from ftx.compare_dir import SPEC_FILE, cell_state, check_directory, compare_spec
 from ftx.compare_grid import Cell, expand, parse_grid, seed_base
 from ftx.compare_report import print_table, write_report
 from ftx.errors import BadInput, RunFailed, RunInterrupted
+from ftx.stop_signals import signals_interrupt
 
 if TYPE_CHECKING:
     from ftx.runner import RunRequest
@@ -284,23 +285,42 @@ def run_one(req: RunRequest) -> int:
     In a notebook (Jupyter, Colab) the child's output is relayed through ``sys.stderr``, which
     the notebook shows in the cell; elsewhere the child writes to the terminal itself.
 
-    Interrupted (Ctrl-C, the notebook's interrupt button): the child is left to save its
-    checkpoint and exit (in a terminal it got the same SIGINT; a notebook's reaches only this
-    process, so it is passed on), then ``KeyboardInterrupt`` is raised. The child is never
-    killed half-way through writing its checkpoint: the compare can resume it."""
+    Stopped (Ctrl-C, SIGTERM, SLURM's SIGUSR1, the notebook's interrupt button): each signal
+    this process gets is passed on to the child, once, so the child saves its checkpoint and
+    exits (a second one tells it to stop at once, as it would tell ``ftx run``); then
+    ``KeyboardInterrupt`` is raised. The child runs in its own process group, so that a
+    terminal's Ctrl-C reaches it only through this process, not twice; it is never killed
+    half-way through writing its checkpoint, and never left running on its own: the compare
+    can resume it."""
     cmd = [sys.executable, "-m", "ftx.cli", "run", *run_argv(req)]
     relay = any(m in sys.modules for m in ("ipykernel", "google.colab"))
     piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-    with subprocess.Popen(cmd, **(piped if relay else {})) as child:
-        try:
-            _relay(child)
-            return child.wait()
-        except KeyboardInterrupt:
-            if relay:
-                child.send_signal(signal.SIGINT)
-            _relay(child)
-            child.wait()
-            raise
+    own_group: dict[str, Any] = (
+        {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+    )
+    with (
+        signals_interrupt(),
+        subprocess.Popen(cmd, **own_group, **(piped if relay else {})) as child,
+    ):
+        stopped = False
+        while True:
+            try:
+                _relay(child)
+                code = child.wait()
+                break
+            except KeyboardInterrupt as stop:
+                stopped = True
+                child.send_signal(_signal_of(stop))
+        if stopped:
+            raise KeyboardInterrupt
+        return code
+
+
+def _signal_of(stop: KeyboardInterrupt) -> int:
+    """The signal that raised ``stop`` (:func:`ftx.stop_signals.signals_interrupt` names it),
+    SIGINT when it does not say."""
+    name = stop.args[0] if stop.args else "SIGINT"
+    return int(getattr(signal.Signals, str(name), signal.SIGINT))
 
 
 def _relay(child: subprocess.Popen) -> None:

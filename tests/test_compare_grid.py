@@ -72,6 +72,9 @@ def test_values_are_split_outside_brackets_and_typed_as_set_types_them():
         (["learning_rate=1e-4"], "--grid 'learning_rate=1e-4'"),
         (["trian.learning_rate=1e-4"], "unknown section 'trian'"),
         (["method.r=8,8"], "repeated"),
+        (["train.learning_rate=1e-4,0.0001"], "repeated"),  # one number, two spellings
+        # A value-less key: the grid's own syntax once, quoting the whole expression.
+        (["=1,2"], "--grid '=1,2': expected [PLUGIN:]section.key=v1,v2,…, e.g. "),
         (["method.r=8", "method.r=16"], "already a grid axis"),
     ],
 )
@@ -79,6 +82,7 @@ def test_malformed_grids_are_bad_input(grid, words):
     with pytest.raises(BadInput) as err:
         expand(["qlora"], parse_grid(grid), DECLARED)
     assert words in err.value.message
+    assert err.value.message.count("e.g.") <= 1  # the syntax once, not the --set's within it
 
 
 def test_a_key_no_compared_plugin_accepts_is_bad_input_naming_it():

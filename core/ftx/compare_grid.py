@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftx.config import Setting, parse_set, plugins_for
+from ftx.config.sources import SET_SYNTAX
 from ftx.errors import BadInput
 
 GRID_SYNTAX = (
@@ -120,14 +121,16 @@ def parse_axis(expr: str) -> Axis:
             f"--grid {expr!r}: empty value in the grid",
             hint=f"give one or more comma-separated values: {GRID_SYNTAX}",
         )
-    try:
-        settings = [parse_set(f"{lhs}={t}") for t in texts]
-    except BadInput as exc:
-        raise BadInput(
-            exc.message.replace("--set", "--grid", 1).replace("section.key=value", GRID_SYNTAX),
-            hint=exc.hint,
-        ) from None
-    if len(set(texts)) != len(texts):
+    settings = []
+    for text in texts:
+        one = f"{lhs}={text}"
+        try:
+            settings.append(parse_set(one))
+        except BadInput as exc:  # worded for the whole --grid, not the --set made of one value
+            message = exc.message.replace(f"--set {one!r}", f"--grid {expr!r}", 1)
+            raise BadInput(message.replace(SET_SYNTAX, GRID_SYNTAX), hint=exc.hint) from None
+    typed = [_value_key(s.value) for s in settings]  # 1e-4 and 0.0001 are one value
+    if len(set(typed)) != len(typed):
         raise BadInput(f"--grid {expr!r}: a value is repeated", hint="give each value once")
     first = settings[0]
     return Axis(
@@ -138,6 +141,17 @@ def parse_axis(expr: str) -> Axis:
         values=tuple(s.value for s in settings),
         texts=tuple(texts),
     )
+
+
+def _value_key(value: Any) -> tuple[str, Any]:
+    """What makes two grid values the same: a number whatever its spelling (``1e-4``, which
+    YAML 1.1 leaves a string, and ``0.0001``), anything else as typed."""
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return ("number", float(value))
+        except ValueError:
+            pass
+    return ("value", repr(value))
 
 
 def parse_grid(exprs: list[str]) -> list[Axis]:

@@ -136,6 +136,48 @@ def test_a_name_two_distributions_claim_is_chosen_by_neither(tmp_path, monkeypat
     assert rows["fft"]["status"] == "ok"
 
 
+DEFAULTS_RAISE = """
+from ftx import hookimpl
+
+@hookimpl
+def train_defaults(device, objective):
+    raise ValueError("defaults exploded")
+"""
+DEFAULTS_LIST = """
+from ftx import hookimpl
+
+@hookimpl
+def train_defaults(device, objective):
+    return [("learning_rate", 1e-4)]
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        (DEFAULTS_RAISE, "plugin 'bad': hook train_defaults failed: ValueError: defaults exploded"),
+        (DEFAULTS_LIST, "plugin 'bad': hook train_defaults returned list, not a dict"),
+    ],
+    ids=["raises", "wrong-type"],
+)
+def test_a_broken_train_defaults_names_plugin_and_hook(
+    source, words, tmp_path, monkeypatch, ftx_cli, ftx_tiny_model, ftx_tiny_data
+):
+    """Met while the run is prepared, before any model loads: one message, exit 2."""
+    root = tmp_path / "site"
+    module = f"ftx_bad_{len(source)}_mod"  # one module name per case: sys.modules keeps the first
+    make_dist(root, "ftx-bad", "bad", module, GOOD + source.replace("from ftx import hookimpl", ""))
+    monkeypatch.syspath_prepend(str(root))
+    out = tmp_path / "run"
+    r = ftx_cli(
+        "run", "--plugin", "bad", "--model", ftx_tiny_model, "--data", ftx_tiny_data["train"],
+        "--output", out, "--set", "train.max_steps=1",
+    )  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert words in " ".join(r.stderr.split()) and "Traceback" not in r.output
+    assert not out.exists()
+
+
 def test_plugins_json_cli(fake_plugins, ftx_cli):
     result = ftx_cli("plugins", "--json")
     assert result.exit_code == 0

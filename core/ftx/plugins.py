@@ -255,9 +255,39 @@ def merged_train_defaults(pm: pluggy.PluginManager, device: Any, objective: str)
     """Every ``train_defaults`` answer for ``objective`` on ``device`` (a
     :class:`ftx.context.DeviceInfo`), merged in :func:`call_all`'s order: later answers win."""
     merged: dict[str, Any] = {}
-    for answer, _ in call_all(pm, "train_defaults", device=device, objective=objective):
+    try:
+        answers = call_all(pm, "train_defaults", device=device, objective=objective)
+    except BadInput:
+        raise
+    except Exception as exc:  # a plugin's bug, met before any model loads: name who and where
+        who = _failing_plugin(pm, "train_defaults", exc)
+        raise BadInput(
+            f"plugin '{who}': hook train_defaults failed: {type(exc).__name__}: {exc}",
+            hint=f"fix the plugin (run with {STRICT_ENV}=1 for the traceback), or choose another",
+        ) from (exc if strict() else None)
+    for answer, name in answers:
+        if answer is not None and not isinstance(answer, dict):
+            raise BadInput(
+                f"plugin '{name}': hook train_defaults returned {type(answer).__name__}, not a "
+                "dict of TrainingArguments fields",
+                hint="return {'learning_rate': …, …} (or None)",
+            )
         merged.update(answer or {})
     return merged
+
+
+def _failing_plugin(pm: pluggy.PluginManager, hook_name: str, exc: BaseException) -> str:
+    """The registered plugin whose ``hook_name`` implementation raised ``exc`` (the innermost
+    frame of the traceback that lies in one of them), or ``?``."""
+    impls = {
+        getattr(impl.function, "__code__", None): impl.plugin_name
+        for impl in getattr(pm.hook, hook_name).get_hookimpls()
+    }
+    frame_codes = [frame.f_code for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    for code in reversed(frame_codes):
+        if code in impls:
+            return impls[code]
+    return "?"
 
 
 def _arguments(impl: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

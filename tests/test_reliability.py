@@ -61,6 +61,9 @@ def test_interrupt_then_resume_matches_uninterrupted_run(
         assert torch.allclose(a[name], b[name], atol=1e-6), name
     final = json.loads((broken / "summary.json").read_text())
     assert final["status"] == "finished" and final["steps"] == STEPS
+    # Tokens are the whole run's (they once counted the resumed part only).
+    whole = json.loads((straight / "summary.json").read_text())["tokens"]
+    assert final["tokens"] == whole > summary["tokens"] > 0
 
 
 def test_resume_refusals(ftx_cli, ftx_tiny_model, ftx_tiny_data, tmp_path):

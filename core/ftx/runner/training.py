@@ -7,6 +7,7 @@ checkpoint when there is one, and returns the facts the summary records.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,9 @@ def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:
             "final_loss": final_loss(trainer),
             **selection_facts(trainer, built.evaluation),
         }
+    earlier_tokens = checkpoint_tokens(resume_from) if resume_from is not None else 0
+    if earlier_tokens and hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = earlier_tokens  # TRL counts from 0 in every process
     started = time.time()
     built.stopper.install()
     try:
@@ -166,16 +170,32 @@ def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:
         built.stopper.uninstall()
     train_time = time.time() - started
     tokens = tokens_seen(trainer)
+    this_session = tokens - earlier_tokens if tokens else None  # the rate is this process's
     return {
         "steps": trainer.state.global_step,
         "max_steps": trainer.state.max_steps,
         "train_time_s": round(train_time, 2),
         "tokens": tokens,
-        "tokens_per_s": round(tokens / train_time, 1) if train_time > 0 and tokens else None,
+        "tokens_per_s": (
+            round(this_session / train_time, 1) if train_time > 0 and this_session else None
+        ),
         "final_loss": final_loss(trainer),
         "train_loss": round(float(result.training_loss), 6),
         **selection_facts(trainer, built.evaluation),
     }
+
+
+def checkpoint_tokens(checkpoint: Path) -> int:
+    """The tokens trained up to ``checkpoint`` (its ``trainer_state.json``'s last logged
+    ``num_tokens``; 0 when it logged none)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    for row in reversed(state.get("log_history") or []):
+        if "num_tokens" in row:
+            return int(row["num_tokens"])
+    return 0
 
 
 def tokens_seen(trainer: Any) -> int | None:

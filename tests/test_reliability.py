@@ -49,6 +49,7 @@ def test_interrupt_then_resume_matches_uninterrupted_run(
     monkeypatch.undo()  # no more interruptions
     r = ftx_cli("run", "--resume", "--output", str(broken))
     assert r.exit_code == 0, r.output
+    assert f"resuming from checkpoint-3 ({broken})" in " ".join(r.output.split())
     r = ftx_cli(*args(ftx_tiny_model, ftx_tiny_data, straight))
     assert r.exit_code == 0, r.output
 

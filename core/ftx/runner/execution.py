@@ -122,6 +122,8 @@ def execute(prep: PreparedRun, console: Any) -> dict[str, Any]:
         f"[bold]ftx[/] {prep.plugin.name} × {prep.objective.name} · model {model_path} · "
         f"device {prep.device.name}"
     )
+    if prep.resume_from is not None:
+        console.print(f"resuming from {prep.resume_from.name} ({prep.output_dir})", highlight=False)
     rows, stats = tokenize_for_run(prep, tokenizer, console)
 
     main = is_main_process()

@@ -283,7 +283,9 @@ def bad_rows(tmp_path: Path, pref_data: dict) -> dict[str, Path]:
     no_rejected = [dict(pairs[0]), {k: v for k, v in pairs[1].items() if k != "rejected"}]
     same = [{**p, "rejected": p["chosen"]} for p in pairs[:3]]
     labels = [{"prompt": p["prompt"], "completion": p["chosen"], "label": "yes"} for p in pairs[:2]]
+    one = [{"prompt": pairs[0]["prompt"], "completion": pairs[0]["chosen"], "label": True}]
     return {
+        "one_row": write_jsonl(tmp_path / "one_row.jsonl", one),
         "no_rejected": write_jsonl(tmp_path / "no_rejected.jsonl", no_rejected),
         "same": write_jsonl(tmp_path / "same.jsonl", same),
         "labels": write_jsonl(tmp_path / "labels.jsonl", labels),
@@ -298,6 +300,7 @@ BAD = [
     ("supervised", "pairs", [], ["looks like preference data", "--objective dpo"]),
     ("supervised", "supervised", ["train.beta=0.2"], ["unknown key train.beta", "--objective dpo"]),
     ("kto", "pairs", ["train.per_device_train_batch_size=1"], ["too small for the kto objective"]),
+    ("kto", "one_row", [], ["one_row.jsonl: 1 training row(s) left", "at least 2 in every batch"]),
     ("dpo", "pairs", ["train.loss_type=sigmod"], ["train.loss_type='sigmod'", "sigmoid, hinge"]),
     ("simpo", "pairs", ["train.beta=0"], ["beta=0.0 must be > 0.0"]),
     ("simpo", "pairs", ["train.loss_type=ipo"], ["train.loss_type is managed by ftx"]),

@@ -14,7 +14,7 @@ def tokenize_for_run(
 ) -> tuple[tuple[Any, Any], dict]:
     """Training and held-out rows as the trainer's datasets, tokenised by the objective's
     ``tokenize_rows`` through the token cache (:mod:`ftx.data.token_cache`); raise BadInput if
-    no training row is left."""
+    no training row is left, or fewer than the objective's smallest batch."""
     from ftx.data.token_cache import tokenized_dataset
 
     dcfg = prep.resolved.config["data"]
@@ -40,6 +40,13 @@ def tokenize_for_run(
         raise BadInput(
             f"{dcfg['path']}: no trainable rows left after truncation to {dcfg['max_length']}",
             hint="raise data.max_length",
+        )
+    smallest = prep.traits.min_batch_size
+    if len(train) < smallest:
+        raise BadInput(
+            f"{dcfg['path']}: {len(train)} training row(s) left, and the {prep.objective.name} "
+            f"objective needs at least {smallest} in every batch",
+            hint=f"give at least {smallest} rows",
         )
     held_out = dataset(prep.eval_rows)[0] if prep.eval_rows else None
     stats = {k: v for k, v in train_stats.items() if k != "lengths"}

@@ -130,6 +130,41 @@ def test_the_spec_tells_this_compare_from_another(tmp_path):
         check_directory(out, spec, overwrite=False)
 
 
+def test_the_spec_knows_files_by_where_they_are_not_how_they_were_spelled(tmp_path, monkeypatch):
+    """The same files named from elsewhere continue the compare; files of the same names in
+    another working directory are another compare (they were once mixed into one report)."""
+    cells = expand(["fft"], [], DECLARED)
+    here, there = tmp_path / "here", tmp_path / "there"
+    for folder in (here, there):
+        (folder / "m").mkdir(parents=True)
+        (folder / "train.jsonl").write_text("{}\n")
+        (folder / "held.jsonl").write_text("{}\n")
+    ident = dict(
+        plugins=["fft"], grid=[], seeds=1, sets=["data.eval=held.jsonl", "train.max_steps=2"],
+        objective=None, model="m", data="train.jsonl", config=None, forgetting=False,
+    )  # fmt: skip
+    out = tmp_path / "cmp"
+    out.mkdir()
+    monkeypatch.chdir(here)
+    spec = compare_spec(cells, **ident)
+    assert (
+        spec["model"] == str(here / "m") and spec["sets"][0] == f"data.eval={here / 'held.jsonl'}"
+    )
+    (out / "compare.json").write_text(json.dumps(spec))
+    spelled_otherwise = {**ident, "model": str(here / "m"), "data": "./train.jsonl"}
+    assert check_directory(out, compare_spec(cells, **spelled_otherwise), overwrite=False) == (
+        "continue"
+    )
+    monkeypatch.chdir(there)
+    with pytest.raises(BadInput, match=r"differs in sets .* model .* data "):
+        check_directory(out, compare_spec(cells, **ident), overwrite=False)
+    # A spec written before paths were recorded absolute: its relative names, read from the
+    # directory the compare is run in again, are the same files.
+    (out / "compare.json").write_text(json.dumps({**spec, "model": "m", "data": "train.jsonl"}))
+    monkeypatch.chdir(here)
+    assert check_directory(out, compare_spec(cells, **ident), overwrite=False) == "continue"
+
+
 def test_cell_states(tmp_path):
     run = tmp_path / "run"
     assert cell_state(run) == "new"

@@ -42,7 +42,7 @@ def compare_spec(cells: list[Cell], **identity: Any) -> dict[str, Any]:
         raise TypeError(f"compare_spec: missing {sorted(missing)}")
     return {
         "ftx_compare": 1,
-        **{key: identity[key] for key in IDENTITY},
+        **{key: _as_recorded(key, identity[key]) for key in IDENTITY},
         "cells": [
             {
                 "name": c.name,
@@ -65,12 +65,41 @@ def read_spec(out: Path) -> dict[str, Any] | None:
     return spec if isinstance(spec, dict) and "ftx_compare" in spec else None
 
 
+PATH_KEYS = ("model", "data", "config")
+PATH_SETS = ("data.path", "data.eval", "data.task_eval")
+"""``--set`` keys whose values are files: recorded absolute, as ``PATH_KEYS`` are."""
+
+
+def _absolute(value: Any) -> Any:
+    """A path that exists, absolute: the same files however they were spelled, and not other
+    files of the same name from another working directory. Anything else (a hub id, None, a
+    path that does not exist) as given."""
+    if isinstance(value, str) and value and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
+def _absolute_set(expr: str) -> str:
+    key, sep, value = expr.partition("=")
+    return f"{key}={_absolute(value)}" if sep and key.strip() in PATH_SETS else expr
+
+
+def _as_recorded(key: str, value: Any) -> Any:
+    if key in PATH_KEYS:
+        return _absolute(value)
+    if key == "sets" and isinstance(value, list):
+        return [_absolute_set(e) if isinstance(e, str) else e for e in value]
+    return value
+
+
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The identity keys on which two specs differ, as ``key (old -> new)``."""
+    """The identity keys on which two specs differ, as ``key (old -> new)``. A relative path
+    that a spec written before paths were recorded absolute holds counts as the same file
+    when it names it from the working directory of this command."""
     return [
         f"{key} ({old.get(key)!r} -> {new.get(key)!r})"
         for key in IDENTITY
-        if old.get(key) != new.get(key)
+        if _as_recorded(key, old.get(key)) != new.get(key)
     ]
 
 

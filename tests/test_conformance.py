@@ -55,7 +55,15 @@ from ftx.options import Option
 
 @hookimpl
 def method_options():
-    return [Option("depth", "int", "deep", "not an int"), Option("depth", "int", 1, "twice")]
+    return [Option("depth", "int", 2, "once"), Option("depth", "int", 1, "twice")]
+"""
+BAD_DEFAULT = """
+from ftx import hookimpl
+from ftx.options import Option
+
+@hookimpl
+def method_options():
+    return [Option("depth", "int", "deep", "not an int")]
 """
 FREEZES_ALL = """
 from ftx import hookimpl
@@ -86,6 +94,7 @@ def broken_plugins(tmp_path, monkeypatch):
     methods = [
         ("heavy", HEAVY),
         ("badopt", BAD_OPTION),
+        ("baddefault", BAD_DEFAULT),
         ("frozen", FREEZES_ALL),
         ("noop", LEARNS_NOTHING),
     ]
@@ -103,6 +112,7 @@ def broken_plugins(tmp_path, monkeypatch):
     [
         ("heavy", "lazy-import", "imported torch"),
         ("badopt", "options", "more than once"),
+        ("baddefault", "options", "default 'deep' is not an int"),
         ("frozen", "run", "no trainable parameters"),
         ("noop", "(loss|export|learned)", ""),
         ("missing", "discovery", "not installed"),

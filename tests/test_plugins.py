@@ -178,6 +178,49 @@ def test_a_broken_train_defaults_names_plugin_and_hook(
     assert not out.exists()
 
 
+OPTIONS_SOURCE = """
+from ftx import hookimpl
+from ftx.options import Option
+
+@hookimpl
+def method_options():
+    return [{declared}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("declared", "words"),
+    [
+        ('Option("level", "int", "high", "h")', "default 'high' is not an int"),
+        (
+            'Option("mode", "str", "zzz", "m", choices=("a", "b"))',
+            "default 'zzz' is not one of its choices ('a', 'b')",
+        ),
+        ('Option("blocks", "int", 2, "b"), Option("blocks", "int", 3, "b")', "'blocks' twice"),
+        ('"r=8"', "returned str 'r=8', not an ftx.options.Option"),
+    ],
+    ids=["type", "choices", "twice", "not-an-option"],
+)
+def test_a_broken_option_declaration_names_plugin_hook_and_option(
+    declared, words, tmp_path, monkeypatch, ftx_cli, ftx_tiny_model, ftx_tiny_data
+):
+    """A declaration's mistake is the plugin's, said once, before anything runs (a default
+    of the wrong type or outside its choices was written into config.yaml and used)."""
+    root = tmp_path / "site"
+    module = f"ftx_opts_{abs(hash(declared))}_mod"
+    make_dist(root, "ftx-opts", "opts", module, OPTIONS_SOURCE.replace("{declared}", declared))
+    monkeypatch.syspath_prepend(str(root))
+    out = tmp_path / "run"
+    r = ftx_cli(
+        "run", "--plugin", "opts", "--model", ftx_tiny_model, "--data", ftx_tiny_data["train"],
+        "--output", out, "--set", "train.max_steps=1",
+    )  # fmt: skip
+    assert r.exit_code == 2, r.output
+    message = " ".join(r.stderr.split())
+    assert "plugin 'opts': hook method_options" in message and words in message, message
+    assert "Traceback" not in r.output and not out.exists()
+
+
 def test_plugins_json_cli(fake_plugins, ftx_cli):
     result = ftx_cli("plugins", "--json")
     assert result.exit_code == 0

@@ -46,13 +46,14 @@ def parse_plugins(text: str) -> list[str]:
 def declared_options(names: list[str]) -> dict[str, set[str]]:
     """The option names each plugin declares (its ``method_options`` hook: cheap, no torch);
     BadInput for a plugin that is not installed or does not load."""
-    from ftx.plugins import call_first, discover, get_plugin, manager_for
+    from ftx.plugins import declared_options as checked_options
+    from ftx.plugins import discover, get_plugin, manager_for
 
     found = discover()
     declared = {}
     for name in names:
         pm = manager_for(get_plugin(name, found), defaults=False)
-        options, _ = call_first(pm, "method_options")
+        options = checked_options(pm, "method_options")
         declared[name] = {o.name for o in options or []}
     return declared
 

@@ -105,7 +105,9 @@ class Option:
     allows ``null``. ``alternatives`` are extra accepted types (e.g. a layer selector that is a
     string *or* a list). ``min``/``max`` bound a number (inclusive unless ``min_exclusive`` /
     ``max_exclusive``), e.g. a LoRA rank ``min=1``, a dropout ``min=0, max=1,
-    max_exclusive=True``; a default outside them is a mistake in the declaration (ValueError).
+    max_exclusive=True``. A default outside them, outside ``choices``, or not of the type (unless
+    ``None`` or ``"auto"``) is a mistake in the declaration: ValueError, which the host reports
+    naming the plugin and hook (:func:`ftx.plugins.declared_options`).
     """
 
     name: str
@@ -127,6 +129,18 @@ class Option:
             raise ValueError(
                 f"Option {self.name!r}: default {default!r} is outside its range "
                 f"({self.range.describe()})"
+            )
+        if default is None or default == AUTO:
+            return
+        if self.choices is not None and default not in self.choices:
+            raise ValueError(
+                f"Option {self.name!r}: default {default!r} is not one of its choices "
+                f"({', '.join(map(repr, self.choices))})"
+            )
+        if not any(_takes(default, kind) for kind in (self.type, *self.alternatives)):
+            raise ValueError(
+                f"Option {self.name!r}: default {default!r} is not {article(self.type)} "
+                f"{self.describe_type()}"
             )
 
     @property
@@ -150,6 +164,15 @@ class Option:
     def describe_range(self) -> str:
         """``"> 0"``, ``">= 1"``, ``"in [0, 1)"``…; ``""`` for an option without bounds."""
         return self.range.describe()
+
+
+def _takes(value: Any, type_name: str) -> bool:
+    """Whether ``value`` is read as ``type_name`` (:func:`coerce` accepts it)."""
+    try:
+        coerce(value, type_name, where="default")
+    except BadInput:
+        return False
+    return True
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -276,6 +276,40 @@ def merged_train_defaults(pm: pluggy.PluginManager, device: Any, objective: str)
     return merged
 
 
+def declared_options(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+    """The options ``hook_name`` (``method_options``/``objective_options``) declares, checked:
+    BadInput naming the plugin and the hook for one that raises (an :class:`ftx.options.Option`
+    whose default lies outside its range, choices or type raises ValueError), that returns
+    something other than Options, or that declares one name twice."""
+    from ftx.options import Option
+
+    try:
+        declared, who = call_first(pm, hook_name)
+    except BadInput:
+        raise
+    except Exception as exc:
+        raise BadInput(
+            f"plugin '{_failing_plugin(pm, hook_name, exc)}': hook {hook_name} failed: "
+            f"{type(exc).__name__}: {exc}",
+            hint=f"fix the plugin's declaration (run with {STRICT_ENV}=1 for the traceback)",
+        ) from (exc if strict() else None)
+    options = list(declared or [])
+    for option in options:
+        if not isinstance(option, Option):
+            raise BadInput(
+                f"plugin '{who}': hook {hook_name} returned {type(option).__name__} "
+                f"{option!r}, not an ftx.options.Option"
+            )
+    names = [o.name for o in options]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BadInput(
+            f"plugin '{who}': hook {hook_name} declares the option {twice[0]!r} twice",
+            hint="declare each option once",
+        )
+    return options
+
+
 def _failing_plugin(pm: pluggy.PluginManager, hook_name: str, exc: BaseException) -> str:
     """The registered plugin whose ``hook_name`` implementation raised ``exc`` (the innermost
     frame of the traceback that lies in one of them), or ``?``."""

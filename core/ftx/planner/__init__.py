@@ -99,7 +99,7 @@ def plan(
     ``checkpointing``, ``reason``). Raises
     :class:`BadInput` for bad input (an unknown objective included).
     """
-    from ftx.plugins import call_first, discover, manager_for
+    from ftx.plugins import call_first, declared_options, discover, manager_for
 
     parsed = as_settings(settings, method_options)
     everything = discover() if plugins is None else plugins
@@ -127,7 +127,7 @@ def plan(
             continue
         managers[info.name] = manager_for(info, defaults=False)
         try:
-            options, _ = call_first(managers[info.name], "method_options")
+            options = declared_options(managers[info.name], "method_options")
         except Exception as exc:
             row["status"] = f"method_options failed: {type(exc).__name__}: {exc}"
             options = []

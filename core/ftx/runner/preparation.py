@@ -16,7 +16,14 @@ from ftx import config as cfg_mod
 from ftx.catalogue import DEFAULT_OBJECTIVE
 from ftx.context import ObjectiveTraits
 from ftx.errors import BadInput
-from ftx.plugins import call_first, discover, get_plugin, manager_for, merged_train_defaults
+from ftx.plugins import (
+    call_first,
+    declared_options,
+    discover,
+    get_plugin,
+    manager_for,
+    merged_train_defaults,
+)
 from ftx.runner.checkpoints import newest_checkpoint, read_json
 from ftx.runner.provenance import file_hash
 from ftx.runner.request import PreparedRun, RunRequest
@@ -253,8 +260,8 @@ def resolve_config(
     with what their hooks in ``pm`` declare (options, arguments class, train defaults, traits);
     ``(resolved config, the objective's traits)``. Raises BadInput as ``ftx.config.resolve``
     does; reads no model and writes nothing."""
-    declared, _ = call_first(pm, "method_options")
-    objective_declared, _ = call_first(pm, "objective_options")
+    declared = declared_options(pm, "method_options")
+    objective_declared = declared_options(pm, "objective_options")
     arguments, _ = call_first(pm, "arguments_class")
     train_defaults = merged_train_defaults(pm, device, objective)
     traits, _ = call_first(pm, "objective_traits", train=dict(raw.get("train") or {}))

@@ -107,14 +107,20 @@ def fields(plugin: str, objective: str) -> list[Field]:
     """Every field of the form for method ``plugin`` under ``objective``; BadInput for a name
     that is not installed."""
     from ftx.config import CHOICES, CORE_TRAIN_DEFAULTS, DATA_FIELDS
-    from ftx.plugins import call_first, discover, get_plugin, manager_for, merged_train_defaults
+    from ftx.plugins import (
+        declared_options,
+        discover,
+        get_plugin,
+        manager_for,
+        merged_train_defaults,
+    )
 
     found = discover()
     method = get_plugin(plugin, found, kind="method")
     goal = get_plugin(objective, found, kind="objective")
     pm = manager_for(method, objective=goal, defaults=False)
-    declared, _ = call_first(pm, "method_options")
-    objective_declared, _ = call_first(pm, "objective_options")
+    declared = declared_options(pm, "method_options")
+    objective_declared = declared_options(pm, "objective_options")
     out = [_from_option("method", o) for o in declared or []]
     out += [_from_option("objective", o) for o in objective_declared or []]
     for key in DATA_KEYS:

@@ -241,6 +241,10 @@ def test_plugins_table_and_show(fake_plugins, ftx_cli):
     as_json = json.loads(ftx_cli("plugins", "show", "sft", "--json").stdout)
     assert {o["name"] for o in as_json["options"]} == {"layers", "modules", "extra"}
     assert ftx_cli("plugins", "show", "nope").exit_code == 2
+    typo = ftx_cli("plugins", "show", "dpx")  # show takes objectives and rewards too
+    message = " ".join(typo.stderr.split())
+    assert typo.exit_code == 2 and "(did you mean 'dpo'?)" in message
+    assert "objectives dpo" in message and "rewards exact" in message
 
 
 @pytest.mark.parametrize("name", ["fft", "sft", "qlora"])

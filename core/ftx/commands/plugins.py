@@ -43,10 +43,24 @@ def plugins_show_cmd(name: str, as_json: bool) -> None:
         print_reward(rewards[name], as_json=as_json)
         return
     info = found.get(name)
-    if info is None or not info.ok:
+    if info is None:
+        from ftx.errors import BadInput
+        from ftx.options import did_you_mean
+
+        known = [*found, *rewards]
+        raise BadInput(
+            f"unknown plugin '{name}'{did_you_mean(name, known)}; installed: "
+            + "; ".join(
+                f"{kind}s {', '.join(sorted(n for n, p in found.items() if p.kind == kind))}"
+                for kind in ("method", "objective")
+            )
+            + f"; rewards {', '.join(sorted(rewards))}",
+            hint="`ftx plugins` lists them all",
+        )
+    if not info.ok:
         from ftx.plugins import get_plugin
 
-        get_plugin(name, list(found.values()))  # raises the unknown/failed-to-load message
+        get_plugin(name, list(found.values()), kind=info.kind)  # raises why it cannot load
     hook = "method_options" if info.kind == "method" else "objective_options"
     pm = manager_for(info, defaults=False)
     options, _ = call_first(pm, hook)

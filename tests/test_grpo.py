@@ -253,7 +253,10 @@ def test_user_code_is_announced_once(tmp_path, ftx_tiny_model, prompts, capfd):
     from ftx.rewards import check_rewards, load_rewards
 
     path = tmp_path / "mine.py"
-    path.write_text("def reward(prompts, completions, completion_ids, **kw):\n    return [1.0]*2\n")
+    path.write_text(
+        "def reward(prompts, completions, completion_ids, **kw):\n"
+        "    return [1.0] * len(completions)\n"
+    )
     rows = [prompt_example(r) for r in load_prompt_rows(prompts["train"])]
     for _ in range(2):
         check_rewards(load_rewards([str(path)]), rows, {})

@@ -1,15 +1,20 @@
 """The floor: each method's training step against its own matrix multiplications alone.
 
-For each plugin (default fft, sft, qlora) one short ``ftx run`` on the demo rows runs in a
-child process with ftx's own settings for this machine (precision, attention, threads). After
-``--warmup`` steps it times ``--timed`` steps, then records one more under ``torch.profiler``
-(shapes and dtypes). When training ends, in the same process and with the same threads, every
-matrix multiplication the profiler recorded in that step (``aten::mm``, ``addmm``, ``bmm``,
-``baddbmm``: forward and backward, with their shapes, dtypes and count) is run again alone on
-fresh tensors and timed. Per method it prints:
+For each plugin (default fft, sft, qlora) one short ``ftx run`` runs in a child process with
+ftx's own settings for this machine (precision, attention, threads), on one demo row of median
+length repeated (every step then has the same tokens and shapes). After ``--warmup`` steps it
+records one step under ``torch.profiler`` (shapes and dtypes), runs one more untimed (the
+first step after profiling ran up to a third slower); then ``--timed`` times, it times
+one step and, right after it, in the same process and threads, runs every matrix
+multiplication the profiled step recorded (``aten::mm``, ``addmm``, ``bmm``, ``baddbmm``:
+forward and backward, with their shapes, dtypes and count) alone on fresh tensors. Each
+(step, matmuls) pair is measured back to back, so that load from other processes reaches both
+halves of its ratio alike (on a shared 2-core machine the matmuls alone varied by a third
+between runs). Per method it prints:
 
-* **step / matmul**: the median timed step over the matmuls' summed time: how far the step is
-  from the floor its own matrix multiplications set (1.0 = nothing but matmuls);
+* **step / matmul**: the median over the pairs of step time over the matmuls' summed time, with
+  the pairs' range: how far the step is from the floor its own matrix multiplications set
+  (1.0 = nothing but matmuls);
 * **MFU**: the step's matmul FLOPs per second of step time over the measured peak of this CPU's
   best fp32 and bf16 matmul (square ``torch.mm`` up to 2048, the same threads), so that the
   figure means the same on another CPU; and the replayed matmuls' own rate over that peak
@@ -23,7 +28,7 @@ backward's), which BLAS handles with a flag, at about the same speed. Attention 
 
 Usage::
 
-    python bench/floor.py [--plugins fft,sft,qlora] [--warmup 2] [--timed 3] [--quick]
+    python bench/floor.py [--plugins fft,sft,qlora] [--warmup 5] [--timed 5] [--quick]
         [--set section.key=value ...]
 
 Results: ``bench/results/floor.json`` (``--tag`` adds a suffix).
@@ -32,6 +37,7 @@ Results: ``bench/results/floor.json`` (``--tag`` adds a suffix).
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import sys
 import time
@@ -71,43 +77,52 @@ def worker(out_json: str, warmup: int, timed: int, argv: list[str]) -> None:
 
 
 def floor_callback(warmup: int, timed: int, report: dict[str, Any]) -> Any:
-    """A TrainerCallback that fills ``report``: step times, the profiled step's operators and
-    matmuls, their replay, and the machine's peak matmul rates."""
+    """A TrainerCallback that fills ``report``: the profiled step's operators and matmuls, then
+    ``timed`` pairs of (one timed step, its matmuls replayed alone right after it), and the
+    machine's peak matmul rates. Each pair's two halves run back to back, so load from other
+    processes that comes and goes reaches both sides of its ratio alike."""
     from torch.profiler import ProfilerActivity, profile
     from transformers import TrainerCallback
-
-    profiled_step = warmup + timed  # 0-based global_step at the profiled step's start
 
     class Floor(TrainerCallback):
         def __init__(self) -> None:
             self.prof: Any = None
             self.t0 = 0.0
-            self.steps: list[float] = []
+            self.index = 0  # steps ended so far
+            self.matmuls: list[dict[str, Any]] = []
+            self.pairs: list[dict[str, float]] = []
 
         def on_step_begin(self, args, state, control, **kwargs):
-            if state.global_step == profiled_step:
+            if self.index == warmup:
                 self.prof = profile(activities=[ProfilerActivity.CPU], record_shapes=True)
                 self.prof.__enter__()
+            self.faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             seconds = time.perf_counter() - self.t0
-            if self.prof is None:
-                self.steps.append(seconds)
-                return
-            self.prof.__exit__(None, None, None)
-            report["profiled_step_s"] = seconds
-            report.update(profiled_ops(self.prof, seconds))
-            self.prof = None
-            control.should_training_stop = True
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.faults0
+            self.index += 1
+            if self.prof is not None:
+                self.prof.__exit__(None, None, None)
+                report["profiled_step_s"] = seconds
+                report.update(profiled_ops(self.prof, seconds))
+                self.matmuls = report["matmuls"]
+                self.prof = None
+            elif self.index > warmup + 2:  # the step after the profiled one settles, untimed
+                replayed = replay(self.matmuls)
+                self.pairs.append(
+                    {"step_s": seconds, "matmul_s": replayed["matmul_s"], "page_faults": faults}
+                )
+                report["replay"] = replayed
+            if self.index >= warmup + 2 + timed:
+                control.should_training_stop = True
 
         def on_train_end(self, args, state, control, **kwargs):
             import torch
 
-            report["step_times_s"] = [round(t, 4) for t in self.steps]
-            report["timed_step_s"] = statistics.median(self.steps[warmup:] or self.steps)
+            report["pairs"] = [{k: round(v, 6) for k, v in p.items()} for p in self.pairs]
             report["threads"] = torch.get_num_threads()
-            report["replay"] = replay(report.get("matmuls", []))
             report["peak_gflops"] = {d: peak_gflops(d) for d in ("float32", "bfloat16")}
 
     return Floor()
@@ -126,6 +141,12 @@ def profiled_ops(prof: Any, step_s: float) -> dict[str, Any]:
         if e.key not in MATMUL_OPS
     ]
     others.sort(key=lambda o: -o["self_s"])
+    by_shape = [
+        {"name": e.key, "shapes": e.input_shapes, "self_s": e.self_cpu_time_total / 1e6}
+        for e in prof.key_averages(group_by_input_shape=True)
+        if e.key not in MATMUL_OPS
+    ]
+    by_shape.sort(key=lambda o: -o["self_s"])
     all_self = sum(e.self_cpu_time_total for e in prof.key_averages()) / 1e6
     return {
         "matmuls": [
@@ -133,6 +154,7 @@ def profiled_ops(prof: Any, step_s: float) -> dict[str, Any]:
             for (op, s, d), n in matmuls.items()
         ],
         "top_other_ops": others[:12],
+        "top_other_ops_by_shape": by_shape[:20],
         "outside_ops_s": max(step_s - all_self, 0.0),
     }
 
@@ -217,23 +239,39 @@ def peak_gflops(dtype: str) -> float:
 
 
 def summarise(plugin: str, data: dict[str, Any]) -> dict[str, Any]:
-    """One method's figures: step, matmul time, ratio, MFU against each measured peak."""
-    step = data["timed_step_s"]
-    replayed = data["replay"]
-    gflop = replayed["matmul_gflop"]
+    """One method's figures: the median step and matmul time over the pairs, the median of the
+    pairs' ratios with their range, and MFU against each measured peak."""
+    pairs = data["pairs"]
+    ratios = [p["step_s"] / p["matmul_s"] for p in pairs if p["matmul_s"]]
+    step = statistics.median(p["step_s"] for p in pairs)
+    matmul_s = statistics.median(p["matmul_s"] for p in pairs)
+    gflop = data["replay"]["matmul_gflop"]
     row: dict[str, Any] = {
         "method": plugin,
         "step_s": round(step, 3),
-        "matmul_s": round(replayed["matmul_s"], 3),
-        "step_over_matmul": round(step / replayed["matmul_s"], 2) if replayed["matmul_s"] else None,
+        "matmul_s": round(matmul_s, 3),
+        "step_over_matmul": round(statistics.median(ratios), 2) if ratios else None,
+        "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)] if ratios else None,
         "matmul_gflop": round(gflop, 1),
         "outside_ops_s": round(data["outside_ops_s"], 3),
         "profiled_step_s": round(data["profiled_step_s"], 3),
     }
     for dtype, peak in data["peak_gflops"].items():
         row[f"mfu_vs_{dtype}_peak"] = round(gflop / step / peak, 3)
-        row[f"replay_vs_{dtype}_peak"] = round(gflop / replayed["matmul_s"] / peak, 3)
+        row[f"replay_vs_{dtype}_peak"] = round(gflop / matmul_s / peak, 3)
     return row
+
+
+def write_repeated_row(source: Path, copies: int, target: Path) -> Path:
+    """``copies`` copies of the row of median length among ``source``'s first 240 rows: every
+    step then trains on the same tokens, so each timed step runs exactly the matmuls the
+    profiled step recorded (the demo's rows differ in length, and a step of other rows would
+    have other shapes)."""
+    lines = [line for line in source.read_text().splitlines() if line.strip()][:240]
+    row = sorted(lines, key=len)[len(lines) // 2]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((row + "\n") * copies)
+    return target
 
 
 def calibration_line(calibration: dict[str, Any] | None) -> str:
@@ -260,8 +298,8 @@ def main() -> None:
 
     parser = common.bench_parser(__doc__, quick="1 warm-up step, 1 timed", ignore=("eval-limit",))
     parser.add_argument("--plugins", default="fft,sft,qlora")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--timed", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--timed", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--model", help="model to train (default: the demo's SmolLM2)")
     parser.add_argument("--set", dest="sets", action="append", default=[])
@@ -270,10 +308,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.warmup, args.timed = 1, 1
-    steps = args.warmup + args.timed + 1
+    steps = args.warmup + args.timed + 2
     work = common.workdir("floor", args.workdir)
     model = Path(args.model) if args.model else common.demo_model()
-    subset = common.write_subset(common.demo_data()[0], steps * args.batch, work / "train.jsonl")
+    subset = write_repeated_row(common.demo_data()[0], steps * args.batch, work / "train.jsonl")
     info = common.machine()
     results: dict[str, Any] = {}
     rows = []
@@ -298,7 +336,8 @@ def main() -> None:
         rows.append(data["summary"])
     first = next(iter(results.values()), {})
     peaks, threads = first.get("peak_gflops", {}), first.get("threads", "?")
-    headers = ["method", "step s", "matmul s", "step / matmul", "GFLOP/step", "MFU fp32 peak"]
+    headers = ["method", "step s", "matmul s", "step / matmul", "range", "GFLOP/step"]
+    headers += ["MFU fp32 peak"]
     headers += ["MFU bf16 peak", "replayed matmuls / fp32 peak", "outside ops s"]
     table = common.markdown_table(
         headers,
@@ -308,6 +347,7 @@ def main() -> None:
                 r["step_s"],
                 r["matmul_s"],
                 r["step_over_matmul"],
+                "–".join(str(x) for x in r["ratio_range"] or []),
                 r["matmul_gflop"],
                 r["mfu_vs_float32_peak"],
                 r["mfu_vs_bfloat16_peak"],

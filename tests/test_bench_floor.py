@@ -65,13 +65,54 @@ def test_replay_scales_by_count_and_keeps_the_dtype(floor):
 
 def test_summary_ratios(floor):
     data = {
-        "timed_step_s": 2.0,
+        "pairs": [
+            {"step_s": 2.0, "matmul_s": 1.6},
+            {"step_s": 2.4, "matmul_s": 1.6},
+            {"step_s": 1.8, "matmul_s": 1.5},
+        ],
         "profiled_step_s": 2.2,
         "outside_ops_s": 0.1,
         "replay": {"matmul_s": 1.6, "matmul_gflop": 80.0},
         "peak_gflops": {"float32": 100.0, "bfloat16": 400.0},
     }
     row = floor.summarise("fft", data)
-    assert row["step_over_matmul"] == 1.25
+    assert row["step_over_matmul"] == 1.25  # the median of the pairs' own ratios
+    assert row["ratio_range"] == [1.2, 1.5]
+    assert row["step_s"] == 2.0 and row["matmul_s"] == 1.6  # medians
     assert row["mfu_vs_float32_peak"] == 0.4 and row["mfu_vs_bfloat16_peak"] == 0.1
     assert row["replay_vs_float32_peak"] == 0.5
+
+
+def test_one_step_is_profiled_then_each_timed_step_is_paired_with_a_replay(floor, monkeypatch):
+    """warm-up, the profiled step, one untimed step, then ``timed`` (step, replay) pairs; the
+    run is told to stop after the last pair."""
+    from types import SimpleNamespace
+
+    import torch
+
+    monkeypatch.setattr(floor, "peak_gflops", lambda dtype: 1.0)
+    report: dict = {}
+    callback = floor.floor_callback(1, 2, report)
+    control = SimpleNamespace(should_training_stop=False)
+    a = torch.randn(128, 128)
+    for _ in range(5):  # 1 warm-up + profiled + untimed + 2 timed
+        assert not control.should_training_stop
+        callback.on_step_begin(None, None, control)
+        torch.mm(a, a)
+        callback.on_step_end(None, None, control)
+    assert control.should_training_stop
+    callback.on_train_end(None, None, control)
+    assert [(m["op"], m["shapes"], m["count"]) for m in report["matmuls"]] == [
+        ("aten::mm", [[128, 128], [128, 128]], 1)
+    ]
+    assert len(report["pairs"]) == 2
+    assert all(
+        p["step_s"] > 0 and p["matmul_s"] > 0 and p["page_faults"] >= 0 for p in report["pairs"]
+    )
+
+
+def test_the_repeated_row_is_the_median_length_one(floor, tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(f'{{"text": "{"x" * n}"}}\n' for n in (5, 1, 9, 3, 7)))
+    target = floor.write_repeated_row(source, 4, tmp_path / "out" / "train.jsonl")
+    assert target.read_text().splitlines() == ['{"text": "xxxxx"}'] * 4

@@ -164,18 +164,28 @@ def test_a_broken_train_defaults_names_plugin_and_hook(
     source, words, tmp_path, monkeypatch, ftx_cli, ftx_tiny_model, ftx_tiny_data
 ):
     """Met while the run is prepared, before any model loads: one message, exit 2."""
-    root = tmp_path / "site"
     module = f"ftx_bad_{len(source)}_mod"  # one module name per case: sys.modules keeps the first
-    make_dist(root, "ftx-bad", "bad", module, GOOD + source.replace("from ftx import hookimpl", ""))
+    source = GOOD + source.replace("from ftx import hookimpl", "")
+    message = _refused_run(
+        tmp_path, monkeypatch, ftx_cli, ftx_tiny_model, ftx_tiny_data, module, source
+    )
+    assert words in message
+
+
+def _refused_run(tmp_path, monkeypatch, ftx_cli, model, data, module: str, source: str) -> str:
+    """``ftx run --plugin bad`` with plugin ``bad`` made of ``source``: it must exit 2 with
+    one message and no traceback, leaving no run directory; the message, whitespace folded."""
+    root = tmp_path / "site"
+    make_dist(root, "ftx-bad", "bad", module, source)
     monkeypatch.syspath_prepend(str(root))
     out = tmp_path / "run"
     r = ftx_cli(
-        "run", "--plugin", "bad", "--model", ftx_tiny_model, "--data", ftx_tiny_data["train"],
-        "--output", out, "--set", "train.max_steps=1",
+        "run", "--plugin", "bad", "--model", model, "--data", data["train"], "--output", out,
+        "--set", "train.max_steps=1",
     )  # fmt: skip
     assert r.exit_code == 2, r.output
-    assert words in " ".join(r.stderr.split()) and "Traceback" not in r.output
-    assert not out.exists()
+    assert "Traceback" not in r.output and not out.exists()
+    return " ".join(r.stderr.split())
 
 
 OPTIONS_SOURCE = """
@@ -206,19 +216,12 @@ def test_a_broken_option_declaration_names_plugin_hook_and_option(
 ):
     """A declaration's mistake is the plugin's, said once, before anything runs (a default
     of the wrong type or outside its choices was written into config.yaml and used)."""
-    root = tmp_path / "site"
     module = f"ftx_opts_{abs(hash(declared))}_mod"
-    make_dist(root, "ftx-opts", "opts", module, OPTIONS_SOURCE.replace("{declared}", declared))
-    monkeypatch.syspath_prepend(str(root))
-    out = tmp_path / "run"
-    r = ftx_cli(
-        "run", "--plugin", "opts", "--model", ftx_tiny_model, "--data", ftx_tiny_data["train"],
-        "--output", out, "--set", "train.max_steps=1",
-    )  # fmt: skip
-    assert r.exit_code == 2, r.output
-    message = " ".join(r.stderr.split())
-    assert "plugin 'opts': hook method_options" in message and words in message, message
-    assert "Traceback" not in r.output and not out.exists()
+    source = OPTIONS_SOURCE.replace("{declared}", declared)
+    message = _refused_run(
+        tmp_path, monkeypatch, ftx_cli, ftx_tiny_model, ftx_tiny_data, module, source
+    )
+    assert "plugin 'bad': hook method_options" in message and words in message, message
 
 
 def test_plugins_json_cli(fake_plugins, ftx_cli):

@@ -260,10 +260,8 @@ def merged_train_defaults(pm: pluggy.PluginManager, device: Any, objective: str)
     except BadInput:
         raise
     except Exception as exc:  # a plugin's bug, met before any model loads: name who and where
-        who = _failing_plugin(pm, "train_defaults", exc)
-        raise BadInput(
-            f"plugin '{who}': hook train_defaults failed: {type(exc).__name__}: {exc}",
-            hint=f"fix the plugin (run with {STRICT_ENV}=1 for the traceback), or choose another",
+        raise _hook_failed(
+            pm, "train_defaults", exc, fix="fix the plugin, or choose another"
         ) from (exc if strict() else None)
     for answer, name in answers:
         if answer is not None and not isinstance(answer, dict):
@@ -288,11 +286,9 @@ def declared_options(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
     except BadInput:
         raise
     except Exception as exc:
-        raise BadInput(
-            f"plugin '{_failing_plugin(pm, hook_name, exc)}': hook {hook_name} failed: "
-            f"{type(exc).__name__}: {exc}",
-            hint=f"fix the plugin's declaration (run with {STRICT_ENV}=1 for the traceback)",
-        ) from (exc if strict() else None)
+        raise _hook_failed(pm, hook_name, exc, fix="fix the plugin's declaration") from (
+            exc if strict() else None
+        )
     options = list(declared or [])
     for option in options:
         if not isinstance(option, Option):
@@ -308,6 +304,16 @@ def declared_options(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
             hint="declare each option once",
         )
     return options
+
+
+def _hook_failed(pm: pluggy.PluginManager, hook_name: str, exc: Exception, *, fix: str) -> BadInput:
+    """The BadInput for a hook implementation that raised ``exc``: the plugin, the hook, the
+    cause, and ``fix`` with the way to the traceback."""
+    return BadInput(
+        f"plugin '{_failing_plugin(pm, hook_name, exc)}': hook {hook_name} failed: "
+        f"{type(exc).__name__}: {exc}",
+        hint=f"{fix} (run with {STRICT_ENV}=1 for the traceback)",
+    )
 
 
 def _failing_plugin(pm: pluggy.PluginManager, hook_name: str, exc: BaseException) -> str:

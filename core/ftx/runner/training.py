@@ -7,14 +7,13 @@ checkpoint when there is one, and returns the facts the summary records.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftx.plugins import call_all, call_first
-from ftx.runner.checkpoints import checkpoint_step, training_finished_in
+from ftx.runner.checkpoints import checkpoint_step, read_json, training_finished_in
 
 
 @dataclass
@@ -188,18 +187,17 @@ def train(built: Trainer, resume_from: Path | None) -> dict[str, Any]:
 def checkpoint_tokens(checkpoint: Path) -> int:
     """The tokens trained up to ``checkpoint`` (its ``trainer_state.json``'s last logged
     ``num_tokens``; 0 when it logged none)."""
-    try:
-        state = json.loads((checkpoint / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return 0
-    for row in reversed(state.get("log_history") or []):
-        if "num_tokens" in row:
-            return int(row["num_tokens"])
-    return 0
+    state = read_json(checkpoint / "trainer_state.json")
+    return last_num_tokens(state.get("log_history") or []) or 0
 
 
 def tokens_seen(trainer: Any) -> int | None:
-    for row in reversed(trainer.state.log_history):
+    return last_num_tokens(trainer.state.log_history)
+
+
+def last_num_tokens(log_history: list[dict[str, Any]]) -> int | None:
+    """The last ``num_tokens`` logged in ``log_history``, None when none was."""
+    for row in reversed(log_history):
         if "num_tokens" in row:
             return int(row["num_tokens"])
     return None
